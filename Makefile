@@ -1,0 +1,53 @@
+# Thin wrapper: CMake + Ninja do the work. `make` builds build/switchyard.
+BUILD      ?= build
+BUILD_TYPE ?= Release
+JOBS       ?= $(shell nproc)
+
+# Debian 12 packages the build, the tests and the demo need.
+DEPS := cmake ninja-build g++ ccache pkg-config python3 curl procps \
+        libboost1.81-dev libboost-json1.81-dev libyaml-cpp-dev libspdlog-dev \
+        prometheus-cpp-dev libgtest-dev libgmock-dev libbenchmark-dev
+
+.PHONY: all build deps run test unit integration bench asan clean
+
+all: build
+
+deps:
+	@missing=""; for p in $(DEPS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+$(BUILD)/build.ninja:
+	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE)
+
+build: deps $(BUILD)/build.ninja
+	cmake --build $(BUILD) -j $(JOBS)
+
+# Starts four demo backends in two regions and switchyard on config/switchyard.yaml.
+run: build
+	@config/run-demo.sh $(BUILD)
+
+test: build
+	cd $(BUILD) && ctest --output-on-failure -j 2 --timeout 600
+
+unit: build
+	cd $(BUILD) && ctest --output-on-failure -L unit
+
+integration: build
+	cd $(BUILD) && ctest --output-on-failure -L integration
+
+bench: build
+	$(BUILD)/switchyard_bench
+
+# The whole suite under AddressSanitizer and UndefinedBehaviorSanitizer.
+asan: deps
+	cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DSWITCHYARD_SANITIZE=ON
+	cmake --build build-asan -j $(JOBS)
+	cd build-asan && ctest --output-on-failure -j 2 --timeout 900
+
+clean:
+	rm -rf $(BUILD) build-asan

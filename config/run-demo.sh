@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Starts the demo: four demo backends in two regions, then switchyard in the foreground on
+# config/switchyard.yaml. Ctrl-C stops everything.
+set -euo pipefail
+BUILD=${1:-build}
+cd "$(dirname "$0")/.."
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
+trap cleanup EXIT INT TERM
+
+start_backend() { # name region port latency
+  "$BUILD/demo_backend" --listen "127.0.0.1:$3" --name "$1" --region "$2" \
+    --latency-ms "$4" --cpu 0.2 --mem 0.4 >/dev/null &
+  pids+=($!)
+}
+start_backend east-a us-east 9001 0
+start_backend east-b us-east 9002 5
+start_backend west-a eu-west 9003 20
+start_backend west-b eu-west 9004 25
+sleep 0.3
+
+cat <<'MSG'
+
+switchyard demo: listener on http://127.0.0.1:8080, admin on http://127.0.0.1:9901
+backends: east-a :9001, east-b :9002 (us-east), west-a :9003, west-b :9004 (eu-west)
+
+Try, in another terminal:
+  curl -i http://127.0.0.1:8080/                      # round robin over four backends
+  for i in 1 2 3 4; do curl -s http://127.0.0.1:8080/; done
+  curl -s http://127.0.0.1:8080/api/x                 # least_request cluster "api"
+  curl -s -X POST --data 'hello' http://127.0.0.1:8080/echo
+  curl -s http://127.0.0.1:9901/admin/clusters        # endpoints and their state
+  curl -s http://127.0.0.1:9901/metrics | grep ^switchyard_
+  kill -HUP $(pgrep -x switchyard)                    # reload config/switchyard.yaml
+
+MSG
+"$BUILD/switchyard" --config config/switchyard.yaml &
+pids+=($!)
+wait "${pids[-1]}"

@@ -1,0 +1,60 @@
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string_view>
+#include <vector>
+
+#include "switchyard/config/config.h"
+#include "switchyard/registry/endpoint.h"
+
+namespace switchyard::balancer {
+
+using registry::Endpoint;
+
+// What routing knows about a request, filled once per request. Every field may be empty: a
+// strategy that needs one copes without it.
+struct PickContext {
+  std::string_view hash_key;     // extracted by routing per cluster.hash.key
+  bool has_hash_key = false;
+  std::string_view client_region;
+  uint32_t attempt = 0;          // 0 for the first try, 1.. for retries
+  // Indices of endpoints already tried by this request: avoided while another is usable.
+  std::span<const uint32_t> tried;
+
+  bool was_tried(uint32_t index) const {
+    for (uint32_t t : tried) {
+      if (t == index) return true;
+    }
+    return false;
+  }
+};
+
+// Mutable per-worker, per-cluster picking state (round-robin positions, a PRNG). Owned by the
+// worker; never shared between threads, so strategies need no atomics for it.
+struct WorkerLbState {
+  WorkerLbState(size_t endpoints, uint64_t seed);
+  uint64_t next_random();  // splitmix64: fast, well mixed, not for secrets
+
+  uint64_t rng;
+  uint64_t cursor = 0;
+  std::vector<int64_t> current_weight;
+};
+
+// A load-balancing strategy over one immutable endpoint list. Built once per snapshot on the
+// control thread (the expensive half: tables, prefix sums); pick() runs on workers, per
+// request: no I/O, no lock, no allocation. The endpoint list outlives the strategy (both live
+// in the same ClusterSnapshot).
+class Strategy {
+ public:
+  virtual ~Strategy() = default;
+  // Any worker thread. Returns a usable endpoint, or nullptr when none is usable.
+  virtual const Endpoint* pick(const PickContext& ctx, WorkerLbState& state) const = 0;
+};
+
+// Control thread: builds the strategy named in the cluster config over endpoints.
+std::unique_ptr<Strategy> build_strategy(const config::Cluster& cluster,
+                                         const std::vector<Endpoint>& endpoints);
+
+}  // namespace switchyard::balancer

@@ -1,0 +1,177 @@
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "switchyard/common/duration.h"
+#include "switchyard/common/net.h"
+
+// The whole YAML contract of DESIGN.md Part A as plain, immutable-after-load structs. Defaults
+// here are the documented defaults; the loader (config/loader.h) fills and validates them.
+namespace switchyard::config {
+
+using namespace std::chrono_literals;
+
+struct Admin {
+  std::string listen_text = "127.0.0.1:9901";
+  SocketAddress listen;
+};
+
+enum class AccessLogFormat { kText, kJson };
+
+struct AccessLog {
+  bool enabled = true;
+  AccessLogFormat format = AccessLogFormat::kText;
+};
+
+struct Limits {
+  uint32_t max_connections = 10000;
+  uint32_t max_request_header_bytes = 16384;
+  uint64_t max_request_body_bytes = 0;  // 0 = unlimited (streamed)
+  Duration header_timeout = 10s;
+  Duration idle_timeout = 60s;
+};
+
+enum class CrossRegion { kAllow, kFailoverOnly, kDeny };
+
+enum class RetryOn : uint32_t {
+  kConnectFailure = 1u << 0,
+  kReset = 1u << 1,
+  kTimeout = 1u << 2,
+};
+
+struct Retries {
+  uint32_t attempts = 1;                // retries after the first try
+  uint32_t on_mask = static_cast<uint32_t>(RetryOn::kConnectFailure);
+  std::vector<uint16_t> on_status;      // e.g. 503
+};
+
+struct Route {
+  std::optional<std::string> host;          // lower-cased; "*.example.com" matches subdomains
+  std::optional<std::string> path_prefix;
+  std::string cluster;
+  size_t cluster_index = 0;                 // resolved by the loader
+  Duration timeout = 15s;
+  Retries retries;
+  CrossRegion cross_region = CrossRegion::kAllow;
+};
+
+struct RegionMapEntry {
+  std::string cidr_text;
+  Cidr cidr;
+  std::string region;
+};
+
+struct Listener {
+  std::string name;
+  std::string listen_text;
+  SocketAddress listen;
+  std::string local_region;
+  bool debug_headers = false;
+  std::vector<Cidr> trusted_proxies;  // default: none (no peer's forwarding headers believed)
+  std::vector<RegionMapEntry> region_map;
+  Limits limits;
+  std::vector<Route> routes;
+};
+
+enum class Strategy { kRoundRobin, kLeastRequest, kRandom, kResourceAware, kConsistentHash, kMaglev };
+
+struct ResourceAware {
+  double cpu_weight = 0.4;
+  double memory_weight = 0.3;
+  double connection_weight = 0.3;
+  uint32_t connection_capacity = 100;
+  Duration max_report_age = 10s;
+};
+
+enum class HashKeySource { kHeader, kCookie, kQuery, kPath, kClientIp };
+
+struct HashKey {
+  HashKeySource source = HashKeySource::kClientIp;
+  std::string name;  // header, cookie or query parameter name
+};
+
+enum class OnMissingKey { kRandom, kReject };
+
+struct Hash {
+  HashKey key;
+  uint32_t virtual_nodes = 160;
+  std::string seed;
+  double bounded_load = 0;  // 0 = off, else > 1
+  OnMissingKey on_missing_key = OnMissingKey::kRandom;
+};
+
+enum class Fallback { kNearest, kAny, kNone };
+
+struct Locality {
+  std::string client_region_header = "X-Client-Region";
+  double min_healthy_fraction = 0.5;
+  Fallback fallback = Fallback::kNearest;
+};
+
+struct StatusRange {
+  uint16_t low = 200;
+  uint16_t high = 299;
+};
+
+struct HealthCheck {
+  std::string path = "/healthz";
+  Duration interval = 2s;
+  Duration timeout = 1s;
+  uint32_t healthy_threshold = 2;
+  uint32_t unhealthy_threshold = 3;
+  std::vector<StatusRange> expect_status{StatusRange{}};
+};
+
+struct CircuitBreaker {
+  uint32_t consecutive_failures = 5;
+  Duration base_ejection = 30s;
+  Duration max_ejection = 300s;
+  double max_ejected_fraction = 0.5;
+  uint32_t max_pending_requests = 1024;
+};
+
+struct Upstream {
+  Duration connect_timeout = 1s;
+  Duration idle_timeout = 60s;
+  uint32_t max_idle_per_endpoint = 64;
+};
+
+struct Endpoint {
+  std::string address_text;
+  SocketAddress address;
+  std::string region;
+  std::string zone;
+  uint32_t weight = 1;
+  std::optional<double> cpu_usage;     // metadata, static until reports arrive
+  std::optional<double> memory_usage;
+};
+
+struct Cluster {
+  std::string name;
+  Strategy strategy = Strategy::kRoundRobin;
+  ResourceAware resource_aware;
+  Hash hash;
+  std::optional<Locality> locality;         // absent = geographic layer off
+  std::optional<HealthCheck> health_check;  // absent = no active checks
+  CircuitBreaker circuit_breaker;
+  Upstream upstream;
+  std::vector<Endpoint> endpoints;
+};
+
+struct Config {
+  std::string source_path;
+  uint32_t workers = 0;  // resolved: 0 -> hardware threads, by the loader
+  Duration drain_timeout = 15s;
+  Admin admin;
+  AccessLog access_log;
+  std::vector<Listener> listeners;
+  std::vector<Cluster> clusters;
+};
+
+const char* to_string(Strategy s);
+
+}  // namespace switchyard::config

@@ -1,0 +1,65 @@
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "switchyard/balancer/strategy.h"
+#include "switchyard/config/config.h"
+#include "switchyard/metrics/metrics.h"
+#include "switchyard/registry/endpoint.h"
+#include "switchyard/routing/router.h"
+
+namespace switchyard::registry {
+
+// Everything a worker needs about one cluster, immutable once built: endpoints and the strategy
+// table built over them travel together, so a request never sees members of one version with a
+// table of another.
+struct ClusterSnapshot {
+  const config::Cluster* config = nullptr;  // owned by the RuntimeSnapshot's config
+  uint32_t index = 0;
+  std::vector<Endpoint> endpoints;
+  std::unique_ptr<balancer::Strategy> strategy;
+  std::shared_ptr<metrics::ClusterMetrics> metrics;
+};
+
+struct ListenerSnapshot {
+  const config::Listener* config = nullptr;
+  routing::Router router;
+  std::shared_ptr<metrics::ListenerMetrics> metrics;
+};
+
+// One published version of the whole configuration and cluster membership. Built on the
+// control thread, posted to every worker, read without locks.
+struct RuntimeSnapshot {
+  uint64_t version = 0;
+  std::shared_ptr<const config::Config> config;
+  std::vector<std::unique_ptr<ClusterSnapshot>> clusters;    // same order as config->clusters
+  std::vector<std::unique_ptr<ListenerSnapshot>> listeners;  // same order as config->listeners
+};
+
+// Owns the long-lived endpoint state and builds snapshots. Control thread only.
+class Registry {
+ public:
+  explicit Registry(metrics::Metrics& metrics) : metrics_(metrics) {}
+
+  // Builds the snapshot for cfg. An endpoint that persists (same cluster name, same address)
+  // keeps its EndpointState (health, ejection, in-flight count) across the rebuild.
+  std::shared_ptr<const RuntimeSnapshot> build(std::shared_ptr<const config::Config> cfg);
+
+  const std::shared_ptr<const RuntimeSnapshot>& current() const { return current_; }
+
+  // Copies live endpoint state into the scrape-time gauges. Call before serializing metrics.
+  void refresh_gauges() const;
+
+ private:
+  metrics::Metrics& metrics_;
+  std::shared_ptr<const RuntimeSnapshot> current_;
+  std::map<std::string, std::shared_ptr<EndpointState>> states_;  // key: cluster '\0' address
+  uint32_t next_endpoint_id_ = 0;
+  uint64_t next_version_ = 1;
+};
+
+}  // namespace switchyard::registry

@@ -1,0 +1,271 @@
+// demo_backend: a small HTTP/1.1 server for the demo and the integration tests.
+//
+//   GET  /                 "hello from NAME (region REGION)"; --latency-ms, --error-rate apply
+//   GET  /healthz          200, or 500 while failing (--fail-health, or /control/health?fail=1)
+//   ANY  /echo...          echoes the request body back; X-Echo-* headers describe the request
+//   GET  /bytes?n=N        N bytes of a fixed pattern (byte i = 'a' + i % 26); &chunked=1
+//   GET  /sleep?ms=N       answers after N ms
+//   GET  /status?code=N    answers with status N
+//   GET  /control/health?fail=0|1   flips /healthz at run time
+//
+// Every response carries X-Backend-Name and X-Backend-Region; with --cpu/--mem it also sends
+// `endpoint-load-metrics: TEXT cpu_utilization=..., mem_utilization=...`.
+// Prints "demo_backend NAME listening on HOST:PORT" once ready (port 0 picks a free port).
+
+#include <atomic>
+#include <boost/asio.hpp>
+#include <boost/beast.hpp>
+#include <boost/crc.hpp>
+#include <charconv>
+#include <csignal>
+#include <cstdio>
+#include <iostream>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+
+namespace {
+
+struct Options {
+  std::string listen = "127.0.0.1:0";
+  std::string name = "backend";
+  std::string region = "local";
+  int latency_ms = 0;
+  double error_rate = 0;
+  double cpu = -1;
+  double mem = -1;
+  bool fail_health = false;
+  int threads = 1;
+};
+
+std::atomic<bool> g_fail_health{false};
+Options g_opt;
+
+std::string_view query_param(std::string_view target, std::string_view name) {
+  auto q = target.find('?');
+  if (q == std::string_view::npos) return {};
+  std::string_view query = target.substr(q + 1);
+  while (!query.empty()) {
+    auto amp = query.find('&');
+    std::string_view item = query.substr(0, amp);
+    auto eq = item.find('=');
+    if (item.substr(0, eq) == name) {
+      return eq == std::string_view::npos ? std::string_view{} : item.substr(eq + 1);
+    }
+    query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
+  }
+  return {};
+}
+
+uint64_t to_u64(std::string_view s, uint64_t fallback) {
+  uint64_t v = fallback;
+  std::from_chars(s.data(), s.data() + s.size(), v);
+  return v;
+}
+
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  explicit Session(tcp::socket socket)
+      : stream_(std::move(socket)), timer_(stream_.get_executor()) {}
+
+  void start() { read(); }
+
+ private:
+  void read() {
+    parser_.emplace();
+    parser_->body_limit(64 * 1024 * 1024);
+    stream_.expires_after(std::chrono::seconds(60));
+    http::async_read(stream_, buffer_, *parser_,
+                     [self = shared_from_this()](beast::error_code ec, size_t) {
+                       if (ec) return;
+                       self->handle();
+                     });
+  }
+
+  void handle() {
+    auto& req = parser_->get();
+    std::string_view target = req.target();
+    std::string_view path = target.substr(0, target.find('?'));
+    res_ = {};
+    res_.version(11);
+    res_.result(http::status::ok);
+    res_.set("X-Backend-Name", g_opt.name);
+    res_.set("X-Backend-Region", g_opt.region);
+    res_.set(http::field::content_type, "text/plain");
+    if (g_opt.cpu >= 0 || g_opt.mem >= 0) {
+      char buf[128];
+      std::snprintf(buf, sizeof(buf), "TEXT cpu_utilization=%.3f, mem_utilization=%.3f",
+                    g_opt.cpu < 0 ? 0 : g_opt.cpu, g_opt.mem < 0 ? 0 : g_opt.mem);
+      res_.set("endpoint-load-metrics", buf);
+    }
+    int delay_ms = 0;
+    if (path == "/healthz") {
+      bool failing = g_fail_health.load();
+      res_.result(failing ? http::status::internal_server_error : http::status::ok);
+      res_.body() = failing ? "failing\n" : "ok\n";
+    } else if (path == "/control/health") {
+      g_fail_health = query_param(target, "fail") == "1";
+      res_.body() = g_fail_health ? "healthz now fails\n" : "healthz now passes\n";
+    } else if (path.rfind("/echo", 0) == 0) {
+      boost::crc_32_type crc;
+      crc.process_bytes(req.body().data(), req.body().size());
+      res_.set("X-Echo-Method", req.method_string());
+      res_.set("X-Echo-Target", req.target());
+      res_.set("X-Echo-Host", req[http::field::host]);
+      res_.set("X-Echo-Version", std::to_string(req.version()));
+      res_.set("X-Echo-XFF", req["X-Forwarded-For"]);
+      res_.set("X-Echo-XFP", req["X-Forwarded-Proto"]);
+      std::string names;
+      for (const auto& f : req) {
+        if (!names.empty()) names += ",";
+        names += std::string(f.name_string());
+      }
+      res_.set("X-Echo-Headers", names);
+      res_.set("X-Received-Length", std::to_string(req.body().size()));
+      res_.set("X-Received-Crc32", std::to_string(crc.checksum()));
+      res_.set("X-Received-Chunked", parser_->chunked() ? "1" : "0");
+      res_.set(http::field::content_type, "application/octet-stream");
+      res_.body() = std::move(req.body());
+    } else if (path == "/bytes") {
+      uint64_t n = std::min<uint64_t>(to_u64(query_param(target, "n"), 0), 256 << 20);
+      std::string body(n, '\0');
+      for (uint64_t i = 0; i < n; ++i) body[i] = static_cast<char>('a' + i % 26);
+      res_.body() = std::move(body);
+      if (query_param(target, "chunked") == "1") {
+        res_.chunked(true);
+      }
+    } else if (path == "/sleep") {
+      delay_ms = static_cast<int>(to_u64(query_param(target, "ms"), 0));
+      res_.body() = "slept\n";
+    } else if (path == "/status") {
+      res_.result(static_cast<unsigned>(to_u64(query_param(target, "code"), 200)));
+      res_.body() = "status " + std::to_string(res_.result_int()) + " from " + g_opt.name + "\n";
+    } else {
+      delay_ms = g_opt.latency_ms;
+      thread_local std::mt19937_64 rng{std::random_device{}()};
+      if (g_opt.error_rate > 0 &&
+          std::uniform_real_distribution<double>(0, 1)(rng) < g_opt.error_rate) {
+        res_.result(http::status::internal_server_error);
+        res_.body() = "injected error from " + g_opt.name + "\n";
+      } else {
+        res_.body() = "hello from " + g_opt.name + " (region " + g_opt.region + ")\n";
+      }
+    }
+    res_.keep_alive(req.keep_alive());
+    if (!res_.chunked()) res_.prepare_payload();
+    if (req.method() == http::verb::head) res_.body().clear();
+    if (delay_ms > 0) {
+      timer_.expires_after(std::chrono::milliseconds(delay_ms));
+      timer_.async_wait([self = shared_from_this()](beast::error_code) { self->write(); });
+      return;
+    }
+    write();
+  }
+
+  void write() {
+    stream_.expires_after(std::chrono::seconds(60));
+    http::async_write(stream_, res_, [self = shared_from_this()](beast::error_code ec, size_t) {
+      if (ec) return;
+      if (!self->res_.keep_alive()) {
+        beast::error_code ignored;
+        self->stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+        return;
+      }
+      self->read();
+    });
+  }
+
+  beast::tcp_stream stream_;
+  asio::steady_timer timer_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  http::response<http::string_body> res_;
+};
+
+void accept_loop(tcp::acceptor& acceptor) {
+  acceptor.async_accept(asio::make_strand(acceptor.get_executor()),
+                        [&acceptor](beast::error_code ec, tcp::socket socket) {
+                          if (!ec) {
+                            socket.set_option(tcp::no_delay(true), ec);
+                            std::make_shared<Session>(std::move(socket))->start();
+                          }
+                          accept_loop(acceptor);
+                        });
+}
+
+void usage() {
+  std::cerr << "usage: demo_backend [--listen HOST:PORT] [--name N] [--region R]\n"
+               "                    [--latency-ms MS] [--error-rate F] [--fail-health]\n"
+               "                    [--cpu F] [--mem F] [--threads N]\n";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    auto next = [&]() -> std::string {
+      if (i + 1 >= argc) {
+        usage();
+        std::exit(2);
+      }
+      return argv[++i];
+    };
+    if (a == "--listen") {
+      g_opt.listen = next();
+    } else if (a == "--name") {
+      g_opt.name = next();
+    } else if (a == "--region") {
+      g_opt.region = next();
+    } else if (a == "--latency-ms") {
+      g_opt.latency_ms = std::stoi(next());
+    } else if (a == "--error-rate") {
+      g_opt.error_rate = std::stod(next());
+    } else if (a == "--cpu") {
+      g_opt.cpu = std::stod(next());
+    } else if (a == "--mem") {
+      g_opt.mem = std::stod(next());
+    } else if (a == "--fail-health") {
+      g_opt.fail_health = true;
+    } else if (a == "--threads") {
+      g_opt.threads = std::max(1, std::stoi(next()));
+    } else {
+      usage();
+      return 2;
+    }
+  }
+  g_fail_health = g_opt.fail_health;
+  auto colon = g_opt.listen.rfind(':');
+  if (colon == std::string::npos) {
+    usage();
+    return 2;
+  }
+  std::string host = g_opt.listen.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
+  asio::io_context ioc(g_opt.threads);
+  tcp::endpoint ep(asio::ip::make_address(host),
+                   static_cast<unsigned short>(std::stoi(g_opt.listen.substr(colon + 1))));
+  tcp::acceptor acceptor(ioc);
+  acceptor.open(ep.protocol());
+  acceptor.set_option(asio::socket_base::reuse_address(true));
+  acceptor.bind(ep);
+  acceptor.listen(asio::socket_base::max_listen_connections);
+  auto bound = acceptor.local_endpoint();
+  std::printf("demo_backend %s listening on %s:%u\n", g_opt.name.c_str(),
+              bound.address().to_string().c_str(), bound.port());
+  std::fflush(stdout);
+  asio::signal_set signals(ioc, SIGINT, SIGTERM);
+  signals.async_wait([&](beast::error_code, int) { ioc.stop(); });
+  accept_loop(acceptor);
+  std::vector<std::thread> threads;
+  for (int i = 1; i < g_opt.threads; ++i) threads.emplace_back([&] { ioc.run(); });
+  ioc.run();
+  for (auto& t : threads) t.join();
+  return 0;
+}

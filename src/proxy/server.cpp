@@ -1,0 +1,84 @@
+#include "switchyard/proxy/server.h"
+
+#include <boost/asio/socket_base.hpp>
+#include <cstring>
+
+#include "switchyard/common/logging.h"
+#include "worker.h"
+
+namespace switchyard::proxy {
+
+using ReusePort = asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
+
+struct ProxyServer::Impl {
+  explicit Impl(const config::Config& cfg) : config(cfg), shared(cfg.listeners.size()) {
+    for (size_t i = 0; i < cfg.workers; ++i) {
+      workers.push_back(std::make_unique<Worker>(i, shared));
+    }
+  }
+  const config::Config& config;
+  SharedCounters shared;
+  std::vector<std::unique_ptr<Worker>> workers;
+  std::vector<std::string> bound;
+};
+
+ProxyServer::ProxyServer(const config::Config& config)
+    : impl_(std::make_unique<Impl>(config)) {}
+
+ProxyServer::~ProxyServer() { stop(); }
+
+bool ProxyServer::bind() {
+  for (size_t li = 0; li < impl_->config.listeners.size(); ++li) {
+    const auto& listener = impl_->config.listeners[li];
+    SocketAddress addr = listener.listen;
+    for (auto& worker : impl_->workers) {
+      tcp::endpoint ep;
+      std::memcpy(ep.data(), &addr.storage, addr.length);
+      ep.resize(addr.length);
+      tcp::acceptor acceptor(worker->ioc());
+      beast::error_code ec;
+      acceptor.open(ep.protocol(), ec);
+      if (!ec) acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+      if (!ec) acceptor.set_option(ReusePort(true), ec);
+      if (!ec) acceptor.bind(ep, ec);
+      if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
+      if (ec) {
+        logs::proxy().error("listener '{}': cannot listen on {}: {}", listener.name,
+                            listener.listen_text, ec.message());
+        return false;
+      }
+      if (addr.port() == 0) addr.set_port(acceptor.local_endpoint().port());
+      worker->add_acceptor(li, std::move(acceptor));
+    }
+    impl_->bound.push_back(addr.to_string());
+    logs::proxy().info("listener '{}' listening on {} ({} workers)", listener.name,
+                       addr.to_string(), impl_->workers.size());
+  }
+  return true;
+}
+
+const std::vector<std::string>& ProxyServer::bound_addresses() const { return impl_->bound; }
+
+void ProxyServer::publish(std::shared_ptr<const registry::RuntimeSnapshot> snapshot) {
+  for (auto& worker : impl_->workers) worker->publish(snapshot);
+}
+
+void ProxyServer::start() {
+  for (auto& worker : impl_->workers) worker->start();
+}
+
+void ProxyServer::drain() {
+  for (auto& worker : impl_->workers) worker->drain();
+}
+
+size_t ProxyServer::open_connections() const {
+  size_t total = 0;
+  for (const auto& worker : impl_->workers) total += worker->open_sessions();
+  return total;
+}
+
+void ProxyServer::stop() {
+  for (auto& worker : impl_->workers) worker->stop();
+}
+
+}  // namespace switchyard::proxy

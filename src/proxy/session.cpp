@@ -1,0 +1,617 @@
+#include "session.h"
+
+#include <sys/socket.h>
+
+#include <boost/asio/write.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/write.hpp>
+#include <cstring>
+
+#include "switchyard/common/logging.h"
+
+namespace switchyard::proxy {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr uint32_t kResponseHeaderLimit = 64 * 1024;
+constexpr size_t kFirstReadSize = 4096;
+constexpr auto kLingerTimeout = std::chrono::seconds(2);
+constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(a[i])) !=
+        std::tolower(static_cast<unsigned char>(b[i]))) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// Removes hop-by-hop fields (RFC 9110 §7.6.1): the fixed list plus every field that the
+// Connection header names. Transfer-Encoding stays: it is this hop's framing, and the
+// serializer re-frames the body by it.
+template <typename Fields>
+void strip_hop_by_hop(Fields& fields) {
+  auto connection = fields.equal_range(http::field::connection);
+  for (auto it = connection.first; it != connection.second; ++it) {
+    std::string_view value = it->value();
+    while (!value.empty()) {
+      auto comma = value.find(',');
+      std::string_view token = value.substr(0, comma);
+      while (!token.empty() && (token.front() == ' ' || token.front() == '\t')) {
+        token.remove_prefix(1);
+      }
+      while (!token.empty() && (token.back() == ' ' || token.back() == '\t')) {
+        token.remove_suffix(1);
+      }
+      if (!token.empty() && !iequals(token, "close") && !iequals(token, "keep-alive") &&
+          !iequals(token, "transfer-encoding")) {
+        fields.erase(token);
+      }
+      value = comma == std::string_view::npos ? std::string_view{} : value.substr(comma + 1);
+    }
+  }
+  fields.erase(http::field::connection);
+  fields.erase(http::field::keep_alive);
+  fields.erase(http::field::proxy_connection);
+  fields.erase(http::field::te);
+  fields.erase(http::field::trailer);
+  fields.erase(http::field::upgrade);
+}
+
+tcp::endpoint to_asio(const SocketAddress& addr) {
+  tcp::endpoint ep;
+  std::memcpy(ep.data(), &addr.storage, addr.length);
+  ep.resize(addr.length);
+  return ep;
+}
+
+bool is_timeout(const beast::error_code& ec) { return ec == beast::error::timeout; }
+
+}  // namespace
+
+Session::Session(Worker& worker, size_t listener_index, tcp::socket socket)
+    : worker_(worker), listener_index_(listener_index), client_(std::move(socket)) {
+  beast::error_code ec;
+  auto remote = client_.socket().remote_endpoint(ec);
+  client_ip_ = ec ? "unknown" : remote.address().to_string();
+  if (!ec) {
+    auto ip = IpAddress::parse(client_ip_);
+    if (ip) client_addr_ = *ip;
+  }
+  listener_metrics_ = worker_.view()->snapshot->listeners[listener_index_]->metrics;
+  listener_metrics_->connections_active.Increment();
+  worker_.link(this);
+}
+
+Session::~Session() {
+  release_endpoint();
+  if (body_buffer_) worker_.release_buffer(std::move(body_buffer_));
+  listener_metrics_->connections_active.Decrement();
+  worker_.shared().listener_connections[listener_index_].fetch_sub(1, std::memory_order_relaxed);
+  worker_.unlink(this);
+}
+
+void Session::start() { do_wait_request(); }
+
+void Session::on_drain() {
+  close_after_response_ = true;
+  if (phase_ == Phase::kIdle) {
+    beast::error_code ec;
+    client_.socket().shutdown(tcp::socket::shutdown_both, ec);
+    client_.cancel();
+  }
+}
+
+void Session::abort() {
+  close_after_response_ = true;
+  client_.close();
+  if (upstream_) upstream_->stream.close();
+}
+
+// Between requests: wait for the first byte of the next one under idle_timeout, so that the
+// header_timeout below measures only how long the head itself takes to arrive.
+void Session::do_wait_request() {
+  phase_ = Phase::kIdle;
+  if (close_after_response_ || worker_.draining()) return close_gracefully();
+  if (client_buffer_.size() > 0) return do_read_head();  // pipelined bytes already here
+  const auto& limits = worker_.view()->snapshot->listeners[listener_index_]->config->limits;
+  client_.expires_after(limits.idle_timeout);
+  client_.async_read_some(client_buffer_.prepare(kFirstReadSize),
+                          beast::bind_front_handler(&Session::on_first_bytes, shared_from_this()));
+}
+
+void Session::on_first_bytes(beast::error_code ec, size_t bytes) {
+  if (ec) return;  // peer closed, idle timeout or drain: the connection just ends
+  client_buffer_.commit(bytes);
+  do_read_head();
+}
+
+void Session::do_read_head() {
+  phase_ = Phase::kRequest;
+  view_ = worker_.view();
+  listener_ = view_->snapshot->listeners[listener_index_].get();
+  const auto& limits = listener_->config->limits;
+  route_ = nullptr;
+  cluster_ = nullptr;
+  endpoint_ = nullptr;
+  tried_count_ = 0;
+  response_bytes_ = 0;
+  response_head_sent_ = false;
+  logged_ = false;
+  request_.emplace();
+  request_->header_limit(limits.max_request_header_bytes);
+  if (limits.max_request_body_bytes == 0) {
+    request_->body_limit(boost::none);
+  } else {
+    request_->body_limit(limits.max_request_body_bytes);
+  }
+  start_ = Clock::now();
+  client_.expires_after(limits.header_timeout);
+  http::async_read_header(client_, client_buffer_, *request_,
+                          beast::bind_front_handler(&Session::on_read_head, shared_from_this()));
+}
+
+void Session::on_read_head(beast::error_code ec, size_t) {
+  if (ec) {
+    if (ec == http::error::end_of_stream || ec == asio::error::operation_aborted ||
+        is_timeout(ec)) {
+      return;  // the stream is closed (tcp_stream closes it on timeout)
+    }
+    client_keep_alive_ = false;
+    client_version_ = 11;
+    if (ec == http::error::header_limit) return respond_error(431, "request header too large", true);
+    if (ec == http::error::body_limit) return respond_error(413, "request body too large", true);
+    return respond_error(400, "malformed request", true);
+  }
+  auto& req = request_->get();
+  client_version_ = req.version() == 10 ? 10 : 11;
+  client_keep_alive_ = request_->keep_alive();
+  request_has_body_ = request_->chunked() ||
+                      (request_->content_length() && *request_->content_length() > 0);
+  auto expect = req[http::field::expect];
+  expect_continue_ = !expect.empty() && iequals(expect, "100-continue");
+
+  auto host = req[http::field::host];
+  if (req.version() >= 11 && req.find(http::field::host) == req.end()) {
+    return respond_error(400, "missing Host header", true);
+  }
+  auto target = routing::parse_target(req.target(), host);
+  if (!target.valid) return respond_error(400, "invalid request target", true);
+  route_ = listener_->router.match(target.host, target.path);
+  if (route_ == nullptr) return respond_error(404, "no route for this request", request_has_body_);
+  cluster_ = view_->snapshot->clusters[route_->cluster_index].get();
+  prepare_upstream_request();
+  deadline_ = Clock::now() + route_->timeout;
+  pick_endpoint();
+}
+
+void Session::prepare_upstream_request() {
+  auto& req = request_->get();
+  strip_hop_by_hop(req);
+  req.erase(http::field::expect);  // answered here (100 Continue), not by the endpoint
+  bool trusted = false;
+  for (const auto& cidr : listener_->config->trusted_proxies) {
+    if (cidr.contains(client_addr_)) {
+      trusted = true;
+      break;
+    }
+  }
+  auto xff = req["X-Forwarded-For"];
+  if (trusted && !xff.empty()) {
+    forwarded_for_.assign(xff.data(), xff.size());
+    forwarded_for_.append(", ");
+    forwarded_for_.append(client_ip_);
+    req.set("X-Forwarded-For", forwarded_for_);
+  } else {
+    req.set("X-Forwarded-For", client_ip_);
+  }
+  if (!trusted || req.find("X-Forwarded-Proto") == req.end()) {
+    req.set("X-Forwarded-Proto", "http");
+  }
+  req.version(11);  // upstream connections are HTTP/1.1 keep-alive
+}
+
+void Session::pick_endpoint() {
+  balancer::PickContext ctx;
+  ctx.attempt = tried_count_;
+  ctx.tried = std::span<const uint32_t>(tried_.data(), tried_count_);
+  endpoint_ = cluster_->strategy->pick(ctx, view_->lb[cluster_->index]);
+  if (endpoint_ == nullptr) {
+    cluster_->metrics->no_endpoint.Increment();
+    std::string reason = "no healthy endpoint in cluster '" + cluster_->config->name + "'";
+    return respond_error(503, reason, request_has_body_);
+  }
+  if (tried_count_ < tried_.size()) tried_[tried_count_++] = endpoint_->index;
+  endpoint_->state->active_requests.fetch_add(1, std::memory_order_relaxed);
+  active_counted_ = true;
+  upstream_start_ = Clock::now();
+  upstream_ = worker_.take_idle(endpoint_->state->id);
+  reused_connection_ = upstream_ != nullptr;
+  if (upstream_) return send_request();
+  do_connect();
+}
+
+void Session::do_connect() {
+  upstream_ = std::make_unique<UpstreamConnection>(worker_.ioc());
+  upstream_->endpoint_id = endpoint_->state->id;
+  upstream_->stream.expires_after(cluster_->config->upstream.connect_timeout);
+  upstream_->stream.async_connect(
+      to_asio(endpoint_->address),
+      beast::bind_front_handler(&Session::on_connect, shared_from_this()));
+}
+
+void Session::on_connect(beast::error_code ec) {
+  if (ec) {
+    endpoint_->state->metrics->connect_failures.Increment();
+    if (logs::proxy().should_log(spdlog::level::debug)) {
+      logs::proxy().debug("connect to {} failed: {}", endpoint_->address_text, ec.message());
+    }
+    upstream_.reset();
+    return respond_error(502, "upstream connect failed", request_has_body_);
+  }
+  upstream_->stream.socket().set_option(tcp::no_delay(true), ec);
+  send_request();
+}
+
+void Session::send_request() {
+  auto& req = request_->get();
+  request_writer_.emplace(req);
+  upstream_->stream.expires_at(deadline_);
+  if (!request_has_body_) {
+    req.body().data = nullptr;
+    req.body().size = 0;
+    req.body().more = false;
+    http::async_write(upstream_->stream, *request_writer_,
+                      beast::bind_front_handler(&Session::on_request_written, shared_from_this()));
+    return;
+  }
+  http::async_write_header(
+      upstream_->stream, *request_writer_,
+      beast::bind_front_handler(&Session::on_request_written, shared_from_this()));
+}
+
+void Session::on_request_written(beast::error_code ec, size_t) {
+  if (ec == http::error::need_buffer) ec = {};
+  if (ec) return upstream_failed(ec, "write");
+  if (request_writer_->is_done()) return do_read_response_head();
+  if (!body_buffer_) body_buffer_ = worker_.acquire_buffer();
+  if (expect_continue_) return do_send_continue();
+  do_read_request_body();
+}
+
+// The client waits for this before sending a body (RFC 9110 §10.1.1). The endpoint never sees
+// the Expect header: by the time it gets the request head, the proxy is already streaming.
+void Session::do_send_continue() {
+  expect_continue_ = false;
+  client_.expires_after(listener_->config->limits.idle_timeout);
+  asio::async_write(client_, asio::buffer(kContinue.data(), kContinue.size()),
+                    [self = shared_from_this()](beast::error_code ec, size_t) {
+                      if (ec) {
+                        self->upstream_.reset();
+                        return;
+                      }
+                      self->do_read_request_body();
+                    });
+}
+
+void Session::do_read_request_body() {
+  auto& body = request_->get().body();
+  if (request_->is_done()) {
+    body.data = nullptr;
+    body.size = 0;
+    body.more = false;
+    return do_write_request_body();
+  }
+  body.data = body_buffer_.get();
+  body.size = kBodyBufferSize;
+  client_.expires_after(listener_->config->limits.idle_timeout);
+  http::async_read_some(
+      client_, client_buffer_, *request_,
+      beast::bind_front_handler(&Session::on_request_body_read, shared_from_this()));
+}
+
+void Session::on_request_body_read(beast::error_code ec, size_t) {
+  if (ec == http::error::need_buffer) ec = {};
+  if (ec) {
+    // The client failed mid-body: the endpoint got a truncated request, so that connection
+    // cannot be reused.
+    upstream_.reset();
+    if (ec == http::error::body_limit) return respond_error(413, "request body too large", true);
+    if (ec == http::error::end_of_stream || ec == http::error::partial_message ||
+        is_timeout(ec) || ec == asio::error::operation_aborted) {
+      return;
+    }
+    return respond_error(400, "malformed request body", true);
+  }
+  auto& body = request_->get().body();
+  size_t filled = kBodyBufferSize - body.size;
+  if (filled == 0 && !request_->is_done()) return do_read_request_body();
+  // An empty final piece is sent as "no data, no more" so that the chunked serializer emits
+  // only the last-chunk marker.
+  body.data = filled == 0 ? nullptr : body_buffer_.get();
+  body.size = filled;
+  body.more = !request_->is_done();
+  do_write_request_body();
+}
+
+void Session::do_write_request_body() {
+  upstream_->stream.expires_at(deadline_);
+  http::async_write(upstream_->stream, *request_writer_,
+                    [self = shared_from_this()](beast::error_code ec, size_t) {
+                      if (ec == http::error::need_buffer) ec = {};
+                      if (ec) return self->upstream_failed(ec, "write");
+                      if (self->request_->is_done() && self->request_writer_->is_done()) {
+                        return self->do_read_response_head();
+                      }
+                      self->do_read_request_body();
+                    });
+}
+
+void Session::do_read_response_head() {
+  response_.emplace();
+  response_->header_limit(kResponseHeaderLimit);
+  response_->body_limit(boost::none);
+  if (request_->get().method() == http::verb::head) response_->skip(true);
+  upstream_->stream.expires_at(deadline_);
+  http::async_read_header(
+      upstream_->stream, upstream_->buffer, *response_,
+      beast::bind_front_handler(&Session::on_response_head, shared_from_this()));
+}
+
+void Session::on_response_head(beast::error_code ec, size_t) {
+  if (ec) return upstream_failed(ec, "read");
+  unsigned status = response_->get().result_int();
+  if (status >= 100 && status < 200) {
+    // Interim responses (103 Early Hints, a stray 100) are not forwarded in this version; the
+    // final response follows on the same connection. 101 is never expected: Upgrade is stripped.
+    if (status == 101) return upstream_failed(http::error::bad_version, "upgrade");
+    return do_read_response_head();
+  }
+  endpoint_->state->metrics->upstream_requests.increment(status);
+  prepare_response();
+  response_writer_.emplace(response_->get());
+  response_head_sent_ = true;
+  client_.expires_after(listener_->config->limits.idle_timeout);
+  if (response_->is_done()) {
+    auto& body = response_->get().body();
+    body.data = nullptr;
+    body.size = 0;
+    body.more = false;
+    http::async_write(
+        client_, *response_writer_,
+        beast::bind_front_handler(&Session::on_response_body_written, shared_from_this()));
+    return;
+  }
+  if (!body_buffer_) body_buffer_ = worker_.acquire_buffer();
+  http::async_write_header(
+      client_, *response_writer_,
+      beast::bind_front_handler(&Session::on_response_head_written, shared_from_this()));
+}
+
+void Session::prepare_response() {
+  auto& res = response_->get();
+  strip_hop_by_hop(res);
+  // Load reports are for the proxy, never for the client (DESIGN.md, Backend load reports).
+  res.erase("endpoint-load-metrics");
+  if (listener_->config->debug_headers) {
+    res.set("x-switchyard-endpoint", endpoint_->address_text);
+    if (!endpoint_->region.empty()) res.set("x-switchyard-region", endpoint_->region);
+  }
+  unsigned status = res.result_int();
+  bool has_body = request_->get().method() != http::verb::head && status != 204 &&
+                  status != 304 && !(status >= 100 && status < 200);
+  bool framed = response_->chunked() || response_->content_length().has_value();
+  bool keep_alive = client_keep_alive_ && !close_after_response_ && !worker_.draining();
+  if (has_body && !framed) {
+    // Close-delimited from an HTTP/1.0 endpoint: chunk it for 1.1 clients, else close.
+    if (client_version_ == 11) {
+      res.chunked(true);
+    } else {
+      keep_alive = false;
+    }
+  } else if (client_version_ == 10 && response_->chunked()) {
+    res.chunked(false);  // 1.0 clients do not know chunked: delimit by closing
+    keep_alive = false;
+  }
+  res.version(client_version_);
+  res.keep_alive(keep_alive);
+  client_keep_alive_ = keep_alive;
+}
+
+void Session::on_response_head_written(beast::error_code ec, size_t) {
+  if (ec == http::error::need_buffer) ec = {};
+  if (ec) return close_gracefully();
+  do_read_response_body();
+}
+
+void Session::do_read_response_body() {
+  auto& body = response_->get().body();
+  body.data = body_buffer_.get();
+  body.size = kBodyBufferSize;
+  upstream_->stream.expires_at(deadline_);
+  http::async_read_some(
+      upstream_->stream, upstream_->buffer, *response_,
+      beast::bind_front_handler(&Session::on_response_body_read, shared_from_this()));
+}
+
+void Session::on_response_body_read(beast::error_code ec, size_t) {
+  if (ec == http::error::need_buffer) ec = {};
+  if (ec) {
+    // The head is already on its way to the client: the only honest signal left is to close
+    // the connection so that the truncation is visible.
+    if (logs::proxy().should_log(spdlog::level::debug)) {
+      logs::proxy().debug("response body from {} failed: {}", endpoint_->address_text,
+                          ec.message());
+    }
+    upstream_.reset();
+    log_request(response_->get().result_int());
+    release_endpoint();
+    client_.close();
+    return;
+  }
+  auto& body = response_->get().body();
+  size_t filled = kBodyBufferSize - body.size;
+  if (filled == 0 && !response_->is_done()) return do_read_response_body();
+  body.data = filled == 0 ? nullptr : body_buffer_.get();
+  body.size = filled;
+  body.more = !response_->is_done();
+  response_bytes_ += filled;
+  client_.expires_after(listener_->config->limits.idle_timeout);
+  http::async_write(
+      client_, *response_writer_,
+      beast::bind_front_handler(&Session::on_response_body_written, shared_from_this()));
+}
+
+void Session::on_response_body_written(beast::error_code ec, size_t) {
+  if (ec == http::error::need_buffer) ec = {};
+  if (ec) {
+    upstream_.reset();  // the client left mid-response; the endpoint's stream is mid-message
+    log_request(response_->get().result_int());
+    release_endpoint();
+    return;
+  }
+  if (!response_->is_done() || !response_writer_->is_done()) return do_read_response_body();
+  finish_request();
+}
+
+void Session::finish_request() {
+  unsigned status = response_->get().result_int();
+  auto elapsed = Clock::now() - upstream_start_;
+  cluster_->metrics->upstream_duration.Observe(std::chrono::duration<double>(elapsed).count());
+  log_request(status);
+  release_endpoint();
+  if (upstream_ && response_->keep_alive() && upstream_->buffer.size() == 0) {
+    const auto& up = cluster_->config->upstream;
+    worker_.put_idle(std::move(upstream_), up.idle_timeout, up.max_idle_per_endpoint);
+  }
+  upstream_.reset();
+  request_writer_.reset();
+  response_writer_.reset();
+  response_.reset();
+  request_.reset();
+  if (body_buffer_) worker_.release_buffer(std::move(body_buffer_));
+  view_.reset();
+  if (!client_keep_alive_) return close_gracefully();
+  do_wait_request();
+}
+
+void Session::upstream_failed(beast::error_code ec, const char* what) {
+  if (logs::proxy().should_log(spdlog::level::debug)) {
+    logs::proxy().debug("upstream {} to {} failed: {}", what, endpoint_->address_text,
+                        ec.message());
+  }
+  bool closed = ec == http::error::end_of_stream || ec == asio::error::connection_reset ||
+                ec == asio::error::eof || ec == asio::error::broken_pipe;
+  // A pooled connection that the endpoint closed while it sat idle fails before the first
+  // response byte. A request without a body is replayed once, on a fresh connection.
+  if (closed && reused_connection_ && !request_has_body_ && upstream_ &&
+      upstream_->buffer.size() == 0) {
+    reused_connection_ = false;
+    request_writer_.reset();
+    response_.reset();
+    return do_connect();
+  }
+  upstream_.reset();
+  bool body_unread = request_has_body_ && !request_->is_done();
+  if (is_timeout(ec)) return respond_error(504, "upstream timeout", body_unread);
+  if (closed) return respond_error(502, "upstream connection closed", body_unread);
+  if (std::string_view(ec.category().name()) == "beast.http") {
+    return respond_error(502, "invalid response from upstream", body_unread);
+  }
+  respond_error(502, "upstream failure", body_unread);
+}
+
+void Session::respond_error(unsigned status, std::string_view reason, bool close) {
+  upstream_.reset();
+  release_endpoint();
+  if (response_head_sent_) {
+    client_.close();
+    return;
+  }
+  if (close) client_keep_alive_ = false;
+  if (close_after_response_ || worker_.draining()) client_keep_alive_ = false;
+  error_response_.emplace(static_cast<http::status>(status), client_version_);
+  auto& res = *error_response_;
+  res.set(http::field::content_type, "text/plain; charset=utf-8");
+  if (status == 503) res.set(http::field::retry_after, "1");
+  res.body().assign(reason.data(), reason.size());
+  res.body().push_back('\n');
+  res.keep_alive(client_keep_alive_);
+  res.prepare_payload();
+  response_bytes_ = res.body().size();
+  log_request(status);
+  client_.expires_after(std::chrono::seconds(5));
+  http::async_write(client_, res,
+                    beast::bind_front_handler(&Session::on_error_written, shared_from_this()));
+}
+
+void Session::on_error_written(beast::error_code ec, size_t) {
+  error_response_.reset();
+  request_writer_.reset();
+  response_writer_.reset();
+  response_.reset();
+  request_.reset();
+  if (body_buffer_) worker_.release_buffer(std::move(body_buffer_));
+  view_.reset();
+  if (ec || !client_keep_alive_) return close_gracefully();
+  do_wait_request();
+}
+
+void Session::release_endpoint() {
+  if (!active_counted_) return;
+  active_counted_ = false;
+  endpoint_->state->active_requests.fetch_sub(1, std::memory_order_relaxed);
+}
+
+void Session::log_request(unsigned status) {
+  if (logged_) return;
+  logged_ = true;
+  listener_metrics_->downstream_requests.increment(status);
+  const auto& cfg = *view_->snapshot->config;
+  if (!cfg.access_log.enabled) return;
+  AccessEntry entry;
+  entry.listener = listener_->config->name;
+  entry.client = client_ip_;
+  if (request_ && request_->is_header_done()) {
+    entry.method = request_->get().method_string();
+    entry.target = request_->get().target();
+  } else {
+    entry.method = "-";
+    entry.target = "-";
+  }
+  entry.version = client_version_;
+  entry.status = status;
+  entry.bytes_sent = response_bytes_;
+  if (cluster_) entry.cluster = cluster_->config->name;
+  if (endpoint_) entry.endpoint = endpoint_->address_text;
+  entry.duration = Clock::now() - start_;
+  worker_.access_log().append(entry, cfg.access_log.format);
+}
+
+// Half-close, then read and discard what the client still sends for a short while before
+// closing: closing a socket with unread input makes the kernel send RST, which can destroy the
+// error response we just wrote before the client reads it.
+void Session::close_gracefully() {
+  phase_ = Phase::kIdle;
+  beast::error_code ec;
+  client_.socket().shutdown(tcp::socket::shutdown_send, ec);
+  if (ec) return;
+  if (!body_buffer_) body_buffer_ = worker_.acquire_buffer();
+  client_.expires_after(kLingerTimeout);
+  client_.async_read_some(asio::buffer(body_buffer_.get(), kBodyBufferSize),
+                          beast::bind_front_handler(&Session::on_lingering_read,
+                                                    shared_from_this()));
+}
+
+void Session::on_lingering_read(beast::error_code ec, size_t) {
+  if (ec) return;  // EOF, timeout or error: done, the destructor closes the socket
+  client_.async_read_some(asio::buffer(body_buffer_.get(), kBodyBufferSize),
+                          beast::bind_front_handler(&Session::on_lingering_read,
+                                                    shared_from_this()));
+}
+
+}  // namespace switchyard::proxy

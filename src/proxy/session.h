@@ -1,0 +1,113 @@
+#pragma once
+
+#include <boost/beast/http/buffer_body.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/serializer.hpp>
+#include <boost/beast/http/string_body.hpp>
+
+#include <array>
+#include <optional>
+#include <string>
+
+#include "worker.h"
+
+namespace switchyard::proxy {
+
+namespace http = beast::http;
+
+// One client connection: reads requests with a fresh Beast parser each, routes and picks an
+// endpoint, relays the request to it and the response back, streaming bodies through one
+// fixed buffer in both directions (never buffering a body whole). Every operation is armed
+// with a timeout before it starts. All methods run on the owning worker's thread.
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(Worker& worker, size_t listener_index, tcp::socket socket);
+  ~Session();
+
+  void start();
+  // The worker is draining: close now if between requests, else after the current response.
+  void on_drain();
+  // The worker is stopping: close both sides now; pending operations end with an error.
+  void abort();
+
+  Session* prev = nullptr;  // Worker's intrusive list
+  Session* next = nullptr;
+
+ private:
+  enum class Phase { kIdle, kRequest };
+
+  void do_wait_request();
+  void on_first_bytes(beast::error_code ec, size_t bytes);
+  void do_read_head();
+  void on_read_head(beast::error_code ec, size_t bytes);
+  void pick_endpoint();
+  void do_connect();
+  void on_connect(beast::error_code ec);
+  void send_request();
+  void on_request_written(beast::error_code ec, size_t bytes);
+  void do_send_continue();
+  void do_read_request_body();
+  void on_request_body_read(beast::error_code ec, size_t bytes);
+  void do_write_request_body();
+  void do_read_response_head();
+  void on_response_head(beast::error_code ec, size_t bytes);
+  void on_response_head_written(beast::error_code ec, size_t bytes);
+  void do_read_response_body();
+  void on_response_body_read(beast::error_code ec, size_t bytes);
+  void on_response_body_written(beast::error_code ec, size_t bytes);
+  void finish_request();
+
+  void prepare_upstream_request();
+  void prepare_response();
+  // Answers the current request with a short plain-text error. close: end the connection
+  // after it (always when the request body was not read to its end).
+  void respond_error(unsigned status, std::string_view reason, bool close);
+  void on_error_written(beast::error_code ec, size_t bytes);
+  // An upstream operation failed before any response byte went to the client.
+  void upstream_failed(beast::error_code ec, const char* what);
+  void release_endpoint();
+  void log_request(unsigned status);
+  void close_gracefully();
+  void on_lingering_read(beast::error_code ec, size_t bytes);
+
+  Worker& worker_;
+  size_t listener_index_;
+  beast::tcp_stream client_;
+  beast::flat_buffer client_buffer_;
+  std::string client_ip_;
+  IpAddress client_addr_;
+  std::shared_ptr<metrics::ListenerMetrics> listener_metrics_;
+  Phase phase_ = Phase::kIdle;
+  bool close_after_response_ = false;
+
+  // --- per request ---
+  std::shared_ptr<WorkerView> view_;
+  const registry::ListenerSnapshot* listener_ = nullptr;
+  const config::Route* route_ = nullptr;
+  const registry::ClusterSnapshot* cluster_ = nullptr;
+  const registry::Endpoint* endpoint_ = nullptr;
+  std::optional<http::request_parser<http::buffer_body>> request_;
+  std::optional<http::serializer<true, http::buffer_body>> request_writer_;
+  std::optional<http::response_parser<http::buffer_body>> response_;
+  std::optional<http::serializer<false, http::buffer_body>> response_writer_;
+  std::optional<http::response<http::string_body>> error_response_;
+  std::unique_ptr<UpstreamConnection> upstream_;
+  std::unique_ptr<char[]> body_buffer_;
+  std::string forwarded_for_;
+  std::array<uint32_t, 4> tried_{};
+  uint32_t tried_count_ = 0;
+  std::chrono::steady_clock::time_point start_;
+  std::chrono::steady_clock::time_point upstream_start_;
+  std::chrono::steady_clock::time_point deadline_;
+  uint64_t response_bytes_ = 0;
+  unsigned client_version_ = 11;
+  bool client_keep_alive_ = true;
+  bool request_has_body_ = false;
+  bool expect_continue_ = false;
+  bool reused_connection_ = false;
+  bool response_head_sent_ = false;
+  bool active_counted_ = false;
+  bool logged_ = false;
+};
+
+}  // namespace switchyard::proxy

@@ -1,0 +1,118 @@
+#pragma once
+
+// Private to the proxy module: one event loop thread with its own acceptors, sessions,
+// upstream connection pools and view of the current snapshot.
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "access_log.h"
+#include "switchyard/balancer/strategy.h"
+#include "switchyard/registry/registry.h"
+
+namespace switchyard::proxy {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+using tcp = asio::ip::tcp;
+
+constexpr size_t kBodyBufferSize = 32 * 1024;
+
+// A keep-alive connection to one endpoint, owned by a session while it carries a request and by
+// the worker's idle pool between requests.
+struct UpstreamConnection {
+  explicit UpstreamConnection(asio::io_context& ioc) : stream(ioc) {}
+  beast::tcp_stream stream;
+  beast::flat_buffer buffer;
+  uint32_t endpoint_id = 0;
+  std::chrono::steady_clock::time_point idle_deadline;
+};
+
+// A snapshot as one worker uses it: the shared immutable part plus this worker's own mutable
+// picking state per cluster.
+struct WorkerView {
+  std::shared_ptr<const registry::RuntimeSnapshot> snapshot;
+  std::vector<balancer::WorkerLbState> lb;  // by cluster index
+};
+
+// Process-wide state shared by all workers.
+struct SharedCounters {
+  explicit SharedCounters(size_t listeners) : listener_connections(listeners) {}
+  std::vector<std::atomic<uint32_t>> listener_connections;  // by listener index
+};
+
+class Session;
+
+class Worker {
+ public:
+  Worker(size_t index, SharedCounters& shared);
+  ~Worker();
+
+  asio::io_context& ioc() { return ioc_; }
+  size_t index() const { return index_; }
+
+  // Main thread, before start().
+  void add_acceptor(size_t listener_index, tcp::acceptor acceptor);
+  void start();
+  // Any thread: posted to the worker.
+  void publish(std::shared_ptr<const registry::RuntimeSnapshot> snapshot);
+  void drain();
+  void stop();
+  size_t open_sessions() const { return open_sessions_.load(std::memory_order_relaxed); }
+
+  // --- worker thread only ---
+  const std::shared_ptr<WorkerView>& view() const { return view_; }
+  bool draining() const { return draining_; }
+  SharedCounters& shared() { return shared_; }
+  AccessLog& access_log() { return access_log_; }
+
+  // An idle connection to the endpoint that is still open, or nullptr.
+  std::unique_ptr<UpstreamConnection> take_idle(uint32_t endpoint_id);
+  // Keeps conn for reuse until idle_timeout, unless the pool for its endpoint is full.
+  void put_idle(std::unique_ptr<UpstreamConnection> conn, std::chrono::milliseconds idle_timeout,
+                uint32_t max_idle);
+
+  std::unique_ptr<char[]> acquire_buffer();
+  void release_buffer(std::unique_ptr<char[]> buffer);
+
+  void link(Session* session);
+  void unlink(Session* session);
+
+ private:
+  void do_accept(size_t slot);
+  void on_accept(size_t slot, boost::system::error_code ec, tcp::socket socket);
+  void sweep_idle();
+
+  struct Acceptor {
+    size_t listener_index;
+    tcp::acceptor acceptor;
+  };
+
+  size_t index_;
+  SharedCounters& shared_;
+  asio::io_context ioc_{1};
+  asio::executor_work_guard<asio::io_context::executor_type> work_;
+  std::vector<Acceptor> acceptors_;
+  std::shared_ptr<WorkerView> view_;
+  bool draining_ = false;
+  AccessLog access_log_;
+  std::vector<std::vector<std::unique_ptr<UpstreamConnection>>> idle_;  // by endpoint id
+  std::vector<std::unique_ptr<char[]>> free_buffers_;
+  asio::steady_timer sweep_timer_;
+  asio::steady_timer accept_backoff_;
+  Session* sessions_ = nullptr;  // intrusive list, for drain
+  std::atomic<size_t> open_sessions_{0};
+  std::thread thread_;
+};
+
+}  // namespace switchyard::proxy

@@ -1,0 +1,73 @@
+#include "switchyard/registry/registry.h"
+
+#include "switchyard/common/logging.h"
+
+namespace switchyard::registry {
+
+std::shared_ptr<const RuntimeSnapshot> Registry::build(
+    std::shared_ptr<const config::Config> cfg) {
+  auto snap = std::make_shared<RuntimeSnapshot>();
+  snap->version = next_version_++;
+  snap->config = cfg;
+  std::map<std::string, std::shared_ptr<EndpointState>> live;
+  for (size_t ci = 0; ci < cfg->clusters.size(); ++ci) {
+    const auto& cc = cfg->clusters[ci];
+    auto cs = std::make_unique<ClusterSnapshot>();
+    cs->config = &cc;
+    cs->index = static_cast<uint32_t>(ci);
+    cs->metrics = metrics_.cluster(cc.name);
+    for (size_t ei = 0; ei < cc.endpoints.size(); ++ei) {
+      const auto& ec = cc.endpoints[ei];
+      auto key = cc.name + '\0' + ec.address_text;
+      auto& state = states_[key];
+      if (!state) {
+        state = std::make_shared<EndpointState>();
+        state->id = next_endpoint_id_++;
+        state->metrics = metrics_.endpoint(cc.name, ec.address_text);
+      }
+      live[key] = state;
+      Endpoint ep;
+      ep.index = static_cast<uint32_t>(ei);
+      ep.address_text = ec.address_text;
+      ep.address = ec.address;
+      ep.region = ec.region;
+      ep.zone = ec.zone;
+      ep.weight = ec.weight;
+      ep.state = state;
+      cs->endpoints.push_back(std::move(ep));
+    }
+    if (cc.strategy == config::Strategy::kResourceAware ||
+        cc.strategy == config::Strategy::kConsistentHash ||
+        cc.strategy == config::Strategy::kMaglev) {
+      logs::registry().warn("cluster '{}': strategy {} is not built yet; using round_robin",
+                            cc.name, config::to_string(cc.strategy));
+    }
+    cs->strategy = balancer::build_strategy(cc, cs->endpoints);
+    snap->clusters.push_back(std::move(cs));
+  }
+  for (const auto& lc : cfg->listeners) {
+    auto ls = std::make_unique<ListenerSnapshot>(
+        ListenerSnapshot{&lc, routing::Router(lc), metrics_.listener(lc.name)});
+    snap->listeners.push_back(std::move(ls));
+  }
+  // Endpoints that left the config drop out of the state map; snapshots (and in-flight
+  // requests) still holding them keep them alive until they finish.
+  states_ = std::move(live);
+  current_ = snap;
+  return snap;
+}
+
+void Registry::refresh_gauges() const {
+  if (!current_) return;
+  for (const auto& cluster : current_->clusters) {
+    for (const auto& ep : cluster->endpoints) {
+      const auto& s = *ep.state;
+      s.metrics->healthy.Set(s.healthy.load(std::memory_order_relaxed) ? 1 : 0);
+      s.metrics->ejected.Set(s.ejected.load(std::memory_order_relaxed) ? 1 : 0);
+      s.metrics->active_requests.Set(
+          static_cast<double>(s.active_requests.load(std::memory_order_relaxed)));
+    }
+  }
+}
+
+}  // namespace switchyard::registry

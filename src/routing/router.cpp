@@ -1,0 +1,79 @@
+#include "switchyard/routing/router.h"
+
+namespace switchyard::routing {
+namespace {
+
+char lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
+
+// pattern is lower-case (the loader lowers it); host is as the client sent it.
+bool equals_lower(std::string_view host, std::string_view pattern) {
+  if (host.size() != pattern.size()) return false;
+  for (size_t i = 0; i < host.size(); ++i) {
+    if (lower(host[i]) != pattern[i]) return false;
+  }
+  return true;
+}
+
+bool host_matches(std::string_view host, std::string_view pattern) {
+  if (pattern.size() > 2 && pattern[0] == '*' && pattern[1] == '.') {
+    std::string_view suffix = pattern.substr(1);  // ".example.com"
+    return host.size() > suffix.size() &&
+           equals_lower(host.substr(host.size() - suffix.size()), suffix);
+  }
+  return equals_lower(host, pattern);
+}
+
+std::string_view strip_port(std::string_view authority) {
+  if (!authority.empty() && authority.front() == '[') {  // [v6]:port
+    auto close = authority.find(']');
+    return close == std::string_view::npos ? authority : authority.substr(0, close + 1);
+  }
+  auto colon = authority.rfind(':');
+  return colon == std::string_view::npos ? authority : authority.substr(0, colon);
+}
+
+}  // namespace
+
+Target parse_target(std::string_view target, std::string_view host_header) {
+  Target t;
+  if (!target.empty() && target.front() == '/') {
+    t.host = strip_port(host_header);
+    t.path = target.substr(0, target.find('?'));
+    return t;
+  }
+  // absolute-form: scheme "://" authority [path] ["?" query]
+  auto scheme_end = target.find("://");
+  if (scheme_end == std::string_view::npos) {
+    t.valid = target == "*";  // asterisk-form (OPTIONS *)
+    t.host = strip_port(host_header);
+    t.path = target;
+    return t;
+  }
+  std::string_view rest = target.substr(scheme_end + 3);
+  auto path_start = rest.find_first_of("/?");
+  std::string_view authority = rest.substr(0, path_start);
+  if (auto at = authority.rfind('@'); at != std::string_view::npos) {
+    authority = authority.substr(at + 1);
+  }
+  t.host = strip_port(authority);
+  if (path_start == std::string_view::npos || rest[path_start] == '?') {
+    t.path = "/";
+  } else {
+    std::string_view p = rest.substr(path_start);
+    t.path = p.substr(0, p.find('?'));
+  }
+  return t;
+}
+
+const config::Route* Router::match(std::string_view host, std::string_view path) const {
+  for (const auto& route : listener_->routes) {
+    if (route.host && !host_matches(host, *route.host)) continue;
+    if (route.path_prefix && path.substr(0, route.path_prefix->size()) != *route.path_prefix) {
+      continue;
+    }
+    return &route;
+  }
+  return nullptr;
+}
+
+}  // namespace switchyard::routing
