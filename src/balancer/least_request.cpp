@@ -7,11 +7,12 @@ const Endpoint* LeastRequest::pick(const PickContext& ctx, WorkerLbState& state)
   if (a == nullptr) return nullptr;
   const Endpoint* b = draw_.draw(ctx, state, a);  // distinct from a
   if (b == nullptr) return a;
-  // Compare (active + 1) / weight without division: the +1 counts the request being placed,
-  // so that an idle heavy endpoint beats an idle light one.
-  int64_t load_a = a->state->active_requests.load(std::memory_order_relaxed) + 1;
-  int64_t load_b = b->state->active_requests.load(std::memory_order_relaxed) + 1;
-  return load_b * a->weight < load_a * b->weight ? b : a;
+  // Keep the lower active/weight (cross-multiplied, no division). A tie keeps `a`, the first
+  // weighted draw: when both are idle, the split then follows the weights (3:1 stays 3:1)
+  // instead of always favouring the heavier endpoint.
+  int64_t active_a = a->state->active_requests.load(std::memory_order_relaxed);
+  int64_t active_b = b->state->active_requests.load(std::memory_order_relaxed);
+  return active_b * a->weight < active_a * b->weight ? b : a;
 }
 
 }  // namespace switchyard::balancer

@@ -35,26 +35,32 @@ bool iequals(std::string_view a, std::string_view b) {
 // serializer re-frames the body by it.
 template <typename Fields>
 void strip_hop_by_hop(Fields& fields) {
+  // Copy the Connection values first: equal_range's end is the next field in list order, so
+  // erasing a named field while iterating could invalidate it. Common values ("keep-alive",
+  // "close") fit in the small-string buffer: no allocation.
+  std::string named;
   auto connection = fields.equal_range(http::field::connection);
   for (auto it = connection.first; it != connection.second; ++it) {
-    std::string_view value = it->value();
-    while (!value.empty()) {
-      auto comma = value.find(',');
-      std::string_view token = value.substr(0, comma);
-      while (!token.empty() && (token.front() == ' ' || token.front() == '\t')) {
-        token.remove_prefix(1);
-      }
-      while (!token.empty() && (token.back() == ' ' || token.back() == '\t')) {
-        token.remove_suffix(1);
-      }
-      if (!token.empty() && !iequals(token, "close") && !iequals(token, "keep-alive") &&
-          !iequals(token, "transfer-encoding")) {
-        fields.erase(token);
-      }
-      value = comma == std::string_view::npos ? std::string_view{} : value.substr(comma + 1);
-    }
+    named.append(it->value().data(), it->value().size());
+    named.push_back(',');
   }
   fields.erase(http::field::connection);
+  std::string_view value = named;
+  while (!value.empty()) {
+    auto comma = value.find(',');
+    std::string_view token = value.substr(0, comma);
+    while (!token.empty() && (token.front() == ' ' || token.front() == '\t')) {
+      token.remove_prefix(1);
+    }
+    while (!token.empty() && (token.back() == ' ' || token.back() == '\t')) {
+      token.remove_suffix(1);
+    }
+    if (!token.empty() && !iequals(token, "close") && !iequals(token, "keep-alive") &&
+        !iequals(token, "transfer-encoding")) {
+      fields.erase(token);
+    }
+    value = comma == std::string_view::npos ? std::string_view{} : value.substr(comma + 1);
+  }
   fields.erase(http::field::keep_alive);
   fields.erase(http::field::proxy_connection);
   fields.erase(http::field::te);
