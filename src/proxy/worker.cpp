@@ -49,8 +49,9 @@ void Worker::publish(std::shared_ptr<const registry::RuntimeSnapshot> snapshot) 
     auto view = std::make_shared<WorkerView>();
     std::random_device rd;
     for (const auto& cluster : snapshot->clusters) {
-      view->lb.emplace_back(cluster->endpoints.size(),
-                            (uint64_t(rd()) << 32) ^ rd() ^ (uint64_t(index_) << 48));
+      auto& lb = view->lb.emplace_back(cluster->endpoints.size(),
+                                       (uint64_t(rd()) << 32) ^ rd() ^ (uint64_t(index_) << 48));
+      lb.cursor = lb.next_random();  // workers start the round-robin cycle at different points
     }
     view->snapshot = snapshot;
     view_ = std::move(view);
