@@ -194,7 +194,7 @@ class MapView {
       return;
     }
     for (auto it = node.begin(); it != node.end(); ++it) {
-      const YAML::Node& key = it->first;
+      YAML::Node key = it->first;  // a copy: yaml-cpp's operator-> returns a temporary
       std::string name = key.IsScalar() ? key.Scalar() : "";
       bool known = std::any_of(allowed.begin(), allowed.end(),
                                [&](const char* a) { return name == a; });

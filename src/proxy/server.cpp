@@ -10,6 +10,26 @@ namespace switchyard::proxy {
 
 using ReusePort = asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
 
+namespace {
+
+// SO_REUSEPORT lets any process of the same user bind the same port and silently take a share
+// of its connections: a forgotten old instance would then answer some requests. Binding once
+// without SO_REUSEPORT first fails if anyone listens there already, so startup fails loudly.
+bool address_free(const SocketAddress& addr) {
+  asio::io_context ioc;
+  tcp::endpoint ep;
+  std::memcpy(ep.data(), &addr.storage, addr.length);
+  ep.resize(addr.length);
+  tcp::acceptor probe(ioc);
+  beast::error_code ec;
+  probe.open(ep.protocol(), ec);
+  if (!ec) probe.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) probe.bind(ep, ec);
+  return ec != asio::error::address_in_use;
+}
+
+}  // namespace
+
 struct ProxyServer::Impl {
   explicit Impl(const config::Config& cfg) : config(cfg), shared(cfg.listeners.size()) {
     for (size_t i = 0; i < cfg.workers; ++i) {
@@ -31,6 +51,11 @@ bool ProxyServer::bind() {
   for (size_t li = 0; li < impl_->config.listeners.size(); ++li) {
     const auto& listener = impl_->config.listeners[li];
     SocketAddress addr = listener.listen;
+    if (addr.port() != 0 && !address_free(addr)) {
+      logs::proxy().error("listener '{}': {} is already in use by another process",
+                          listener.name, listener.listen_text);
+      return false;
+    }
     for (auto& worker : impl_->workers) {
       tcp::endpoint ep;
       std::memcpy(ep.data(), &addr.storage, addr.length);

@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "switchyard/common/logging.h"
+#include "switchyard/proxy/framing.h"
 
 namespace switchyard::proxy {
 namespace {
@@ -176,8 +177,31 @@ void Session::on_read_head(beast::error_code ec, size_t) {
   auto& req = request_->get();
   client_version_ = req.version() == 10 ? 10 : 11;
   client_keep_alive_ = request_->keep_alive();
-  request_has_body_ = request_->chunked() ||
-                      (request_->content_length() && *request_->content_length() > 0);
+  // Beast's parser tolerates some framing that another parser could read differently
+  // (Content-Length with Transfer-Encoding, "xchunked"...). Decide framing ourselves, before
+  // a body byte is read, and refuse anything ambiguous; the connection then closes, so the
+  // bytes after the head are never taken for a second request.
+  std::array<std::string_view, 8> lengths;
+  std::array<std::string_view, 8> codings;
+  size_t n_lengths = 0;
+  size_t n_codings = 0;
+  for (const auto& field : req) {
+    if (field.name() == http::field::content_length) {
+      if (n_lengths == lengths.size()) return respond_error(400, "too many Content-Length", true);
+      lengths[n_lengths++] = field.value();
+    } else if (field.name() == http::field::transfer_encoding) {
+      if (n_codings == codings.size()) return respond_error(400, "too many Transfer-Encoding", true);
+      codings[n_codings++] = field.value();
+    }
+  }
+  auto framing = decide_framing(req.version(), std::span(lengths.data(), n_lengths),
+                                std::span(codings.data(), n_codings));
+  if (framing.framing == Framing::kBadRequest) return respond_error(400, framing.reason, true);
+  if (framing.framing == Framing::kNotImplemented) {
+    return respond_error(501, framing.reason, true);
+  }
+  if (n_lengths > 1) req.content_length(framing.content_length);  // one field, not duplicates
+  request_has_body_ = framing.framing != Framing::kNone;
   auto expect = req[http::field::expect];
   expect_continue_ = !expect.empty() && iequals(expect, "100-continue");
 
