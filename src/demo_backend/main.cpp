@@ -8,6 +8,7 @@
 //   GET  /status?code=N    answers with status N
 //   GET  /control/health?fail=0|1   flips /healthz at run time
 //
+// --log-requests prints "REQUEST METHOD TARGET" for each request received.
 // Every response carries X-Backend-Name and X-Backend-Region; with --cpu/--mem it also sends
 // `endpoint-load-metrics: TEXT cpu_utilization=..., mem_utilization=...`.
 // Prints "demo_backend NAME listening on HOST:PORT" once ready (port 0 picks a free port).
@@ -41,6 +42,7 @@ struct Options {
   double cpu = -1;
   double mem = -1;
   bool fail_health = false;
+  bool log_requests = false;
   int threads = 1;
 };
 
@@ -92,6 +94,13 @@ class Session : public std::enable_shared_from_this<Session> {
     auto& req = parser_->get();
     std::string_view target = req.target();
     std::string_view path = target.substr(0, target.find('?'));
+    if (g_opt.log_requests) {
+      // One line per request received, for tests that prove what did (not) reach the backend.
+      std::string line = "REQUEST " + std::string(req.method_string()) + " " +
+                         std::string(target) + "\n";
+      std::fwrite(line.data(), 1, line.size(), stdout);
+      std::fflush(stdout);
+    }
     res_ = {};
     res_.version(11);
     res_.result(http::status::ok);
@@ -202,7 +211,7 @@ void accept_loop(tcp::acceptor& acceptor) {
 void usage() {
   std::cerr << "usage: demo_backend [--listen HOST:PORT] [--name N] [--region R]\n"
                "                    [--latency-ms MS] [--error-rate F] [--fail-health]\n"
-               "                    [--cpu F] [--mem F] [--threads N]\n";
+               "                    [--cpu F] [--mem F] [--threads N] [--log-requests]\n";
 }
 
 }  // namespace
@@ -231,6 +240,11 @@ int main(int argc, char** argv) {
       g_opt.cpu = std::stod(next());
     } else if (a == "--mem") {
       g_opt.mem = std::stod(next());
+    } else if (a == "--help" || a == "-h") {
+      usage();
+      return 0;
+    } else if (a == "--log-requests") {
+      g_opt.log_requests = true;
     } else if (a == "--fail-health") {
       g_opt.fail_health = true;
     } else if (a == "--threads") {
