@@ -60,7 +60,7 @@ bool ProxyServer::bind() {
       tcp::endpoint ep;
       std::memcpy(ep.data(), &addr.storage, addr.length);
       ep.resize(addr.length);
-      tcp::acceptor acceptor(worker->ioc());
+      Acceptor acceptor(worker->ioc().get_executor());
       beast::error_code ec;
       acceptor.open(ep.protocol(), ec);
       if (!ec) acceptor.set_option(asio::socket_base::reuse_address(true), ec);

@@ -80,7 +80,7 @@ bool is_timeout(const beast::error_code& ec) { return ec == beast::error::timeou
 
 }  // namespace
 
-Session::Session(Worker& worker, size_t listener_index, tcp::socket socket)
+Session::Session(Worker& worker, size_t listener_index, Socket socket)
     : worker_(worker), listener_index_(listener_index), client_(std::move(socket)) {
   beast::error_code ec;
   auto remote = client_.socket().remote_endpoint(ec);
@@ -108,7 +108,7 @@ void Session::on_drain() {
   close_after_response_ = true;
   if (phase_ == Phase::kIdle) {
     beast::error_code ec;
-    client_.socket().shutdown(tcp::socket::shutdown_both, ec);
+    client_.socket().shutdown(Socket::shutdown_both, ec);
     client_.cancel();
   }
 }
@@ -299,6 +299,10 @@ void Session::send_request() {
                       beast::bind_front_handler(&Session::on_request_written, shared_from_this()));
     return;
   }
+  if (!body_buffer_) body_buffer_ = worker_.acquire_buffer();
+  // Body bytes that came with the head go out in the same write as the head (one syscall);
+  // otherwise the head goes first, so the endpoint can start while the body streams in.
+  if (client_buffer_.size() > 0 && !expect_continue_) return do_read_request_body();
   http::async_write_header(
       upstream_->stream, *request_writer_,
       beast::bind_front_handler(&Session::on_request_written, shared_from_this()));
@@ -308,7 +312,6 @@ void Session::on_request_written(beast::error_code ec, size_t) {
   if (ec == http::error::need_buffer) ec = {};
   if (ec) return upstream_failed(ec, "write");
   if (request_writer_->is_done()) return do_read_response_head();
-  if (!body_buffer_) body_buffer_ = worker_.acquire_buffer();
   if (expect_continue_) return do_send_continue();
   do_read_request_body();
 }
@@ -404,9 +407,9 @@ void Session::on_response_head(beast::error_code ec, size_t) {
   endpoint_->state->metrics->upstream_requests.increment(status);
   prepare_response();
   response_writer_.emplace(response_->get());
-  response_head_sent_ = true;
   client_.expires_after(listener_->config->limits.idle_timeout);
   if (response_->is_done()) {
+    response_head_sent_ = true;
     auto& body = response_->get().body();
     body.data = nullptr;
     body.size = 0;
@@ -417,6 +420,9 @@ void Session::on_response_head(beast::error_code ec, size_t) {
     return;
   }
   if (!body_buffer_) body_buffer_ = worker_.acquire_buffer();
+  // As for requests: body bytes already read with the head share its write.
+  if (upstream_->buffer.size() > 0) return do_read_response_body();
+  response_head_sent_ = true;
   http::async_write_header(
       client_, *response_writer_,
       beast::bind_front_handler(&Session::on_response_head_written, shared_from_this()));
@@ -470,6 +476,7 @@ void Session::do_read_response_body() {
 
 void Session::on_response_body_read(beast::error_code ec, size_t) {
   if (ec == http::error::need_buffer) ec = {};
+  if (ec && !response_head_sent_) return upstream_failed(ec, "read");
   if (ec) {
     // The head is already on its way to the client: the only honest signal left is to close
     // the connection so that the truncation is visible.
@@ -490,6 +497,7 @@ void Session::on_response_body_read(beast::error_code ec, size_t) {
   body.size = filled;
   body.more = !response_->is_done();
   response_bytes_ += filled;
+  response_head_sent_ = true;
   client_.expires_after(listener_->config->limits.idle_timeout);
   http::async_write(
       client_, *response_writer_,
@@ -628,7 +636,7 @@ void Session::log_request(unsigned status) {
 void Session::close_gracefully() {
   phase_ = Phase::kIdle;
   beast::error_code ec;
-  client_.socket().shutdown(tcp::socket::shutdown_send, ec);
+  client_.socket().shutdown(Socket::shutdown_send, ec);
   if (ec) return;
   if (!body_buffer_) body_buffer_ = worker_.acquire_buffer();
   client_.expires_after(kLingerTimeout);

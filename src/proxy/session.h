@@ -21,7 +21,7 @@ namespace http = beast::http;
 // with a timeout before it starts. All methods run on the owning worker's thread.
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(Worker& worker, size_t listener_index, tcp::socket socket);
+  Session(Worker& worker, size_t listener_index, Socket socket);
   ~Session();
 
   void start();
@@ -72,7 +72,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   Worker& worker_;
   size_t listener_index_;
-  beast::tcp_stream client_;
+  Stream client_;
   beast::flat_buffer client_buffer_;
   std::string client_ip_;
   IpAddress client_addr_;

@@ -12,6 +12,10 @@ namespace switchyard::proxy {
 namespace {
 constexpr size_t kMaxFreeBuffers = 256;
 constexpr auto kSweepInterval = std::chrono::seconds(1);
+// A pooled connection idle for less than this is reused without a liveness peek: under load
+// reuse is microseconds old and the peek would cost a syscall per request. The rare race (the
+// endpoint closes it right then) is covered by the replay of bodyless requests in Session.
+constexpr auto kPeekAfterIdle = std::chrono::milliseconds(200);
 
 // True if the endpoint has not closed (or written to) this idle connection: a non-blocking peek
 // sees 0 bytes (EOF), data (a protocol error: nothing was asked) or EAGAIN (still open, idle).
@@ -27,13 +31,13 @@ Worker::Worker(size_t index, SharedCounters& shared)
       shared_(shared),
       work_(asio::make_work_guard(ioc_)),
       access_log_(ioc_),
-      sweep_timer_(ioc_),
-      accept_backoff_(ioc_) {}
+      sweep_timer_(ioc_.get_executor()),
+      accept_backoff_(ioc_.get_executor()) {}
 
 Worker::~Worker() { stop(); }
 
-void Worker::add_acceptor(size_t listener_index, tcp::acceptor acceptor) {
-  acceptors_.push_back(Acceptor{listener_index, std::move(acceptor)});
+void Worker::add_acceptor(size_t listener_index, Acceptor acceptor) {
+  acceptors_.push_back(ListenSlot{listener_index, std::move(acceptor)});
 }
 
 void Worker::start() {
@@ -97,12 +101,12 @@ void Worker::stop() {
 
 void Worker::do_accept(size_t slot) {
   acceptors_[slot].acceptor.async_accept(
-      ioc_, [this, slot](boost::system::error_code ec, tcp::socket socket) {
+      [this, slot](boost::system::error_code ec, Socket socket) {
         on_accept(slot, ec, std::move(socket));
       });
 }
 
-void Worker::on_accept(size_t slot, boost::system::error_code ec, tcp::socket socket) {
+void Worker::on_accept(size_t slot, boost::system::error_code ec, Socket socket) {
   if (ec == asio::error::operation_aborted || draining_) return;
   if (ec) {
     // Out of descriptors or a transient kernel error: back off briefly instead of spinning.
@@ -132,7 +136,8 @@ std::unique_ptr<UpstreamConnection> Worker::take_idle(uint32_t endpoint_id) {
   while (!pool.empty()) {
     auto conn = std::move(pool.back());  // most recently used: warmest, least likely closed
     pool.pop_back();
-    if (conn->idle_deadline > now && still_open(*conn)) return conn;
+    if (conn->idle_deadline <= now) continue;
+    if (now - conn->idle_since < kPeekAfterIdle || still_open(*conn)) return conn;
   }
   return nullptr;
 }
@@ -143,7 +148,8 @@ void Worker::put_idle(std::unique_ptr<UpstreamConnection> conn,
   auto& pool = idle_[conn->endpoint_id];
   if (pool.size() >= max_idle) return;  // conn closes here
   conn->stream.expires_never();
-  conn->idle_deadline = std::chrono::steady_clock::now() + idle_timeout;
+  conn->idle_since = std::chrono::steady_clock::now();
+  conn->idle_deadline = conn->idle_since + idle_timeout;
   pool.push_back(std::move(conn));
 }
 
