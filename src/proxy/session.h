@@ -1,8 +1,8 @@
 #pragma once
 
 #include <boost/beast/http/buffer_body.hpp>
+#include <boost/asio/buffer.hpp>
 #include <boost/beast/http/parser.hpp>
-#include <boost/beast/http/serializer.hpp>
 #include <boost/beast/http/string_body.hpp>
 
 #include <array>
@@ -48,14 +48,22 @@ class Session : public std::enable_shared_from_this<Session> {
   void do_send_continue();
   void do_read_request_body();
   void on_request_body_read(beast::error_code ec, size_t bytes);
-  void do_write_request_body();
   void do_read_response_head();
   void on_response_head(beast::error_code ec, size_t bytes);
-  void on_response_head_written(beast::error_code ec, size_t bytes);
   void do_read_response_body();
   void on_response_body_read(beast::error_code ec, size_t bytes);
-  void on_response_body_written(beast::error_code ec, size_t bytes);
+  void on_response_written(beast::error_code ec, size_t bytes);
   void finish_request();
+
+  // How the body of the message being sent is delimited on the wire.
+  enum class BodyFraming { kNone, kLength, kChunked, kUntilClose };
+  void serialize_request_head(const http::request<http::buffer_body>& req);
+  void serialize_response_head(const http::response<http::buffer_body>& res);
+  template <typename Fields>
+  void append_fields(const Fields& fields);
+  // The buffers of the next write: the head if not yet sent, then `size` body bytes framed per
+  // out_framing_ (and the last-chunk marker when `last`). Unused slots are empty.
+  const std::array<asio::const_buffer, 5>& frame_piece(const char* data, size_t size, bool last);
 
   void prepare_upstream_request();
   void prepare_response();
@@ -87,13 +95,16 @@ class Session : public std::enable_shared_from_this<Session> {
   const registry::ClusterSnapshot* cluster_ = nullptr;
   const registry::Endpoint* endpoint_ = nullptr;
   std::optional<http::request_parser<http::buffer_body>> request_;
-  std::optional<http::serializer<true, http::buffer_body>> request_writer_;
   std::optional<http::response_parser<http::buffer_body>> response_;
-  std::optional<http::serializer<false, http::buffer_body>> response_writer_;
   std::optional<http::response<http::string_body>> error_response_;
   std::unique_ptr<UpstreamConnection> upstream_;
   std::unique_ptr<char[]> body_buffer_;
   std::string forwarded_for_;
+  std::string out_head_;  // serialized head being sent; its capacity is reused
+  bool out_head_pending_ = false;
+  BodyFraming out_framing_ = BodyFraming::kNone;
+  char chunk_line_[24] = {};
+  std::array<asio::const_buffer, 5> out_buffers_{};
   std::array<uint32_t, 4> tried_{};
   uint32_t tried_count_ = 0;
   std::chrono::steady_clock::time_point start_;

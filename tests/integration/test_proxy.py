@@ -263,3 +263,60 @@ class BalancingTest(ProxyTestCase):
             sy.stop()
             share = counts["a"] / 800
             self.assertAlmostEqual(share, 0.75, delta=0.75 * 0.15, msg=(strategy, counts))
+
+
+class RawBackend:
+    """A one-shot-per-connection HTTP/1.0 backend: answers every request with `reply`, then
+    closes (close-delimited body). Runs in a thread; at most `limit` connections."""
+
+    def __init__(self, reply, limit=20):
+        import socket
+        import threading
+        self.reply = reply
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.sock.settimeout(10)
+        self.address = f"127.0.0.1:{self.sock.getsockname()[1]}"
+        self.thread = threading.Thread(target=self._serve, args=(limit,), daemon=True)
+        self.thread.start()
+
+    def _serve(self, limit):
+        for _ in range(limit):
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(5)
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    chunk = conn.recv(4096)
+                    if not chunk:
+                        break
+                    data += chunk
+                conn.sendall(self.reply)
+
+    def close(self):
+        self.sock.close()
+
+
+class Http10BackendTest(ProxyTestCase):
+    def test_close_delimited_response_is_chunked_for_11_and_closed_for_10(self):
+        # An HTTP/1.0 endpoint without Content-Length ends its body by closing: a 1.1 client
+        # gets it chunked on a connection that stays open; a 1.0 client gets it close-delimited.
+        raw = RawBackend(b"HTTP/1.0 200 OK\r\nX-Old: yes\r\n\r\nhello, world")
+        self.addCleanup(raw.close)
+        sy = self.switchyard(config([raw]))
+        conn = http.client.HTTPConnection("127.0.0.1", sy.port, timeout=5)
+        for _ in range(2):  # twice on one client connection: keep-alive survives
+            conn.request("GET", "/")
+            res = conn.getresponse()
+            self.assertEqual(res.read(), b"hello, world")
+            self.assertEqual(res.getheader("Transfer-Encoding"), "chunked")
+            self.assertEqual(res.getheader("X-Old"), "yes")
+        conn.close()
+        out = raw_exchange(sy.port, b"GET / HTTP/1.0\r\n\r\n")
+        self.assertTrue(out.startswith(b"HTTP/1.0 200"), out)
+        self.assertTrue(out.endswith(b"\r\n\r\nhello, world"), out)
+        self.assertNotIn(b"chunked", out.lower())
