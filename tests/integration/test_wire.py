@@ -1,5 +1,6 @@
 """Raw bytes on the wire: framing ambiguities that enable request smuggling are refused, the
 connection closes after the error, and the backend never sees a second, smuggled request."""
+import os
 import time
 
 from harness import ProxyTestCase, config, raw_exchange
@@ -91,6 +92,7 @@ class ListenerTest(ProxyTestCase):
         path = sy.config_path + ".second.yaml"
         with open(path, "w") as f:
             f.write(cfg)
+        self.addCleanup(os.unlink, path)
         p = subprocess.run([SWITCHYARD, "--config", path], capture_output=True, text=True,
                            timeout=10)
         self.assertEqual(p.returncode, 1)
