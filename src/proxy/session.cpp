@@ -70,6 +70,31 @@ void strip_hop_by_hop(Fields& fields) {
   fields.erase(http::field::upgrade);
 }
 
+// A request target may use at most this much, or half of max_request_header_bytes if that is
+// smaller; a longer one is a 414 (a head over max_request_header_bytes is a 431 first).
+constexpr size_t kMaxTargetBytes = 8192;
+
+// obs-fold (RFC 9112 §5.2): a line break inside the head followed by a space or tab. Beast
+// would join the lines with a space, which the RFC allows, but two parsers can disagree on
+// folded values, so switchyard refuses them, as NGINX and HAProxy do.
+bool has_obs_fold(std::string_view head) {
+  for (size_t i = head.find("\r\n"); i != std::string_view::npos && i + 2 < head.size();
+       i = head.find("\r\n", i + 2)) {
+    if (head[i + 2] == ' ' || head[i + 2] == '\t') return true;
+  }
+  return false;
+}
+
+// Host = uri-host [ ":" port ] (RFC 9110 §7.2): reg-name, IPv4 or [IPv6] characters only.
+bool valid_host(std::string_view host) {
+  for (unsigned char c : host) {
+    bool ok = std::isalnum(c) || std::string_view("-._~!$&'()*+;=:[]%").find(static_cast<char>(c)) !=
+                                     std::string_view::npos;
+    if (!ok) return false;
+  }
+  return true;
+}
+
 tcp::endpoint to_asio(const SocketAddress& addr) {
   tcp::endpoint ep;
   std::memcpy(ep.data(), &addr.storage, addr.length);
@@ -139,7 +164,7 @@ void Session::on_first_bytes(beast::error_code ec, size_t bytes) {
 }
 
 void Session::do_read_head() {
-  phase_ = Phase::kRequest;
+  phase_ = Phase::kHead;
   view_ = worker_.view();
   listener_ = view_->snapshot->listeners[listener_index_].get();
   const auto& limits = listener_->config->limits;
@@ -149,6 +174,7 @@ void Session::do_read_head() {
   tried_count_ = 0;
   response_bytes_ = 0;
   response_head_sent_ = false;
+  head_timed_out_ = false;
   logged_ = false;
   request_.emplace();
   request_->header_limit(limits.max_request_header_bytes);
@@ -158,23 +184,63 @@ void Session::do_read_head() {
     request_->body_limit(limits.max_request_body_bytes);
   }
   start_ = Clock::now();
-  client_.expires_after(limits.header_timeout);
-  http::async_read_header(client_, client_buffer_, *request_,
-                          beast::bind_front_handler(&Session::on_read_head, shared_from_this()));
+  // header_timeout is enforced by the worker's sweep (check_head_deadline), not by the
+  // stream's timer: a timed-out stream is closed, and the client is owed a 408 first.
+  head_deadline_ = start_ + limits.header_timeout;
+  client_.expires_never();
+  parse_head();
 }
 
-void Session::on_read_head(beast::error_code ec, size_t) {
+// Offers the buffered bytes to the parser. Beast parses a head only once it is complete and
+// contiguous, so until then nothing is consumed; once it is, the raw head bytes are still in
+// the buffer for the checks Beast does not make.
+void Session::parse_head() {
+  beast::error_code ec;
+  size_t used = request_->put(client_buffer_.data(), ec);
+  if (ec == http::error::need_more) {
+    client_.async_read_some(client_buffer_.prepare(kFirstReadSize),
+                            beast::bind_front_handler(&Session::on_head_bytes, shared_from_this()));
+    return;
+  }
+  phase_ = Phase::kRequest;
   if (ec) {
-    if (ec == http::error::end_of_stream || ec == asio::error::operation_aborted ||
-        is_timeout(ec)) {
-      return;  // the stream is closed (tcp_stream closes it on timeout)
-    }
     client_keep_alive_ = false;
     client_version_ = 11;
     if (ec == http::error::header_limit) return respond_error(431, "request header too large", true);
     if (ec == http::error::body_limit) return respond_error(413, "request body too large", true);
     return respond_error(400, "malformed request", true);
   }
+  const char* head = static_cast<const char*>(client_buffer_.data().data());
+  bool folded = has_obs_fold(std::string_view(head, used));
+  client_buffer_.consume(used);
+  if (folded) {
+    client_keep_alive_ = false;
+    return respond_error(400, "obsolete line folding in header", true);
+  }
+  on_head_complete();
+}
+
+void Session::on_head_bytes(beast::error_code ec, size_t bytes) {
+  if (ec) {
+    if (head_timed_out_) {
+      phase_ = Phase::kRequest;
+      client_keep_alive_ = false;
+      return respond_error(408, "request header timeout", true);
+    }
+    return;  // the client went away mid-head: nobody to answer
+  }
+  client_buffer_.commit(bytes);
+  parse_head();
+}
+
+void Session::check_head_deadline(Clock::time_point now) {
+  if (phase_ != Phase::kHead || now < head_deadline_ || head_timed_out_) return;
+  head_timed_out_ = true;
+  beast::error_code ignored;
+  client_.socket().cancel(ignored);  // on_head_bytes sees operation_aborted and answers 408
+}
+
+void Session::on_head_complete() {
   auto& req = request_->get();
   client_version_ = req.version() == 10 ? 10 : 11;
   client_keep_alive_ = request_->keep_alive();
@@ -186,8 +252,13 @@ void Session::on_read_head(beast::error_code ec, size_t) {
   std::array<std::string_view, 8> codings;
   size_t n_lengths = 0;
   size_t n_codings = 0;
+  size_t n_hosts = 0;
   for (const auto& field : req) {
-    if (field.name() == http::field::content_length) {
+    if (field.name() == http::field::host) {
+      // RFC 9112 §3.2: more than one Host, or an invalid one, is a 400.
+      if (++n_hosts > 1) return respond_error(400, "more than one Host header", true);
+      if (!valid_host(field.value())) return respond_error(400, "invalid Host header", true);
+    } else if (field.name() == http::field::content_length) {
       if (n_lengths == lengths.size()) return respond_error(400, "too many Content-Length", true);
       lengths[n_lengths++] = field.value();
     } else if (field.name() == http::field::transfer_encoding) {
@@ -209,6 +280,10 @@ void Session::on_read_head(beast::error_code ec, size_t) {
   auto host = req[http::field::host];
   if (req.version() >= 11 && req.find(http::field::host) == req.end()) {
     return respond_error(400, "missing Host header", true);
+  }
+  const auto& limits = listener_->config->limits;
+  if (req.target().size() > std::min<size_t>(kMaxTargetBytes, limits.max_request_header_bytes / 2)) {
+    return respond_error(414, "request target too long", true);
   }
   auto target = routing::parse_target(req.target(), host);
   if (!target.valid) return respond_error(400, "invalid request target", true);

@@ -29,17 +29,22 @@ class Session : public std::enable_shared_from_this<Session> {
   void on_drain();
   // The worker is stopping: close both sides now; pending operations end with an error.
   void abort();
+  // Called by the worker's periodic sweep: a request head still incomplete after
+  // header_timeout has its read cancelled and is answered 408.
+  void check_head_deadline(std::chrono::steady_clock::time_point now);
 
   Session* prev = nullptr;  // Worker's intrusive list
   Session* next = nullptr;
 
  private:
-  enum class Phase { kIdle, kRequest };
+  enum class Phase { kIdle, kHead, kRequest };
 
   void do_wait_request();
   void on_first_bytes(beast::error_code ec, size_t bytes);
   void do_read_head();
-  void on_read_head(beast::error_code ec, size_t bytes);
+  void parse_head();
+  void on_head_bytes(beast::error_code ec, size_t bytes);
+  void on_head_complete();
   void pick_endpoint();
   void do_connect();
   void on_connect(beast::error_code ec);
@@ -108,6 +113,8 @@ class Session : public std::enable_shared_from_this<Session> {
   std::array<uint32_t, 4> tried_{};
   uint32_t tried_count_ = 0;
   std::chrono::steady_clock::time_point start_;
+  std::chrono::steady_clock::time_point head_deadline_;
+  bool head_timed_out_ = false;
   std::chrono::steady_clock::time_point upstream_start_;
   std::chrono::steady_clock::time_point deadline_;
   uint64_t response_bytes_ = 0;

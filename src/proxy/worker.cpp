@@ -12,6 +12,7 @@ namespace switchyard::proxy {
 namespace {
 constexpr size_t kMaxFreeBuffers = 256;
 constexpr auto kSweepInterval = std::chrono::seconds(1);
+constexpr auto kHeadSweepInterval = std::chrono::milliseconds(250);
 // A pooled connection idle for less than this is reused without a liveness peek: under load
 // reuse is microseconds old and the peek would cost a syscall per request. The rare race (the
 // endpoint closes it right then) is covered by the replay of bodyless requests in Session.
@@ -32,6 +33,7 @@ Worker::Worker(size_t index, SharedCounters& shared)
       work_(asio::make_work_guard(ioc_)),
       access_log_(ioc_),
       sweep_timer_(ioc_.get_executor()),
+      head_sweep_timer_(ioc_.get_executor()),
       accept_backoff_(ioc_.get_executor()) {}
 
 Worker::~Worker() { stop(); }
@@ -44,6 +46,7 @@ void Worker::start() {
   asio::post(ioc_, [this] {
     for (size_t slot = 0; slot < acceptors_.size(); ++slot) do_accept(slot);
     sweep_idle();
+    sweep_heads();
   });
   thread_ = std::thread([this] { ioc_.run(); });
 }
@@ -93,6 +96,7 @@ void Worker::stop() {
   for (Session* s = sessions_; s != nullptr; s = s->next) s->abort();
   idle_.clear();
   sweep_timer_.cancel();
+  head_sweep_timer_.cancel();
   accept_backoff_.cancel();
   ioc_.restart();
   ioc_.run();
@@ -161,6 +165,18 @@ void Worker::sweep_idle() {
   sweep_timer_.expires_after(kSweepInterval);
   sweep_timer_.async_wait([this](boost::system::error_code ec) {
     if (!ec) sweep_idle();
+  });
+}
+
+// header_timeout, enforced for every session by one periodic walk instead of a timer armed and
+// cancelled per request: the walk costs O(open connections) every kHeadSweepInterval, the
+// request path nothing. Deadlines are honoured to within one interval.
+void Worker::sweep_heads() {
+  auto now = std::chrono::steady_clock::now();
+  for (Session* s = sessions_; s != nullptr; s = s->next) s->check_head_deadline(now);
+  head_sweep_timer_.expires_after(kHeadSweepInterval);
+  head_sweep_timer_.async_wait([this](boost::system::error_code ec) {
+    if (!ec) sweep_heads();
   });
 }
 

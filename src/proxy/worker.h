@@ -103,6 +103,7 @@ class Worker {
   void do_accept(size_t slot);
   void on_accept(size_t slot, boost::system::error_code ec, Socket socket);
   void sweep_idle();
+  void sweep_heads();
 
   struct ListenSlot {
     size_t listener_index;
@@ -123,6 +124,7 @@ class Worker {
   std::vector<std::vector<std::unique_ptr<UpstreamConnection>>> idle_;  // by endpoint id
   std::vector<std::unique_ptr<char[]>> free_buffers_;
   Timer sweep_timer_;
+  Timer head_sweep_timer_;
   Timer accept_backoff_;
   Session* sessions_ = nullptr;  // intrusive list, for drain
   std::atomic<size_t> open_sessions_{0};
