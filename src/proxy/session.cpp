@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "switchyard/common/logging.h"
+#include "request_head.h"
 #include "switchyard/proxy/framing.h"
 
 namespace switchyard::proxy {
@@ -20,80 +21,6 @@ constexpr uint32_t kResponseHeaderLimit = 64 * 1024;
 constexpr size_t kFirstReadSize = 4096;
 constexpr auto kLingerTimeout = std::chrono::seconds(2);
 constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(a[i])) !=
-        std::tolower(static_cast<unsigned char>(b[i]))) {
-      return false;
-    }
-  }
-  return true;
-}
-
-// Removes hop-by-hop fields (RFC 9110 §7.6.1): the fixed list plus every field that the
-// Connection header names. Transfer-Encoding stays: it is this hop's framing, and the
-// serializer re-frames the body by it.
-template <typename Fields>
-void strip_hop_by_hop(Fields& fields) {
-  // Copy the Connection values first: equal_range's end is the next field in list order, so
-  // erasing a named field while iterating could invalidate it. Common values ("keep-alive",
-  // "close") fit in the small-string buffer: no allocation.
-  std::string named;
-  auto connection = fields.equal_range(http::field::connection);
-  for (auto it = connection.first; it != connection.second; ++it) {
-    named.append(it->value().data(), it->value().size());
-    named.push_back(',');
-  }
-  fields.erase(http::field::connection);
-  std::string_view value = named;
-  while (!value.empty()) {
-    auto comma = value.find(',');
-    std::string_view token = value.substr(0, comma);
-    while (!token.empty() && (token.front() == ' ' || token.front() == '\t')) {
-      token.remove_prefix(1);
-    }
-    while (!token.empty() && (token.back() == ' ' || token.back() == '\t')) {
-      token.remove_suffix(1);
-    }
-    if (!token.empty() && !iequals(token, "close") && !iequals(token, "keep-alive") &&
-        !iequals(token, "transfer-encoding")) {
-      fields.erase(token);
-    }
-    value = comma == std::string_view::npos ? std::string_view{} : value.substr(comma + 1);
-  }
-  fields.erase(http::field::keep_alive);
-  fields.erase(http::field::proxy_connection);
-  fields.erase(http::field::te);
-  fields.erase(http::field::trailer);
-  fields.erase(http::field::upgrade);
-}
-
-// A request target may use at most this much, or half of max_request_header_bytes if that is
-// smaller; a longer one is a 414 (a head over max_request_header_bytes is a 431 first).
-constexpr size_t kMaxTargetBytes = 8192;
-
-// obs-fold (RFC 9112 §5.2): a line break inside the head followed by a space or tab. Beast
-// would join the lines with a space, which the RFC allows, but two parsers can disagree on
-// folded values, so switchyard refuses them, as NGINX and HAProxy do.
-bool has_obs_fold(std::string_view head) {
-  for (size_t i = head.find("\r\n"); i != std::string_view::npos && i + 2 < head.size();
-       i = head.find("\r\n", i + 2)) {
-    if (head[i + 2] == ' ' || head[i + 2] == '\t') return true;
-  }
-  return false;
-}
-
-// Host = uri-host [ ":" port ] (RFC 9110 §7.2): reg-name, IPv4 or [IPv6] characters only.
-bool valid_host(std::string_view host) {
-  for (unsigned char c : host) {
-    bool ok = std::isalnum(c) || std::string_view("-._~!$&'()*+;=:[]%").find(static_cast<char>(c)) !=
-                                     std::string_view::npos;
-    if (!ok) return false;
-  }
-  return true;
-}
 
 tcp::endpoint to_asio(const SocketAddress& addr) {
   tcp::endpoint ep;
@@ -123,6 +50,7 @@ Session::Session(Worker& worker, size_t listener_index, Socket socket)
 Session::~Session() {
   release_endpoint();
   if (body_buffer_) worker_.release_buffer(std::move(body_buffer_));
+  if (tunnel_buffer_) worker_.release_buffer(std::move(tunnel_buffer_));
   listener_metrics_->connections_active.Decrement();
   worker_.shared().listener_connections[listener_index_].fetch_sub(1, std::memory_order_relaxed);
   worker_.unlink(this);
@@ -184,7 +112,7 @@ void Session::do_read_head() {
     request_->body_limit(limits.max_request_body_bytes);
   }
   start_ = Clock::now();
-  // header_timeout is enforced by the worker's sweep (check_head_deadline), not by the
+  // header_timeout is enforced by the worker's sweep (on_sweep), not by the
   // stream's timer: a timed-out stream is closed, and the client is owed a 408 first.
   head_deadline_ = start_ + limits.header_timeout;
   client_.expires_never();
@@ -233,7 +161,11 @@ void Session::on_head_bytes(beast::error_code ec, size_t bytes) {
   parse_head();
 }
 
-void Session::check_head_deadline(Clock::time_point now) {
+void Session::on_sweep(Clock::time_point now) {
+  if (phase_ == Phase::kTunnel) {
+    if (now - tunnel_activity_ > listener_->config->limits.idle_timeout) end_tunnel();
+    return;
+  }
   if (phase_ != Phase::kHead || now < head_deadline_ || head_timed_out_) return;
   head_timed_out_ = true;
   beast::error_code ignored;
@@ -244,47 +176,13 @@ void Session::on_head_complete() {
   auto& req = request_->get();
   client_version_ = req.version() == 10 ? 10 : 11;
   client_keep_alive_ = request_->keep_alive();
-  // Beast's parser tolerates some framing that another parser could read differently
-  // (Content-Length with Transfer-Encoding, "xchunked"...). Decide framing ourselves, before
-  // a body byte is read, and refuse anything ambiguous; the connection then closes, so the
-  // bytes after the head are never taken for a second request.
-  std::array<std::string_view, 8> lengths;
-  std::array<std::string_view, 8> codings;
-  size_t n_lengths = 0;
-  size_t n_codings = 0;
-  size_t n_hosts = 0;
-  for (const auto& field : req) {
-    if (field.name() == http::field::host) {
-      // RFC 9112 §3.2: more than one Host, or an invalid one, is a 400.
-      if (++n_hosts > 1) return respond_error(400, "more than one Host header", true);
-      if (!valid_host(field.value())) return respond_error(400, "invalid Host header", true);
-    } else if (field.name() == http::field::content_length) {
-      if (n_lengths == lengths.size()) return respond_error(400, "too many Content-Length", true);
-      lengths[n_lengths++] = field.value();
-    } else if (field.name() == http::field::transfer_encoding) {
-      if (n_codings == codings.size()) return respond_error(400, "too many Transfer-Encoding", true);
-      codings[n_codings++] = field.value();
-    }
-  }
-  auto framing = decide_framing(req.version(), std::span(lengths.data(), n_lengths),
-                                std::span(codings.data(), n_codings));
-  if (framing.framing == Framing::kBadRequest) return respond_error(400, framing.reason, true);
-  if (framing.framing == Framing::kNotImplemented) {
-    return respond_error(501, framing.reason, true);
-  }
-  if (n_lengths > 1) req.content_length(framing.content_length);  // one field, not duplicates
-  request_has_body_ = framing.framing != Framing::kNone;
+  const auto& limits = listener_->config->limits;
+  auto verdict = check_request_head(req, limits);
+  if (verdict.status != 0) return respond_error(verdict.status, verdict.reason, true);
+  request_has_body_ = verdict.framing != Framing::kNone;
   auto expect = req[http::field::expect];
   expect_continue_ = !expect.empty() && iequals(expect, "100-continue");
-
   auto host = req[http::field::host];
-  if (req.version() >= 11 && req.find(http::field::host) == req.end()) {
-    return respond_error(400, "missing Host header", true);
-  }
-  const auto& limits = listener_->config->limits;
-  if (req.target().size() > std::min<size_t>(kMaxTargetBytes, limits.max_request_header_bytes / 2)) {
-    return respond_error(414, "request target too long", true);
-  }
   auto target = routing::parse_target(req.target(), host);
   if (!target.valid) return respond_error(400, "invalid request target", true);
   route_ = listener_->router.match(target.host, target.path);
@@ -297,7 +195,15 @@ void Session::on_head_complete() {
 
 void Session::prepare_upstream_request() {
   auto& req = request_->get();
-  strip_hop_by_hop(req);
+  // An upgrade (WebSocket, h2c...) is offered to the endpoint only for a request without a
+  // body; the two hop-by-hop fields it needs are put back after stripping.
+  upgrade_requested_ = request_->upgrade() && !request_has_body_;
+  if (upgrade_requested_) upgrade_protocol_ = std::string(req[http::field::upgrade]);
+  strip_hop_by_hop(req, hop_scratch_);
+  if (upgrade_requested_) {
+    req.set(http::field::upgrade, upgrade_protocol_);
+    req.set(http::field::connection, "Upgrade");
+  }
   req.erase(http::field::expect);  // answered here (100 Continue), not by the endpoint
   bool trusted = false;
   for (const auto& cidr : listener_->config->trusted_proxies) {
@@ -453,8 +359,12 @@ void Session::on_response_head(beast::error_code ec, size_t) {
   unsigned status = response_->get().result_int();
   if (status >= 100 && status < 200) {
     // Interim responses (103 Early Hints, a stray 100) are not forwarded in this version; the
-    // final response follows on the same connection. 101 is never expected: Upgrade is stripped.
-    if (status == 101) return upstream_failed(http::error::bad_version, "upgrade");
+    // final response follows on the same connection. 101 only answers an upgrade we offered.
+    if (status == 101) {
+      if (!upgrade_requested_) return upstream_failed(http::error::bad_version, "upgrade");
+      endpoint_->state->metrics->upstream_requests.increment(status);
+      return start_tunnel();
+    }
     return do_read_response_head();
   }
   endpoint_->state->metrics->upstream_requests.increment(status);
@@ -480,7 +390,7 @@ void Session::on_response_head(beast::error_code ec, size_t) {
 
 void Session::prepare_response() {
   auto& res = response_->get();
-  strip_hop_by_hop(res);
+  strip_hop_by_hop(res, hop_scratch_);
   // Load reports are for the proxy, never for the client (DESIGN.md, Backend load reports).
   res.erase("endpoint-load-metrics");
   if (listener_->config->debug_headers) {
@@ -555,6 +465,96 @@ void Session::on_response_written(beast::error_code ec, size_t) {
   }
   if (!response_->is_done()) return do_read_response_body();
   finish_request();
+}
+
+// --- upgrade tunnel ----------------------------------------------------------------------
+// After a 101 the connection is a byte pipe in both directions: each direction reads into its
+// own buffer and writes to the other side, and an end of stream is passed on as a half-close,
+// so either side may finish sending first. Inactivity beyond idle_timeout (in either
+// direction) is enforced by the worker's sweep, not by stream timers: one Beast stream carries
+// a read and a write at once here, and their timeouts would interfere.
+
+void Session::start_tunnel() {
+  auto& res = response_->get();
+  std::string upgrade(res[http::field::upgrade]);
+  strip_hop_by_hop(res, hop_scratch_);
+  res.erase("endpoint-load-metrics");
+  res.set(http::field::upgrade, upgrade);
+  res.set(http::field::connection, "Upgrade");
+  serialize_response_head(res);
+  out_framing_ = BodyFraming::kLength;  // raw bytes from here on
+  phase_ = Phase::kTunnel;
+  tunnel_activity_ = Clock::now();
+  tunnel_open_ = 2;
+  response_head_sent_ = true;
+  log_request(101);
+  client_.expires_never();
+  upstream_->stream.expires_never();
+  if (!body_buffer_) body_buffer_ = worker_.acquire_buffer();
+  tunnel_buffer_ = worker_.acquire_buffer();
+  // Bytes the endpoint sent right after its 101 go out with the head.
+  size_t early = std::min(upstream_->buffer.size(), kBodyBufferSize);
+  asio::buffer_copy(asio::buffer(body_buffer_.get(), early), upstream_->buffer.data());
+  upstream_->buffer.consume(early);
+  asio::async_write(client_, frame_piece(body_buffer_.get(), early, false),
+                    [self = shared_from_this()](beast::error_code ec, size_t) {
+                      self->on_tunnel_written(false, ec);
+                    });
+  // Bytes the client sent after its request head go to the endpoint first.
+  size_t pending = std::min(client_buffer_.size(), kBodyBufferSize);
+  asio::buffer_copy(asio::buffer(tunnel_buffer_.get(), pending), client_buffer_.data());
+  client_buffer_.consume(pending);
+  asio::async_write(upstream_->stream.socket(), asio::buffer(tunnel_buffer_.get(), pending),
+                    [self = shared_from_this()](beast::error_code ec, size_t) {
+                      self->on_tunnel_written(true, ec);
+                    });
+}
+
+// to_upstream: the client -> endpoint direction (tunnel_buffer_), else endpoint -> client
+// (body_buffer_).
+void Session::tunnel_read(bool to_upstream) {
+  auto& from = to_upstream ? client_.socket() : upstream_->stream.socket();
+  char* buffer = to_upstream ? tunnel_buffer_.get() : body_buffer_.get();
+  from.async_read_some(asio::buffer(buffer, kBodyBufferSize),
+                       [self = shared_from_this(), to_upstream](beast::error_code ec, size_t n) {
+                         self->on_tunnel_read(to_upstream, ec, n);
+                       });
+}
+
+void Session::on_tunnel_read(bool to_upstream, beast::error_code ec, size_t n) {
+  auto& to = to_upstream ? upstream_->stream.socket() : client_.socket();
+  if (ec) {
+    beast::error_code ignored;
+    if (ec == asio::error::eof) {
+      to.shutdown(Socket::shutdown_send, ignored);  // pass the end of stream on
+      if (--tunnel_open_ == 0) end_tunnel();
+    } else {
+      end_tunnel();
+    }
+    return;
+  }
+  tunnel_activity_ = Clock::now();
+  if (!to_upstream) response_bytes_ += n;
+  char* buffer = to_upstream ? tunnel_buffer_.get() : body_buffer_.get();
+  asio::async_write(to, asio::buffer(buffer, n),
+                    [self = shared_from_this(), to_upstream](beast::error_code ec, size_t) {
+                      self->on_tunnel_written(to_upstream, ec);
+                    });
+}
+
+void Session::on_tunnel_written(bool to_upstream, beast::error_code ec) {
+  if (ec) return end_tunnel();
+  tunnel_read(to_upstream);
+}
+
+void Session::end_tunnel() {
+  if (phase_ != Phase::kTunnel) return;
+  phase_ = Phase::kIdle;
+  close_after_response_ = true;
+  beast::error_code ignored;
+  client_.socket().close(ignored);
+  if (upstream_) upstream_->stream.socket().close(ignored);
+  release_endpoint();
 }
 
 // --- outgoing messages ---------------------------------------------------------------------

@@ -30,14 +30,15 @@ class Session : public std::enable_shared_from_this<Session> {
   // The worker is stopping: close both sides now; pending operations end with an error.
   void abort();
   // Called by the worker's periodic sweep: a request head still incomplete after
-  // header_timeout has its read cancelled and is answered 408.
-  void check_head_deadline(std::chrono::steady_clock::time_point now);
+  // header_timeout has its read cancelled and is answered 408; an upgrade tunnel idle for
+  // longer than idle_timeout is closed.
+  void on_sweep(std::chrono::steady_clock::time_point now);
 
   Session* prev = nullptr;  // Worker's intrusive list
   Session* next = nullptr;
 
  private:
-  enum class Phase { kIdle, kHead, kRequest };
+  enum class Phase { kIdle, kHead, kRequest, kTunnel };
 
   void do_wait_request();
   void on_first_bytes(beast::error_code ec, size_t bytes);
@@ -59,6 +60,11 @@ class Session : public std::enable_shared_from_this<Session> {
   void on_response_body_read(beast::error_code ec, size_t bytes);
   void on_response_written(beast::error_code ec, size_t bytes);
   void finish_request();
+  void start_tunnel();
+  void tunnel_read(bool to_upstream);
+  void on_tunnel_read(bool to_upstream, beast::error_code ec, size_t bytes);
+  void on_tunnel_written(bool to_upstream, beast::error_code ec);
+  void end_tunnel();
 
   // How the body of the message being sent is delimited on the wire.
   enum class BodyFraming { kNone, kLength, kChunked, kUntilClose };
@@ -105,6 +111,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::unique_ptr<UpstreamConnection> upstream_;
   std::unique_ptr<char[]> body_buffer_;
   std::string forwarded_for_;
+  std::string hop_scratch_;  // for strip_hop_by_hop; capacity reused
   std::string out_head_;  // serialized head being sent; its capacity is reused
   bool out_head_pending_ = false;
   BodyFraming out_framing_ = BodyFraming::kNone;
@@ -115,6 +122,11 @@ class Session : public std::enable_shared_from_this<Session> {
   std::chrono::steady_clock::time_point start_;
   std::chrono::steady_clock::time_point head_deadline_;
   bool head_timed_out_ = false;
+  bool upgrade_requested_ = false;
+  std::string upgrade_protocol_;
+  std::unique_ptr<char[]> tunnel_buffer_;  // client -> endpoint direction of a tunnel
+  std::chrono::steady_clock::time_point tunnel_activity_;
+  int tunnel_open_ = 0;  // directions not yet at end of stream
   std::chrono::steady_clock::time_point upstream_start_;
   std::chrono::steady_clock::time_point deadline_;
   uint64_t response_bytes_ = 0;

@@ -173,7 +173,7 @@ void Worker::sweep_idle() {
 // request path nothing. Deadlines are honoured to within one interval.
 void Worker::sweep_heads() {
   auto now = std::chrono::steady_clock::now();
-  for (Session* s = sessions_; s != nullptr; s = s->next) s->check_head_deadline(now);
+  for (Session* s = sessions_; s != nullptr; s = s->next) s->on_sweep(now);
   head_sweep_timer_.expires_after(kHeadSweepInterval);
   head_sweep_timer_.async_wait([this](boost::system::error_code ec) {
     if (!ec) sweep_heads();
