@@ -153,8 +153,13 @@ class Session : public std::enable_shared_from_this<Session> {
       delay_ms = static_cast<int>(to_u64(query_param(target, "ms"), 0));
       res_.body() = "slept\n";
     } else if (path == "/status") {
-      res_.result(static_cast<unsigned>(to_u64(query_param(target, "code"), 200)));
-      res_.body() = "status " + std::to_string(res_.result_int()) + " from " + g_opt.name + "\n";
+      unsigned code = static_cast<unsigned>(to_u64(query_param(target, "code"), 200));
+      if (code < 200 || code > 599) code = 400;
+      res_.result(code);
+      // 204 and 304 have no body (Beast refuses to frame one).
+      if (code != 204 && code != 304) {
+        res_.body() = "status " + std::to_string(code) + " from " + g_opt.name + "\n";
+      }
     } else {
       delay_ms = g_opt.latency_ms;
       thread_local std::mt19937_64 rng{std::random_device{}()};

@@ -11,6 +11,7 @@
 #include "switchyard/common/logging.h"
 #include "request_head.h"
 #include "switchyard/proxy/framing.h"
+#include "switchyard/routing/client_region.h"
 
 namespace switchyard::proxy {
 namespace {
@@ -188,6 +189,13 @@ void Session::on_head_complete() {
   route_ = listener_->router.match(target.host, target.path);
   if (route_ == nullptr) return respond_error(404, "no route for this request", request_has_body_);
   cluster_ = view_->snapshot->clusters[route_->cluster_index].get();
+  peer_trusted_ = routing::peer_trusted(*listener_->config, client_addr_);
+  client_region_ = {};
+  if (const auto& locality = cluster_->config->locality) {
+    client_region_ = routing::client_region(*listener_->config,
+                                            req[locality->client_region_header], peer_trusted_,
+                                            client_addr_);
+  }
   prepare_upstream_request();
   deadline_ = Clock::now() + route_->timeout;
   pick_endpoint();
@@ -205,13 +213,7 @@ void Session::prepare_upstream_request() {
     req.set(http::field::connection, "Upgrade");
   }
   req.erase(http::field::expect);  // answered here (100 Continue), not by the endpoint
-  bool trusted = false;
-  for (const auto& cidr : listener_->config->trusted_proxies) {
-    if (cidr.contains(client_addr_)) {
-      trusted = true;
-      break;
-    }
-  }
+  const bool trusted = peer_trusted_;
   auto xff = req["X-Forwarded-For"];
   if (trusted && !xff.empty()) {
     forwarded_for_.assign(xff.data(), xff.size());
@@ -229,6 +231,7 @@ void Session::prepare_upstream_request() {
 
 void Session::pick_endpoint() {
   balancer::PickContext ctx;
+  ctx.client_region = client_region_;
   ctx.attempt = tried_count_;
   ctx.tried = std::span<const uint32_t>(tried_.data(), tried_count_);
   endpoint_ = cluster_->strategy->pick(ctx, view_->lb[cluster_->index]);
@@ -396,6 +399,7 @@ void Session::prepare_response() {
   if (listener_->config->debug_headers) {
     res.set("x-switchyard-endpoint", endpoint_->address_text);
     if (!endpoint_->region.empty()) res.set("x-switchyard-region", endpoint_->region);
+    if (!client_region_.empty()) res.set("x-switchyard-client-region", client_region_);
   }
   unsigned status = res.result_int();
   bool has_body = request_->get().method() != http::verb::head && status != 204 &&

@@ -111,6 +111,8 @@ class Session : public std::enable_shared_from_this<Session> {
   std::unique_ptr<UpstreamConnection> upstream_;
   std::unique_ptr<char[]> body_buffer_;
   std::string forwarded_for_;
+  bool peer_trusted_ = false;
+  std::string_view client_region_;  // points into the request or the snapshot's config
   std::string hop_scratch_;  // for strip_hop_by_hop; capacity reused
   std::string out_head_;  // serialized head being sent; its capacity is reused
   bool out_head_pending_ = false;
