@@ -6,9 +6,11 @@ JOBS       ?= $(shell nproc)
 # Debian 12 packages the build, the tests and the demo need.
 DEPS := cmake ninja-build g++ ccache pkg-config python3 curl procps \
         libboost1.81-dev libboost-json1.81-dev libyaml-cpp-dev libspdlog-dev \
-        prometheus-cpp-dev libgtest-dev libgmock-dev libbenchmark-dev
+        prometheus-cpp-dev libgtest-dev libgmock-dev libbenchmark-dev \
+        clang libclang-rt-14-dev
 
-.PHONY: all build deps run test unit integration bench asan clean
+.PHONY: all build deps run test unit integration bench asan fuzz fuzz-build clean
+FUZZ_RUNS ?= 10000000
 
 all: build
 
@@ -31,8 +33,20 @@ build: deps $(BUILD)/build.ninja
 run: build
 	@config/run-demo.sh $(BUILD)
 
-test: build
+test: build fuzz-build
 	cd $(BUILD) && ctest --output-on-failure -j 2 --timeout 600
+	@echo "fuzz smoke: 20000 inputs through the request parser and normalisation"
+	build-fuzz/request_fuzz -runs=20000 -seed=1 tests/fuzz/request_fuzz_corpus 2>&1 | tail -2
+
+# libFuzzer target, built with clang in its own tree (coverage + ASan + UBSan).
+fuzz-build: deps
+	@[ -f build-fuzz/build.ninja ] || cmake -S . -B build-fuzz -G Ninja \
+	  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ -DSWITCHYARD_FUZZ=ON
+	cmake --build build-fuzz -j $(JOBS) --target request_fuzz
+
+fuzz: fuzz-build
+	mkdir -p build-fuzz/corpus
+	build-fuzz/request_fuzz -runs=$(FUZZ_RUNS) -print_final_stats=1 build-fuzz/corpus tests/fuzz/request_fuzz_corpus
 
 unit: build
 	cd $(BUILD) && ctest --output-on-failure -L unit
@@ -50,4 +64,4 @@ asan: deps
 	cd build-asan && ctest --output-on-failure -j 2 --timeout 900
 
 clean:
-	rm -rf $(BUILD) build-asan
+	rm -rf $(BUILD) build-asan build-fuzz
