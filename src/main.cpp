@@ -2,15 +2,14 @@
 // runs the admin server, handles signals (SIGHUP reload, SIGTERM/SIGINT drain) and publishes
 // snapshots to the workers.
 
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <csignal>
 #include <cstdio>
 #include <iostream>
 #include <string>
 #include <string_view>
-
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/signal_set.hpp>
-#include <boost/asio/steady_timer.hpp>
 
 #include "switchyard/admin/admin_server.h"
 #include "switchyard/common/logging.h"

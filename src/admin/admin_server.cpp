@@ -28,8 +28,7 @@ struct Reply {
 }  // namespace
 
 struct AdminServer::Impl : std::enable_shared_from_this<AdminServer::Impl> {
-  Impl(asio::io_context& ioc, metrics::Metrics& m, const registry::Registry& r,
-       const AdminState& s)
+  Impl(asio::io_context& ioc, metrics::Metrics& m, const registry::Registry& r, const AdminState& s)
       : acceptor(ioc), metrics(m), registry(r), state(s) {}
 
   tcp::acceptor acceptor;

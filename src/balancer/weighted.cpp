@@ -25,8 +25,8 @@ const Endpoint* WeightedDraw::draw(const PickContext& ctx, WorkerLbState& state,
   const uint64_t total = prefix_.back();
   for (int i = 0; i < kDrawAttempts; ++i) {
     uint64_t r = state.next_random() % total;
-    size_t index = static_cast<size_t>(std::upper_bound(prefix_.begin(), prefix_.end(), r) -
-                                       prefix_.begin());
+    size_t index =
+        static_cast<size_t>(std::upper_bound(prefix_.begin(), prefix_.end(), r) - prefix_.begin());
     const Endpoint& ep = endpoints_[index];
     if (&ep != exclude && ep.state->usable() && !ctx.was_tried(ep.index)) return &ep;
   }

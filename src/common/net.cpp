@@ -26,8 +26,7 @@ void SocketAddress::set_port(uint16_t port) {
 std::string SocketAddress::ip_string() const {
   char buf[INET6_ADDRSTRLEN] = {};
   if (storage.ss_family == AF_INET) {
-    inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(&storage)->sin_addr, buf,
-              sizeof(buf));
+    inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(&storage)->sin_addr, buf, sizeof(buf));
   } else {
     inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(&storage)->sin6_addr, buf,
               sizeof(buf));
@@ -135,8 +134,8 @@ IpAddress IpAddress::from_socket_address(const SocketAddress& addr) {
     std::memcpy(ip.bytes.data() + 12,
                 &reinterpret_cast<const sockaddr_in*>(&addr.storage)->sin_addr, 4);
   } else {
-    std::memcpy(ip.bytes.data(),
-                &reinterpret_cast<const sockaddr_in6*>(&addr.storage)->sin6_addr, 16);
+    std::memcpy(ip.bytes.data(), &reinterpret_cast<const sockaddr_in6*>(&addr.storage)->sin6_addr,
+                16);
   }
   return ip;
 }

@@ -14,19 +14,25 @@ namespace switchyard::config {
 
 std::string Diagnostic::to_string() const {
   std::ostringstream out;
-  out << file << ':' << line << ':' << column << ": " << (path.empty() ? "(root)" : path)
-      << ": " << message;
+  out << file << ':' << line << ':' << column << ": " << (path.empty() ? "(root)" : path) << ": "
+      << message;
   return out.str();
 }
 
 const char* to_string(Strategy s) {
   switch (s) {
-    case Strategy::kRoundRobin: return "round_robin";
-    case Strategy::kLeastRequest: return "least_request";
-    case Strategy::kRandom: return "random";
-    case Strategy::kResourceAware: return "resource_aware";
-    case Strategy::kConsistentHash: return "consistent_hash";
-    case Strategy::kMaglev: return "maglev";
+    case Strategy::kRoundRobin:
+      return "round_robin";
+    case Strategy::kLeastRequest:
+      return "least_request";
+    case Strategy::kRandom:
+      return "random";
+    case Strategy::kResourceAware:
+      return "resource_aware";
+    case Strategy::kConsistentHash:
+      return "consistent_hash";
+    case Strategy::kMaglev:
+      return "maglev";
   }
   return "?";
 }
@@ -170,7 +176,8 @@ class Loader {
       }
     }
     std::string list;
-    for (const auto& option : options) list += std::string(list.empty() ? "" : " | ") + option.first;
+    for (const auto& option : options)
+      list += std::string(list.empty() ? "" : " | ") + option.first;
     error(node, path, "expected one of " + list);
     return false;
   }
@@ -196,8 +203,8 @@ class MapView {
     for (auto it = node.begin(); it != node.end(); ++it) {
       YAML::Node key = it->first;  // a copy: yaml-cpp's operator-> returns a temporary
       std::string name = key.IsScalar() ? key.Scalar() : "";
-      bool known = std::any_of(allowed.begin(), allowed.end(),
-                               [&](const char* a) { return name == a; });
+      bool known =
+          std::any_of(allowed.begin(), allowed.end(), [&](const char* a) { return name == a; });
       if (!known) {
         loader.error(key, child(name), "unknown key '" + name + "'");
         continue;
@@ -615,9 +622,9 @@ void read_cluster(Loader& l, const YAML::Node& node, const std::string& path, Cl
       l.number(c, lm.child("min_healthy_fraction"), &loc.min_healthy_fraction, 0, 1);
     }
     if (auto c = lm.get("fallback"); c.IsDefined()) {
-      l.choice(c, lm.child("fallback"), &loc.fallback,
-               {{"nearest", Fallback::kNearest}, {"any", Fallback::kAny},
-                {"none", Fallback::kNone}});
+      l.choice(
+          c, lm.child("fallback"), &loc.fallback,
+          {{"nearest", Fallback::kNearest}, {"any", Fallback::kAny}, {"none", Fallback::kNone}});
     }
     out->locality = loc;
   }
@@ -705,8 +712,7 @@ void read_cluster(Loader& l, const YAML::Node& node, const std::string& path, Cl
       ring_points += uint64_t(ep.weight) * out->hash.virtual_nodes;
       out->endpoints.push_back(std::move(ep));
     }
-    if (ring_points > kMaxRingPoints &&
-        (out->strategy == Strategy::kConsistentHash)) {
+    if (ring_points > kMaxRingPoints && (out->strategy == Strategy::kConsistentHash)) {
       l.error(endpoints, m.child("endpoints"),
               "hash ring would have " + std::to_string(ring_points) +
                   " points (virtual_nodes x weights); the limit is " +

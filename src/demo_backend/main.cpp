@@ -96,8 +96,8 @@ class Session : public std::enable_shared_from_this<Session> {
     std::string_view path = target.substr(0, target.find('?'));
     if (g_opt.log_requests) {
       // One line per request received, for tests that prove what did (not) reach the backend.
-      std::string line = "REQUEST " + std::string(req.method_string()) + " " +
-                         std::string(target) + "\n";
+      std::string line =
+          "REQUEST " + std::string(req.method_string()) + " " + std::string(target) + "\n";
       std::fwrite(line.data(), 1, line.size(), stdout);
       std::fflush(stdout);
     }

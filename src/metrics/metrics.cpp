@@ -77,10 +77,10 @@ std::shared_ptr<EndpointMetrics> Metrics::endpoint(const std::string& cluster,
   auto& slot = endpoints_[key];
   if (!slot) {
     std::map<std::string, std::string> labels{{"cluster", cluster}, {"endpoint", address}};
-    slot = std::shared_ptr<EndpointMetrics>(new EndpointMetrics{
-        CodeCounters(upstream_requests_, labels), connect_failures_.Add(labels),
-        endpoint_healthy_.Add(labels), endpoint_ejected_.Add(labels),
-        endpoint_active_.Add(labels), endpoint_load_score_.Add(labels)});
+    slot = std::shared_ptr<EndpointMetrics>(
+        new EndpointMetrics{CodeCounters(upstream_requests_, labels), connect_failures_.Add(labels),
+                            endpoint_healthy_.Add(labels), endpoint_ejected_.Add(labels),
+                            endpoint_active_.Add(labels), endpoint_load_score_.Add(labels)});
   }
   return slot;
 }

@@ -49,12 +49,10 @@ void AccessLog::append(const AccessEntry& e, config::AccessLogFormat format) {
     append_escaped(line_, e.method);
     fmt::format_to(out, "\",\"path\":\"");
     append_escaped(line_, e.target);
-    fmt::format_to(out,
-                   "\",\"protocol\":\"HTTP/{}.{}\",\"status\":{},\"bytes\":{},\"cluster\":\"",
+    fmt::format_to(out, "\",\"protocol\":\"HTTP/{}.{}\",\"status\":{},\"bytes\":{},\"cluster\":\"",
                    e.version / 10, e.version % 10, e.status, e.bytes_sent);
     append_escaped(line_, cluster);
-    fmt::format_to(out, "\",\"endpoint\":\"{}\",\"duration_ms\":{:.3f}}}\n", endpoint,
-                   duration_ms);
+    fmt::format_to(out, "\",\"endpoint\":\"{}\",\"duration_ms\":{:.3f}}}\n", endpoint, duration_ms);
   } else {
     fmt::format_to(out, "{}.{:03}Z {} {} \"", cached_time_, ms % 1000, e.listener, e.client);
     append_escaped(line_, e.method);

@@ -26,9 +26,9 @@ bool has_obs_fold(std::string_view head) {
 
 bool valid_host(std::string_view host) {
   for (unsigned char c : host) {
-    bool ok = std::isalnum(c) ||
-              std::string_view("-._~!$&'()*+;=:[]%").find(static_cast<char>(c)) !=
-                  std::string_view::npos;
+    bool ok =
+        std::isalnum(c) ||
+        std::string_view("-._~!$&'()*+;=:[]%").find(static_cast<char>(c)) != std::string_view::npos;
     if (!ok) return false;
   }
   return true;

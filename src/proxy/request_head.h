@@ -32,7 +32,7 @@ bool has_obs_fold(std::string_view raw_head);
 bool valid_host(std::string_view host);
 
 struct HeadVerdict {
-  unsigned status = 0;     // 0: acceptable; else the error status to answer
+  unsigned status = 0;  // 0: acceptable; else the error status to answer
   const char* reason = "";
   Framing framing = Framing::kNone;
 };

@@ -42,8 +42,7 @@ struct ProxyServer::Impl {
   std::vector<std::string> bound;
 };
 
-ProxyServer::ProxyServer(const config::Config& config)
-    : impl_(std::make_unique<Impl>(config)) {}
+ProxyServer::ProxyServer(const config::Config& config) : impl_(std::make_unique<Impl>(config)) {}
 
 ProxyServer::~ProxyServer() { stop(); }
 
@@ -52,8 +51,8 @@ bool ProxyServer::bind() {
     const auto& listener = impl_->config.listeners[li];
     SocketAddress addr = listener.listen;
     if (addr.port() != 0 && !address_free(addr)) {
-      logs::proxy().error("listener '{}': {} is already in use by another process",
-                          listener.name, listener.listen_text);
+      logs::proxy().error("listener '{}': {} is already in use by another process", listener.name,
+                          listener.listen_text);
       return false;
     }
     for (auto& worker : impl_->workers) {

@@ -8,8 +8,8 @@
 #include <charconv>
 #include <cstring>
 
-#include "switchyard/common/logging.h"
 #include "request_head.h"
+#include "switchyard/common/logging.h"
 #include "switchyard/proxy/framing.h"
 #include "switchyard/routing/client_region.h"
 
@@ -135,7 +135,8 @@ void Session::parse_head() {
   if (ec) {
     client_keep_alive_ = false;
     client_version_ = 11;
-    if (ec == http::error::header_limit) return respond_error(431, "request header too large", true);
+    if (ec == http::error::header_limit)
+      return respond_error(431, "request header too large", true);
     if (ec == http::error::body_limit) return respond_error(413, "request body too large", true);
     return respond_error(400, "malformed request", true);
   }
@@ -192,9 +193,8 @@ void Session::on_head_complete() {
   peer_trusted_ = routing::peer_trusted(*listener_->config, client_addr_);
   client_region_ = {};
   if (const auto& locality = cluster_->config->locality) {
-    client_region_ = routing::client_region(*listener_->config,
-                                            req[locality->client_region_header], peer_trusted_,
-                                            client_addr_);
+    client_region_ = routing::client_region(*listener_->config, req[locality->client_region_header],
+                                            peer_trusted_, client_addr_);
   }
   prepare_upstream_request();
   deadline_ = Clock::now() + route_->timeout;
@@ -275,7 +275,7 @@ void Session::on_connect(beast::error_code ec) {
 void Session::send_request() {
   auto& req = request_->get();
   serialize_request_head(req);
-  out_framing_ = !request_has_body_ ? BodyFraming::kNone
+  out_framing_ = !request_has_body_    ? BodyFraming::kNone
                  : request_->chunked() ? BodyFraming::kChunked
                                        : BodyFraming::kLength;
   upstream_->stream.expires_at(deadline_);
@@ -328,8 +328,8 @@ void Session::on_request_body_read(beast::error_code ec, size_t) {
     // cannot be reused.
     upstream_.reset();
     if (ec == http::error::body_limit) return respond_error(413, "request body too large", true);
-    if (ec == http::error::end_of_stream || ec == http::error::partial_message ||
-        is_timeout(ec) || ec == asio::error::operation_aborted) {
+    if (ec == http::error::end_of_stream || ec == http::error::partial_message || is_timeout(ec) ||
+        ec == asio::error::operation_aborted) {
       return;
     }
     return respond_error(400, "malformed request body", true);
@@ -376,9 +376,8 @@ void Session::on_response_head(beast::error_code ec, size_t) {
   client_.expires_after(listener_->config->limits.idle_timeout);
   if (response_->is_done() || out_framing_ == BodyFraming::kNone) {
     response_head_sent_ = true;
-    asio::async_write(
-        client_, frame_piece(nullptr, 0, true),
-        beast::bind_front_handler(&Session::on_response_written, shared_from_this()));
+    asio::async_write(client_, frame_piece(nullptr, 0, true),
+                      beast::bind_front_handler(&Session::on_response_written, shared_from_this()));
     return;
   }
   if (!body_buffer_) body_buffer_ = worker_.acquire_buffer();
@@ -386,9 +385,8 @@ void Session::on_response_head(beast::error_code ec, size_t) {
   // here yet, the head goes out alone now (a streaming endpoint may take its time).
   if (upstream_->buffer.size() > 0) return do_read_response_body();
   response_head_sent_ = true;
-  asio::async_write(
-      client_, frame_piece(nullptr, 0, false),
-      beast::bind_front_handler(&Session::on_response_written, shared_from_this()));
+  asio::async_write(client_, frame_piece(nullptr, 0, false),
+                    beast::bind_front_handler(&Session::on_response_written, shared_from_this()));
 }
 
 void Session::prepare_response() {
@@ -402,8 +400,8 @@ void Session::prepare_response() {
     if (!client_region_.empty()) res.set("x-switchyard-client-region", client_region_);
   }
   unsigned status = res.result_int();
-  bool has_body = request_->get().method() != http::verb::head && status != 204 &&
-                  status != 304 && !(status >= 100 && status < 200);
+  bool has_body = request_->get().method() != http::verb::head && status != 204 && status != 304 &&
+                  !(status >= 100 && status < 200);
   bool keep_alive = client_keep_alive_ && !close_after_response_ && !worker_.draining();
   if (!has_body) {
     out_framing_ = BodyFraming::kNone;
@@ -455,9 +453,8 @@ void Session::on_response_body_read(beast::error_code ec, size_t) {
   response_bytes_ += filled;
   response_head_sent_ = true;
   client_.expires_after(listener_->config->limits.idle_timeout);
-  asio::async_write(
-      client_, frame_piece(body_buffer_.get(), filled, last),
-      beast::bind_front_handler(&Session::on_response_written, shared_from_this()));
+  asio::async_write(client_, frame_piece(body_buffer_.get(), filled, last),
+                    beast::bind_front_handler(&Session::on_response_written, shared_from_this()));
 }
 
 void Session::on_response_written(beast::error_code ec, size_t) {
@@ -745,16 +742,16 @@ void Session::close_gracefully() {
   if (ec) return;
   if (!body_buffer_) body_buffer_ = worker_.acquire_buffer();
   client_.expires_after(kLingerTimeout);
-  client_.async_read_some(asio::buffer(body_buffer_.get(), kBodyBufferSize),
-                          beast::bind_front_handler(&Session::on_lingering_read,
-                                                    shared_from_this()));
+  client_.async_read_some(
+      asio::buffer(body_buffer_.get(), kBodyBufferSize),
+      beast::bind_front_handler(&Session::on_lingering_read, shared_from_this()));
 }
 
 void Session::on_lingering_read(beast::error_code ec, size_t) {
   if (ec) return;  // EOF, timeout or error: done, the destructor closes the socket
-  client_.async_read_some(asio::buffer(body_buffer_.get(), kBodyBufferSize),
-                          beast::bind_front_handler(&Session::on_lingering_read,
-                                                    shared_from_this()));
+  client_.async_read_some(
+      asio::buffer(body_buffer_.get(), kBodyBufferSize),
+      beast::bind_front_handler(&Session::on_lingering_read, shared_from_this()));
 }
 
 }  // namespace switchyard::proxy

@@ -1,11 +1,10 @@
 #pragma once
 
-#include <boost/beast/http/buffer_body.hpp>
+#include <array>
 #include <boost/asio/buffer.hpp>
+#include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/string_body.hpp>
-
-#include <array>
 #include <optional>
 #include <string>
 
@@ -113,8 +112,8 @@ class Session : public std::enable_shared_from_this<Session> {
   std::string forwarded_for_;
   bool peer_trusted_ = false;
   std::string_view client_region_;  // points into the request or the snapshot's config
-  std::string hop_scratch_;  // for strip_hop_by_hop; capacity reused
-  std::string out_head_;  // serialized head being sent; its capacity is reused
+  std::string hop_scratch_;         // for strip_hop_by_hop; capacity reused
+  std::string out_head_;            // serialized head being sent; its capacity is reused
   bool out_head_pending_ = false;
   BodyFraming out_framing_ = BodyFraming::kNone;
   char chunk_line_[24] = {};

@@ -104,10 +104,9 @@ void Worker::stop() {
 }
 
 void Worker::do_accept(size_t slot) {
-  acceptors_[slot].acceptor.async_accept(
-      [this, slot](boost::system::error_code ec, Socket socket) {
-        on_accept(slot, ec, std::move(socket));
-      });
+  acceptors_[slot].acceptor.async_accept([this, slot](boost::system::error_code ec, Socket socket) {
+    on_accept(slot, ec, std::move(socket));
+  });
 }
 
 void Worker::on_accept(size_t slot, boost::system::error_code ec, Socket socket) {

@@ -3,14 +3,13 @@
 // Private to the proxy module: one event loop thread with its own acceptors, sessions,
 // upstream connection pools and view of the current snapshot.
 
+#include <atomic>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
-
-#include <atomic>
 #include <chrono>
 #include <memory>
 #include <thread>

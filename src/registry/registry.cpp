@@ -4,8 +4,7 @@
 
 namespace switchyard::registry {
 
-std::shared_ptr<const RuntimeSnapshot> Registry::build(
-    std::shared_ptr<const config::Config> cfg) {
+std::shared_ptr<const RuntimeSnapshot> Registry::build(std::shared_ptr<const config::Config> cfg) {
   auto snap = std::make_shared<RuntimeSnapshot>();
   snap->version = next_version_++;
   snap->config = cfg;

@@ -30,7 +30,19 @@ void pick(benchmark::State& state, config::Strategy kind, bool weighted) {
 
 }  // namespace
 
-BENCHMARK_CAPTURE(pick, round_robin, config::Strategy::kRoundRobin, false)->Arg(10)->Arg(100)->Arg(1000);
-BENCHMARK_CAPTURE(pick, round_robin_weighted, config::Strategy::kRoundRobin, true)->Arg(10)->Arg(100)->Arg(1000);
-BENCHMARK_CAPTURE(pick, random_weighted, config::Strategy::kRandom, true)->Arg(10)->Arg(100)->Arg(1000);
-BENCHMARK_CAPTURE(pick, least_request_weighted, config::Strategy::kLeastRequest, true)->Arg(10)->Arg(100)->Arg(1000);
+BENCHMARK_CAPTURE(pick, round_robin, config::Strategy::kRoundRobin, false)
+    ->Arg(10)
+    ->Arg(100)
+    ->Arg(1000);
+BENCHMARK_CAPTURE(pick, round_robin_weighted, config::Strategy::kRoundRobin, true)
+    ->Arg(10)
+    ->Arg(100)
+    ->Arg(1000);
+BENCHMARK_CAPTURE(pick, random_weighted, config::Strategy::kRandom, true)
+    ->Arg(10)
+    ->Arg(100)
+    ->Arg(1000);
+BENCHMARK_CAPTURE(pick, least_request_weighted, config::Strategy::kLeastRequest, true)
+    ->Arg(10)
+    ->Arg(100)
+    ->Arg(1000);

@@ -15,7 +15,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
-from harness import Backend, Switchyard, config  # noqa: E402
+from harness import Backend, Switchyard, config, free_port  # noqa: E402
 from test_wire import CASES, SMUGGLED  # noqa: E402
 
 EXTRA = [
@@ -26,14 +26,6 @@ EXTRA = [
     ("target 10 KiB", b"GET /" + b"a" * 10000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
     ("head 20 KiB", b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20000 + b"\r\n\r\n", 431),
 ]
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def exchange(port, data, timeout=3):

@@ -16,10 +16,10 @@ using registry::Endpoint;
 // What routing knows about a request, filled once per request. Every field may be empty: a
 // strategy that needs one copes without it.
 struct PickContext {
-  std::string_view hash_key;     // extracted by routing per cluster.hash.key
+  std::string_view hash_key;  // extracted by routing per cluster.hash.key
   bool has_hash_key = false;
   std::string_view client_region;
-  uint32_t attempt = 0;          // 0 for the first try, 1.. for retries
+  uint32_t attempt = 0;  // 0 for the first try, 1.. for retries
   // Indices of endpoints already tried by this request: avoided while another is usable.
   std::span<const uint32_t> tried;
 

@@ -16,8 +16,7 @@ class WeightedDraw {
   // A usable endpoint drawn with probability proportional to its weight, not equal to
   // `exclude` (pass nullptr for none). Prefers endpoints not yet tried by ctx. O(log n)
   // normally; falls back to a linear pass when the first draws land on unusable endpoints.
-  const Endpoint* draw(const PickContext& ctx, WorkerLbState& state,
-                       const Endpoint* exclude) const;
+  const Endpoint* draw(const PickContext& ctx, WorkerLbState& state, const Endpoint* exclude) const;
 
   bool uniform() const { return uniform_; }
 

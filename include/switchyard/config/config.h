@@ -44,16 +44,16 @@ enum class RetryOn : uint32_t {
 };
 
 struct Retries {
-  uint32_t attempts = 1;                // retries after the first try
+  uint32_t attempts = 1;  // retries after the first try
   uint32_t on_mask = static_cast<uint32_t>(RetryOn::kConnectFailure);
-  std::vector<uint16_t> on_status;      // e.g. 503
+  std::vector<uint16_t> on_status;  // e.g. 503
 };
 
 struct Route {
-  std::optional<std::string> host;          // lower-cased; "*.example.com" matches subdomains
+  std::optional<std::string> host;  // lower-cased; "*.example.com" matches subdomains
   std::optional<std::string> path_prefix;
   std::string cluster;
-  size_t cluster_index = 0;                 // resolved by the loader
+  size_t cluster_index = 0;  // resolved by the loader
   Duration timeout = 15s;
   Retries retries;
   CrossRegion cross_region = CrossRegion::kAllow;
@@ -77,7 +77,14 @@ struct Listener {
   std::vector<Route> routes;
 };
 
-enum class Strategy { kRoundRobin, kLeastRequest, kRandom, kResourceAware, kConsistentHash, kMaglev };
+enum class Strategy {
+  kRoundRobin,
+  kLeastRequest,
+  kRandom,
+  kResourceAware,
+  kConsistentHash,
+  kMaglev
+};
 
 struct ResourceAware {
   double cpu_weight = 0.4;
@@ -146,7 +153,7 @@ struct Endpoint {
   std::string region;
   std::string zone;
   uint32_t weight = 1;
-  std::optional<double> cpu_usage;     // metadata, static until reports arrive
+  std::optional<double> cpu_usage;  // metadata, static until reports arrive
   std::optional<double> memory_usage;
 };
 

@@ -1,6 +1,6 @@
-#include <gtest/gtest.h>
-
 #include "switchyard/common/net.h"
+
+#include <gtest/gtest.h>
 
 namespace switchyard {
 namespace {

@@ -36,10 +36,10 @@ void expect_one_error(const std::string& yaml, int line, int col, const std::str
   EXPECT_EQ(e.column, col) << e.to_string();
   EXPECT_EQ(e.path, path) << e.to_string();
   EXPECT_NE(e.message.find(text), std::string::npos) << e.to_string();
-  EXPECT_EQ(e.to_string().rfind("test.yaml:" + std::to_string(line) + ":" +
-                                    std::to_string(col) + ": " + path + ": ",
-                                0),
-            0u);
+  EXPECT_EQ(
+      e.to_string().rfind(
+          "test.yaml:" + std::to_string(line) + ":" + std::to_string(col) + ": " + path + ": ", 0),
+      0u);
 }
 
 std::string replace(std::string s, const std::string& from, const std::string& to) {
@@ -130,9 +130,9 @@ TEST(LoaderErrors, MissingRequiredKey) {
 
 TEST(LoaderErrors, WrongType) {
   expect_one_error(std::string("workers: four\n") + kMinimal, 1, 10, "workers", "whole number");
-  expect_one_error(replace(kMinimal, "    routes:\n      - cluster: app\n",
-                           "    routes: { cluster: app }\n"),
-                   4, 13, "listeners[0].routes", "expected a list");
+  expect_one_error(
+      replace(kMinimal, "    routes:\n      - cluster: app\n", "    routes: { cluster: app }\n"), 4,
+      13, "listeners[0].routes", "expected a list");
 }
 
 TEST(LoaderErrors, OutOfRange) {
@@ -152,8 +152,9 @@ TEST(LoaderErrors, BadAddress) {
 }
 
 TEST(LoaderErrors, BadCidr) {
-  expect_one_error(replace(kMinimal, "    routes:", "    trusted_proxies: [10.0.0.0/40]\n    routes:"),
-                   4, 23, "listeners[0].trusted_proxies[0]", "invalid CIDR");
+  expect_one_error(
+      replace(kMinimal, "    routes:", "    trusted_proxies: [10.0.0.0/40]\n    routes:"), 4, 23,
+      "listeners[0].trusted_proxies[0]", "invalid CIDR");
 }
 
 TEST(LoaderErrors, BadEnum) {
@@ -167,15 +168,15 @@ TEST(LoaderErrors, RouteToUnknownCluster) {
 }
 
 TEST(LoaderErrors, DuplicateNames) {
-  std::string two_clusters = std::string(kMinimal) +
-                             "  - name: app\n    endpoints:\n      - address: 127.0.0.1:9002\n";
+  std::string two_clusters =
+      std::string(kMinimal) + "  - name: app\n    endpoints:\n      - address: 127.0.0.1:9002\n";
   expect_one_error(two_clusters, 10, 11, "clusters[1].name", "duplicate cluster name");
 }
 
 TEST(LoaderErrors, EmptyEndpoints) {
-  expect_one_error(replace(kMinimal, "    endpoints:\n      - address: 127.0.0.1:9001\n",
-                           "    endpoints: []\n"),
-                   8, 16, "clusters[0].endpoints", "at least one endpoint");
+  expect_one_error(
+      replace(kMinimal, "    endpoints:\n      - address: 127.0.0.1:9001\n", "    endpoints: []\n"),
+      8, 16, "clusters[0].endpoints", "at least one endpoint");
 }
 
 TEST(LoaderErrors, DuplicateEndpoint) {
@@ -186,8 +187,9 @@ TEST(LoaderErrors, DuplicateEndpoint) {
 TEST(LoaderErrors, BadHashKey) {
   expect_one_error(replace(kMinimal, "  - name: app\n", "  - name: app\n    hash: { key: body }\n"),
                    8, 18, "clusters[0].hash.key", "expected header:NAME");
-  expect_one_error(replace(kMinimal, "  - name: app\n", "  - name: app\n    hash: { key: 'cookie:' }\n"),
-                   8, 18, "clusters[0].hash.key", "needs a name");
+  expect_one_error(
+      replace(kMinimal, "  - name: app\n", "  - name: app\n    hash: { key: 'cookie:' }\n"), 8, 18,
+      "clusters[0].hash.key", "needs a name");
 }
 
 TEST(LoaderErrors, CrossFieldCheck) {

@@ -10,7 +10,8 @@ namespace {
 std::shared_ptr<const config::Config> load(const std::string& endpoints) {
   std::string yaml =
       "listeners:\n  - name: in\n    listen: 127.0.0.1:0\n    routes: [ { cluster: app } ]\n"
-      "clusters:\n  - name: app\n    endpoints:\n" + endpoints;
+      "clusters:\n  - name: app\n    endpoints:\n" +
+      endpoints;
   auto r = config::load_string(yaml, "t.yaml");
   EXPECT_TRUE(r.ok()) << (r.errors.empty() ? "" : r.errors[0].to_string());
   return r.config;
@@ -50,8 +51,10 @@ TEST(Registry, RefreshGauges) {
   s->clusters[0]->endpoints[0].state->ejected = true;
   reg.refresh_gauges();
   auto text = m.serialize();
-  EXPECT_NE(text.find("switchyard_endpoint_active_requests{cluster=\"app\",endpoint=\"127.0.0.1:9001\"} 7"),
-            std::string::npos);
+  EXPECT_NE(
+      text.find(
+          "switchyard_endpoint_active_requests{cluster=\"app\",endpoint=\"127.0.0.1:9001\"} 7"),
+      std::string::npos);
   EXPECT_NE(text.find("switchyard_endpoint_ejected{cluster=\"app\",endpoint=\"127.0.0.1:9001\"} 1"),
             std::string::npos);
 }
