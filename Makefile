@@ -33,10 +33,11 @@ build: deps $(BUILD)/build.ninja
 run: build
 	@config/run-demo.sh $(BUILD)
 
+# The fuzz smoke runs first so that ctest's summary is the last thing printed.
 test: build fuzz-build
-	cd $(BUILD) && ctest --output-on-failure -j 2 --timeout 600
 	@echo "fuzz smoke: 20000 inputs through the request parser and normalisation"
 	build-fuzz/request_fuzz -runs=20000 -seed=1 tests/fuzz/request_fuzz_corpus 2>&1 | tail -2
+	cd $(BUILD) && ctest --output-on-failure -j 2 --timeout 600
 
 # libFuzzer target, built with clang in its own tree (coverage + ASan + UBSan).
 fuzz-build: deps
