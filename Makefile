@@ -36,7 +36,9 @@ run: build
 # The fuzz smoke runs first so that ctest's summary is the last thing printed.
 test: build fuzz-build
 	@echo "fuzz smoke: 20000 inputs through the request parser and normalisation"
-	build-fuzz/request_fuzz -runs=20000 -seed=1 tests/fuzz/request_fuzz_corpus 2>&1 | tail -2
+	@build-fuzz/request_fuzz -runs=20000 -seed=1 tests/fuzz/request_fuzz_corpus \
+	  > build-fuzz/smoke.log 2>&1 || { tail -40 build-fuzz/smoke.log; exit 1; }
+	@tail -1 build-fuzz/smoke.log
 	cd $(BUILD) && ctest --output-on-failure -j 2 --timeout 600
 
 # libFuzzer target, built with clang in its own tree (coverage + ASan + UBSan).
