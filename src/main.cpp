@@ -14,6 +14,7 @@
 #include "switchyard/admin/admin_server.h"
 #include "switchyard/common/logging.h"
 #include "switchyard/config/loader.h"
+#include "switchyard/health/health_checker.h"
 #include "switchyard/metrics/metrics.h"
 #include "switchyard/proxy/server.h"
 #include "switchyard/registry/registry.h"
@@ -95,6 +96,7 @@ class Daemon {
         registry_(metrics_),
         proxy_(*config_),
         admin_(control_, metrics_, registry_, admin_state_),
+        health_(control_),
         signals_(control_, SIGINT, SIGTERM, SIGHUP),
         drain_timer_(control_) {}
 
@@ -103,6 +105,7 @@ class Daemon {
     if (!proxy_.bind()) return 1;
     if (!admin_.listen(config_->admin.listen)) return 1;
     proxy_.publish(snapshot);
+    health_.update(*snapshot);
     proxy_.start();
     admin_state_.ready = true;
     logs::main().info("switchyard {} serving with {} workers, config {}", SWITCHYARD_VERSION,
@@ -147,7 +150,9 @@ class Daemon {
       logs::config().warn("workers and admin.listen take effect only after a restart");
     }
     config_ = result.config;
-    proxy_.publish(registry_.build(config_));
+    auto snapshot = registry_.build(config_);
+    proxy_.publish(snapshot);
+    health_.update(*snapshot);
     metrics_.config_reloads(true).Increment();
     logs::config().info("reload succeeded");
   }
@@ -167,6 +172,7 @@ class Daemon {
     if (open == 0 || std::chrono::steady_clock::now() >= drain_deadline_) {
       if (open > 0) logs::main().warn("drain timeout: closing {} connections", open);
       admin_.stop();
+      health_.stop();
       control_.stop();
       return;
     }
@@ -184,6 +190,7 @@ class Daemon {
   proxy::ProxyServer proxy_;
   admin::AdminState admin_state_;
   admin::AdminServer admin_;
+  health::HealthChecker health_;
   boost::asio::signal_set signals_;
   boost::asio::steady_timer drain_timer_;
   std::chrono::steady_clock::time_point drain_deadline_;

@@ -22,6 +22,10 @@ std::shared_ptr<const RuntimeSnapshot> Registry::build(std::shared_ptr<const con
       if (!state) {
         state = std::make_shared<EndpointState>();
         state->id = next_endpoint_id_++;
+        state->created_in = snap->version;
+        // An endpoint of a health-checked cluster is not used before its first check passes
+        // (HealthChecker); it is marked here, before any worker can see it.
+        state->healthy.store(!cc.health_check.has_value(), std::memory_order_relaxed);
         state->metrics = metrics_.endpoint(cc.name, ec.address_text);
       }
       live[key] = state;

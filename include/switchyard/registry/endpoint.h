@@ -16,6 +16,8 @@ namespace switchyard::registry {
 struct alignas(64) EndpointState {
   // Process-unique, never reused: indexes per-worker connection pools.
   uint32_t id = 0;
+  // The snapshot version that first contained this endpoint.
+  uint64_t created_in = 0;
   std::atomic<bool> healthy{true};
   std::atomic<bool> ejected{false};
   std::atomic<int64_t> active_requests{0};

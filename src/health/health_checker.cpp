@@ -1,0 +1,219 @@
+#include "switchyard/health/health_checker.h"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <cstring>
+#include <map>
+#include <random>
+
+#include "switchyard/common/logging.h"
+
+namespace switchyard::health {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+
+namespace {
+
+bool expected(const config::HealthCheck& hc, unsigned status) {
+  for (const auto& range : hc.expect_status) {
+    if (status >= range.low && status <= range.high) return true;
+  }
+  return false;
+}
+
+// One endpoint's probe loop. Owned by the checker's map; the pending operation keeps it alive
+// until it completes after stop().
+class Probe : public std::enable_shared_from_this<Probe> {
+ public:
+  Probe(asio::io_context& ioc, std::shared_ptr<registry::EndpointState> state, std::string cluster,
+        const registry::Endpoint& endpoint, config::HealthCheck hc)
+      : ioc_(ioc),
+        timer_(ioc),
+        state_(std::move(state)),
+        cluster_(std::move(cluster)),
+        address_text_(endpoint.address_text),
+        hc_(std::move(hc)) {
+    std::memcpy(address_.data(), &endpoint.address.storage, endpoint.address.length);
+    address_.resize(endpoint.address.length);
+    request_.method(http::verb::get);
+    request_.target(hc_.path);
+    request_.version(11);
+    request_.set(http::field::host, address_text_);
+    request_.set(http::field::user_agent, "switchyard-health-check");
+    request_.keep_alive(true);
+  }
+
+  void start(bool pending) {
+    if (pending) {
+      state_->healthy.store(false, std::memory_order_relaxed);
+      first_ = true;
+    }
+    schedule(std::chrono::milliseconds(0));
+  }
+
+  // Takes a changed health_check block on reload (same endpoint, new settings).
+  void reconfigure(config::HealthCheck hc) {
+    hc_ = std::move(hc);
+    request_.target(hc_.path);
+  }
+
+  void stop() {
+    stopped_ = true;
+    timer_.cancel();
+    if (stream_) stream_->close();
+  }
+
+ private:
+  void schedule(std::chrono::milliseconds delay) {
+    if (stopped_) return;
+    timer_.expires_after(delay);
+    timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+      if (!ec && !self->stopped_) self->check();
+    });
+  }
+
+  std::chrono::milliseconds next_delay() {
+    thread_local std::mt19937_64 rng{std::random_device{}()};
+    double factor = std::uniform_real_distribution<double>(0.9, 1.1)(rng);
+    return std::chrono::milliseconds(static_cast<int64_t>(hc_.interval.count() * factor));
+  }
+
+  void check() {
+    if (!stream_) {
+      stream_.emplace(ioc_);
+      stream_->expires_after(hc_.timeout);
+      stream_->async_connect(address_, [self = shared_from_this()](beast::error_code ec) {
+        if (ec) return self->done(false, "connect: " + ec.message());
+        self->send();
+      });
+      return;
+    }
+    stream_->expires_after(hc_.timeout);
+    send();
+  }
+
+  void send() {
+    http::async_write(*stream_, request_,
+                      [self = shared_from_this()](beast::error_code ec, size_t) {
+                        if (ec) return self->done(false, "write: " + ec.message());
+                        self->receive();
+                      });
+  }
+
+  void receive() {
+    parser_.emplace();
+    parser_->body_limit(64 * 1024);
+    http::async_read(*stream_, buffer_, *parser_,
+                     [self = shared_from_this()](beast::error_code ec, size_t) {
+                       if (ec) return self->done(false, "read: " + ec.message());
+                       unsigned status = self->parser_->get().result_int();
+                       // Load reports on check responses feed the resource-aware strategy
+                       // once it lands (issue 6); the hook is here.
+                       if (!self->parser_->keep_alive()) self->drop_connection();
+                       self->done(expected(self->hc_, status), "status " + std::to_string(status));
+                     });
+  }
+
+  void drop_connection() {
+    if (stream_) stream_->close();
+    stream_.reset();
+    buffer_.clear();
+  }
+
+  void done(bool passed, const std::string& detail) {
+    if (stopped_) return;
+    if (!passed) drop_connection();
+    bool healthy = state_->healthy.load(std::memory_order_relaxed);
+    if (passed) {
+      failures_ = 0;
+      ++successes_;
+      if (!healthy && (first_ || successes_ >= hc_.healthy_threshold)) {
+        state_->healthy.store(true, std::memory_order_relaxed);
+        logs::registry().info("endpoint {} of cluster '{}' is healthy ({})", address_text_,
+                              cluster_, detail);
+      }
+    } else {
+      successes_ = 0;
+      ++failures_;
+      if (healthy && failures_ >= hc_.unhealthy_threshold) {
+        state_->healthy.store(false, std::memory_order_relaxed);
+        logs::registry().warn("endpoint {} of cluster '{}' is unhealthy ({})", address_text_,
+                              cluster_, detail);
+      } else if (first_) {
+        logs::registry().warn("endpoint {} of cluster '{}' failed its first check ({})",
+                              address_text_, cluster_, detail);
+      }
+    }
+    first_ = false;
+    schedule(next_delay());
+  }
+
+  asio::io_context& ioc_;
+  asio::steady_timer timer_;
+  std::shared_ptr<registry::EndpointState> state_;
+  std::string cluster_;
+  std::string address_text_;
+  tcp::endpoint address_;
+  config::HealthCheck hc_;
+  std::optional<beast::tcp_stream> stream_;
+  beast::flat_buffer buffer_;
+  http::request<http::empty_body> request_;
+  std::optional<http::response_parser<http::string_body>> parser_;
+  uint32_t successes_ = 0;
+  uint32_t failures_ = 0;
+  bool first_ = false;
+  bool stopped_ = false;
+};
+
+}  // namespace
+
+struct HealthChecker::Impl {
+  explicit Impl(asio::io_context& c) : ioc(c) {}
+  asio::io_context& ioc;
+  std::map<const registry::EndpointState*, std::shared_ptr<Probe>> probes;
+};
+
+HealthChecker::HealthChecker(asio::io_context& ioc) : impl_(std::make_shared<Impl>(ioc)) {}
+
+HealthChecker::~HealthChecker() { stop(); }
+
+void HealthChecker::update(const registry::RuntimeSnapshot& snapshot) {
+  std::map<const registry::EndpointState*, std::shared_ptr<Probe>> next;
+  for (const auto& cluster : snapshot.clusters) {
+    const auto& hc = cluster->config->health_check;
+    for (const auto& ep : cluster->endpoints) {
+      if (!hc) {
+        ep.state->healthy.store(true, std::memory_order_relaxed);  // nobody checks: trust it
+        continue;
+      }
+      auto it = impl_->probes.find(ep.state.get());
+      if (it != impl_->probes.end()) {
+        it->second->reconfigure(*hc);
+        next.emplace(it->first, std::move(it->second));
+        impl_->probes.erase(it);
+        continue;
+      }
+      auto probe = std::make_shared<Probe>(impl_->ioc, ep.state, cluster->config->name, ep, *hc);
+      // An endpoint the registry just created has never been checked: pending until its
+      // first result. One that existed before (health_check added by a reload) keeps its
+      // state meanwhile.
+      probe->start(/*pending=*/ep.state->created_in == snapshot.version);
+      next.emplace(ep.state.get(), std::move(probe));
+    }
+  }
+  for (auto& [state, probe] : impl_->probes) probe->stop();  // endpoints that left
+  impl_->probes = std::move(next);
+}
+
+void HealthChecker::stop() {
+  for (auto& [state, probe] : impl_->probes) probe->stop();
+  impl_->probes.clear();
+}
+
+}  // namespace switchyard::health
