@@ -31,6 +31,9 @@ Try, in another terminal:
   curl -s -X POST --data 'hello' http://127.0.0.1:8080/echo
   curl -s http://127.0.0.1:9901/admin/clusters        # endpoints and their state
   curl -s http://127.0.0.1:9901/metrics | grep ^switchyard_
+  curl -s "http://127.0.0.1:9002/control/health?fail=1"   # east-b fails its health checks:
+                                                      #   it leaves "web" within ~2s
+  curl -s "http://127.0.0.1:9002/control/health?fail=0"   # and comes back
   kill -HUP $(pgrep -x switchyard)                    # reload config/switchyard.yaml
 
 MSG
