@@ -48,6 +48,14 @@ Metrics::Metrics()
                        .Name("switchyard_cluster_no_endpoint_total")
                        .Help("Requests answered 503 because no endpoint was usable")
                        .Register(*registry_)),
+      retries_(prometheus::BuildCounter()
+                   .Name("switchyard_upstream_retries_total")
+                   .Help("Upstream tries that were retries")
+                   .Register(*registry_)),
+      retry_budget_exhausted_(prometheus::BuildCounter()
+                                  .Name("switchyard_upstream_retry_budget_exhausted_total")
+                                  .Help("Retries not made because the retry budget was spent")
+                                  .Register(*registry_)),
       endpoint_healthy_(prometheus::BuildGauge()
                             .Name("switchyard_endpoint_healthy")
                             .Help("1 if the endpoint passes health checks")
@@ -93,7 +101,8 @@ std::shared_ptr<ClusterMetrics> Metrics::cluster(const std::string& name) {
         0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
     slot = std::shared_ptr<ClusterMetrics>(
         new ClusterMetrics{upstream_duration_.Add({{"cluster", name}}, kBuckets),
-                           no_endpoint_.Add({{"cluster", name}})});
+                           no_endpoint_.Add({{"cluster", name}}), retries_.Add({{"cluster", name}}),
+                           retry_budget_exhausted_.Add({{"cluster", name}})});
   }
   return slot;
 }

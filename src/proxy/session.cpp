@@ -11,6 +11,7 @@
 #include "request_head.h"
 #include "switchyard/common/logging.h"
 #include "switchyard/proxy/framing.h"
+#include "switchyard/proxy/retry.h"
 #include "switchyard/routing/client_region.h"
 
 namespace switchyard::proxy {
@@ -50,6 +51,7 @@ Session::Session(Worker& worker, size_t listener_index, Socket socket)
 
 Session::~Session() {
   release_endpoint();
+  release_retry();
   if (body_buffer_) worker_.release_buffer(std::move(body_buffer_));
   if (tunnel_buffer_) worker_.release_buffer(std::move(tunnel_buffer_));
   listener_metrics_->connections_active.Decrement();
@@ -101,6 +103,7 @@ void Session::do_read_head() {
   cluster_ = nullptr;
   endpoint_ = nullptr;
   tried_count_ = 0;
+  retries_done_ = 0;
   response_bytes_ = 0;
   response_head_sent_ = false;
   head_timed_out_ = false;
@@ -242,6 +245,7 @@ void Session::pick_endpoint() {
   }
   if (tried_count_ < tried_.size()) tried_[tried_count_++] = endpoint_->index;
   endpoint_->state->active_requests.fetch_add(1, std::memory_order_relaxed);
+  cluster_->state->active_tries.fetch_add(1, std::memory_order_relaxed);
   active_counted_ = true;
   upstream_start_ = Clock::now();
   upstream_ = worker_.take_idle(endpoint_->state->id);
@@ -265,6 +269,7 @@ void Session::on_connect(beast::error_code ec) {
     if (logs::proxy().should_log(spdlog::level::debug)) {
       logs::proxy().debug("connect to {} failed: {}", endpoint_->address_text, ec.message());
     }
+    if (try_retry(RetryReason::kConnectFailure, 0)) return;
     upstream_.reset();
     return respond_error(502, "upstream connect failed", request_has_body_);
   }
@@ -371,6 +376,7 @@ void Session::on_response_head(beast::error_code ec, size_t) {
     return do_read_response_head();
   }
   endpoint_->state->metrics->upstream_requests.increment(status);
+  if (try_retry(RetryReason::kStatus, status)) return;
   prepare_response();
   serialize_response_head(response_->get());
   client_.expires_after(listener_->config->limits.idle_timeout);
@@ -657,6 +663,7 @@ void Session::upstream_failed(beast::error_code ec, const char* what) {
     response_.reset();
     return do_connect();
   }
+  if (try_retry(is_timeout(ec) ? RetryReason::kTimeout : RetryReason::kReset, 0)) return;
   upstream_.reset();
   bool body_unread = request_has_body_ && !request_->is_done();
   if (is_timeout(ec)) return respond_error(504, "upstream timeout", body_unread);
@@ -701,13 +708,55 @@ void Session::on_error_written(beast::error_code ec, size_t) {
   do_wait_request();
 }
 
+// Retries (routes[].retries): only before any response byte went to the client, only for a
+// request without a body (it can be replayed from its head alone), at most `attempts` times,
+// within the cluster's retry budget. The next try avoids the endpoints already tried while
+// another is usable, and gets the full route timeout again.
+bool Session::try_retry(RetryReason reason, unsigned status) {
+  if (request_has_body_ || response_head_sent_ || upgrade_requested_ ||
+      retries_done_ >= route_->retries.attempts || !should_retry(route_->retries, reason, status)) {
+    return false;
+  }
+  auto& cluster_state = *cluster_->state;
+  if (!retry_counted_ &&
+      !retry_budget_allows(cluster_state.active_tries.load(std::memory_order_relaxed),
+                           cluster_state.active_retries.load(std::memory_order_relaxed))) {
+    cluster_->metrics->retry_budget_exhausted.Increment();
+    return false;
+  }
+  if (!retry_counted_) {
+    cluster_state.active_retries.fetch_add(1, std::memory_order_relaxed);
+    retry_counted_ = true;
+  }
+  ++retries_done_;
+  cluster_->metrics->retries.Increment();
+  if (logs::proxy().should_log(spdlog::level::debug)) {
+    logs::proxy().debug("retrying after a failure on {} (try {})", endpoint_->address_text,
+                        retries_done_ + 1);
+  }
+  upstream_.reset();  // mid-message or failed: never reused
+  response_.reset();
+  release_endpoint();
+  deadline_ = Clock::now() + route_->timeout;
+  pick_endpoint();
+  return true;
+}
+
+void Session::release_retry() {
+  if (!retry_counted_) return;
+  retry_counted_ = false;
+  cluster_->state->active_retries.fetch_sub(1, std::memory_order_relaxed);
+}
+
 void Session::release_endpoint() {
   if (!active_counted_) return;
   active_counted_ = false;
   endpoint_->state->active_requests.fetch_sub(1, std::memory_order_relaxed);
+  cluster_->state->active_tries.fetch_sub(1, std::memory_order_relaxed);
 }
 
 void Session::log_request(unsigned status) {
+  release_retry();  // the request is answered: it no longer counts against the budget
   if (logged_) return;
   logged_ = true;
   listener_metrics_->downstream_requests.increment(status);

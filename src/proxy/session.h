@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 
+#include "switchyard/proxy/retry.h"
 #include "worker.h"
 
 namespace switchyard::proxy {
@@ -84,6 +85,9 @@ class Session : public std::enable_shared_from_this<Session> {
   // An upstream operation failed before any response byte went to the client.
   void upstream_failed(beast::error_code ec, const char* what);
   void release_endpoint();
+  // Starts another try if the route's retry policy, the budget and the request allow it.
+  bool try_retry(RetryReason reason, unsigned status);
+  void release_retry();
   void log_request(unsigned status);
   void close_gracefully();
   void on_lingering_read(beast::error_code ec, size_t bytes);
@@ -120,6 +124,8 @@ class Session : public std::enable_shared_from_this<Session> {
   std::array<asio::const_buffer, 5> out_buffers_{};
   std::array<uint32_t, 4> tried_{};
   uint32_t tried_count_ = 0;
+  uint32_t retries_done_ = 0;
+  bool retry_counted_ = false;  // counted in the cluster's active_retries
   std::chrono::steady_clock::time_point start_;
   std::chrono::steady_clock::time_point head_deadline_;
   bool head_timed_out_ = false;

@@ -15,6 +15,9 @@ std::shared_ptr<const RuntimeSnapshot> Registry::build(std::shared_ptr<const con
     cs->config = &cc;
     cs->index = static_cast<uint32_t>(ci);
     cs->metrics = metrics_.cluster(cc.name);
+    auto& cluster_state = cluster_states_[cc.name];
+    if (!cluster_state) cluster_state = std::make_shared<ClusterState>();
+    cs->state = cluster_state;
     for (size_t ei = 0; ei < cc.endpoints.size(); ++ei) {
       const auto& ec = cc.endpoints[ei];
       auto key = cc.name + '\0' + ec.address_text;

@@ -42,6 +42,8 @@ struct EndpointMetrics {
 struct ClusterMetrics {
   prometheus::Histogram& upstream_duration;
   prometheus::Counter& no_endpoint;  // 503: nothing usable to pick
+  prometheus::Counter& retries;
+  prometheus::Counter& retry_budget_exhausted;
 };
 
 struct ListenerMetrics {
@@ -77,6 +79,8 @@ class Metrics {
   prometheus::Family<prometheus::Histogram>& upstream_duration_;
   prometheus::Family<prometheus::Counter>& connect_failures_;
   prometheus::Family<prometheus::Counter>& no_endpoint_;
+  prometheus::Family<prometheus::Counter>& retries_;
+  prometheus::Family<prometheus::Counter>& retry_budget_exhausted_;
   prometheus::Family<prometheus::Gauge>& endpoint_healthy_;
   prometheus::Family<prometheus::Gauge>& endpoint_ejected_;
   prometheus::Family<prometheus::Gauge>& endpoint_active_;

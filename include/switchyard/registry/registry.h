@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -17,12 +18,19 @@ namespace switchyard::registry {
 // Everything a worker needs about one cluster, immutable once built: endpoints and the strategy
 // table built over them travel together, so a request never sees members of one version with a
 // table of another.
+// Live counters of one cluster, shared by all its snapshots (kept across reloads by name).
+struct ClusterState {
+  std::atomic<int64_t> active_tries{0};    // upstream tries in flight
+  std::atomic<int64_t> active_retries{0};  // requests in flight that have retried
+};
+
 struct ClusterSnapshot {
   const config::Cluster* config = nullptr;  // owned by the RuntimeSnapshot's config
   uint32_t index = 0;
   std::vector<Endpoint> endpoints;
   std::unique_ptr<balancer::Strategy> strategy;
   std::shared_ptr<metrics::ClusterMetrics> metrics;
+  std::shared_ptr<ClusterState> state;
 };
 
 struct ListenerSnapshot {
@@ -58,6 +66,7 @@ class Registry {
   metrics::Metrics& metrics_;
   std::shared_ptr<const RuntimeSnapshot> current_;
   std::map<std::string, std::shared_ptr<EndpointState>> states_;  // key: cluster '\0' address
+  std::map<std::string, std::shared_ptr<ClusterState>> cluster_states_;
   uint32_t next_endpoint_id_ = 0;
   uint64_t next_version_ = 1;
 };
