@@ -33,11 +33,15 @@ build: deps $(BUILD)/build.ninja
 run: build
 	@config/run-demo.sh $(BUILD)
 
-# The fuzz smoke runs first so that ctest's summary is the last thing printed.
+# The fuzz smoke runs first so that ctest's summary is the last thing printed. New inputs it
+# finds go to build-fuzz/smoke-corpus (libFuzzer writes to the first directory), never into
+# the seed corpus in the source tree.
 test: build fuzz-build
 	@echo "fuzz smoke: 20000 inputs through the request parser and normalisation"
-	@build-fuzz/request_fuzz -runs=20000 -seed=1 tests/fuzz/request_fuzz_corpus \
-	  > build-fuzz/smoke.log 2>&1 || { tail -40 build-fuzz/smoke.log; exit 1; }
+	@mkdir -p build-fuzz/smoke-corpus
+	@build-fuzz/request_fuzz -runs=20000 -seed=1 build-fuzz/smoke-corpus \
+	  tests/fuzz/request_fuzz_corpus > build-fuzz/smoke.log 2>&1 \
+	  || { tail -40 build-fuzz/smoke.log; exit 1; }
 	@tail -1 build-fuzz/smoke.log
 	cd $(BUILD) && ctest --output-on-failure -j 2 --timeout 600
 

@@ -2,7 +2,7 @@
 // applies to every request (Beast's parser with the proxy's limits, the raw-head obs-fold scan,
 // check_request_head, hop-by-hop stripping, target parsing and routing), then the body through
 // the same streaming parser. Build: cmake -DSWITCHYARD_FUZZ=ON -DCMAKE_CXX_COMPILER=clang++.
-// Run: build-fuzz/tests/request_fuzz tests/fuzz/request_fuzz_corpus -runs=10000000
+// Run: make fuzz (new inputs go to build-fuzz/corpus; the seed corpus here stays as is).
 #include <boost/asio/buffer.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <cstdint>
