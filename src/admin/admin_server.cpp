@@ -35,7 +35,6 @@ struct AdminServer::Impl : std::enable_shared_from_this<AdminServer::Impl> {
   metrics::Metrics& metrics;
   const registry::Registry& registry;
   const AdminState& state;
-  std::string bound;
 
   Reply handle(const http::request<http::string_body>& req) {
     if (req.method() != http::verb::get && req.method() != http::verb::head) {
@@ -135,13 +134,10 @@ bool AdminServer::listen(const SocketAddress& address) {
   }
   SocketAddress bound = address;
   bound.set_port(a.local_endpoint().port());
-  impl_->bound = bound.to_string();
-  logs::admin().info("admin listening on {}", impl_->bound);
+  logs::admin().info("admin listening on {}", bound.to_string());
   impl_->do_accept();
   return true;
 }
-
-std::string AdminServer::bound_address() const { return impl_->bound; }
 
 void AdminServer::stop() {
   beast::error_code ec;

@@ -15,7 +15,6 @@ WeightedDraw::WeightedDraw(const std::vector<Endpoint>& endpoints) : endpoints_(
   for (const auto& ep : endpoints) {
     sum += ep.weight;
     prefix_.push_back(sum);
-    if (ep.weight != endpoints.front().weight) uniform_ = false;
   }
 }
 

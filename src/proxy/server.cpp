@@ -39,7 +39,6 @@ struct ProxyServer::Impl {
   const config::Config& config;
   SharedCounters shared;
   std::vector<std::unique_ptr<Worker>> workers;
-  std::vector<std::string> bound;
 };
 
 ProxyServer::ProxyServer(const config::Config& config) : impl_(std::make_unique<Impl>(config)) {}
@@ -74,14 +73,11 @@ bool ProxyServer::bind() {
       if (addr.port() == 0) addr.set_port(acceptor.local_endpoint().port());
       worker->add_acceptor(li, std::move(acceptor));
     }
-    impl_->bound.push_back(addr.to_string());
     logs::proxy().info("listener '{}' listening on {} ({} workers)", listener.name,
                        addr.to_string(), impl_->workers.size());
   }
   return true;
 }
-
-const std::vector<std::string>& ProxyServer::bound_addresses() const { return impl_->bound; }
 
 void ProxyServer::publish(std::shared_ptr<const registry::RuntimeSnapshot> snapshot) {
   for (auto& worker : impl_->workers) worker->publish(snapshot);

@@ -69,7 +69,6 @@ class Worker {
   ~Worker();
 
   asio::io_context& ioc() { return ioc_; }
-  size_t index() const { return index_; }
 
   // Main thread, before start().
   void add_acceptor(size_t listener_index, Acceptor acceptor);

@@ -30,7 +30,6 @@ class AdminServer {
 
   // Returns false (and logs) if the address cannot be bound.
   bool listen(const SocketAddress& address);
-  std::string bound_address() const;
   void stop();
 
  private:

@@ -18,15 +18,12 @@ class WeightedDraw {
   // normally; falls back to a linear pass when the first draws land on unusable endpoints.
   const Endpoint* draw(const PickContext& ctx, WorkerLbState& state, const Endpoint* exclude) const;
 
-  bool uniform() const { return uniform_; }
-
  private:
   const Endpoint* scan(const PickContext& ctx, WorkerLbState& state, const Endpoint* exclude,
                        bool avoid_tried) const;
 
   const std::vector<Endpoint>& endpoints_;
   std::vector<uint64_t> prefix_;  // prefix_[i] = sum of weights of endpoints 0..i
-  bool uniform_ = true;
 };
 
 }  // namespace switchyard::balancer

@@ -19,10 +19,8 @@ class ProxyServer {
   ProxyServer& operator=(const ProxyServer&) = delete;
 
   // Main thread, before start(): binds every listener on every worker. A listener on port 0
-  // gets one ephemeral port shared by all workers. Returns false (and logs) on failure.
+  // gets one ephemeral port shared by all workers, logged. Returns false (and logs) on failure.
   bool bind();
-  // The address each listener is bound to, by listener index (valid after bind()).
-  const std::vector<std::string>& bound_addresses() const;
 
   // Control thread. publish() before start() so that workers never run without a snapshot.
   void publish(std::shared_ptr<const registry::RuntimeSnapshot> snapshot);
