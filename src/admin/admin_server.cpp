@@ -4,8 +4,8 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <cstring>
 
+#include "switchyard/common/asio_endpoint.h"
 #include "switchyard/common/logging.h"
 
 namespace switchyard::admin {
@@ -119,9 +119,7 @@ AdminServer::AdminServer(asio::io_context& ioc, metrics::Metrics& metrics,
 AdminServer::~AdminServer() { stop(); }
 
 bool AdminServer::listen(const SocketAddress& address) {
-  tcp::endpoint ep;
-  std::memcpy(ep.data(), &address.storage, address.length);
-  ep.resize(address.length);
+  tcp::endpoint ep = to_endpoint(address);
   beast::error_code ec;
   auto& a = impl_->acceptor;
   a.open(ep.protocol(), ec);

@@ -5,10 +5,10 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <cstring>
 #include <map>
 #include <random>
 
+#include "switchyard/common/asio_endpoint.h"
 #include "switchyard/common/logging.h"
 
 namespace switchyard::health {
@@ -38,9 +38,8 @@ class Probe : public std::enable_shared_from_this<Probe> {
         state_(std::move(state)),
         cluster_(std::move(cluster)),
         address_text_(endpoint.address_text),
+        address_(to_endpoint(endpoint.address)),
         hc_(std::move(hc)) {
-    std::memcpy(address_.data(), &endpoint.address.storage, endpoint.address.length);
-    address_.resize(endpoint.address.length);
     request_.method(http::verb::get);
     request_.target(hc_.path);
     request_.version(11);

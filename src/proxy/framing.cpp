@@ -1,22 +1,9 @@
 #include "switchyard/proxy/framing.h"
 
+#include "switchyard/common/ascii.h"
+
 namespace switchyard::proxy {
 namespace {
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    char x = a[i] >= 'A' && a[i] <= 'Z' ? static_cast<char>(a[i] - 'A' + 'a') : a[i];
-    if (x != b[i]) return false;
-  }
-  return true;
-}
 
 // Calls f(token) for each comma-separated, trimmed element of every value (empty ones too).
 template <typename F>
@@ -24,7 +11,7 @@ void for_each_token(std::span<const std::string_view> values, F&& f) {
   for (std::string_view value : values) {
     while (true) {
       auto comma = value.find(',');
-      f(trim(value.substr(0, comma)));
+      f(trim_ows(value.substr(0, comma)));
       if (comma == std::string_view::npos) break;
       value = value.substr(comma + 1);
     }

@@ -5,17 +5,6 @@
 
 namespace switchyard::proxy {
 
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(a[i])) !=
-        std::tolower(static_cast<unsigned char>(b[i]))) {
-      return false;
-    }
-  }
-  return true;
-}
-
 bool has_obs_fold(std::string_view head) {
   for (size_t i = head.find("\r\n"); i != std::string_view::npos && i + 2 < head.size();
        i = head.find("\r\n", i + 2)) {

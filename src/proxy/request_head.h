@@ -9,6 +9,7 @@
 #include <string>
 #include <string_view>
 
+#include "switchyard/common/ascii.h"
 #include "switchyard/config/config.h"
 #include "switchyard/proxy/framing.h"
 
@@ -20,8 +21,6 @@ using Request = http::request<http::buffer_body>;
 // A request target may use at most this much, or half of max_request_header_bytes if that is
 // smaller; a longer one is a 414 (a head over max_request_header_bytes is a 431 first).
 constexpr size_t kMaxTargetBytes = 8192;
-
-bool iequals(std::string_view a, std::string_view b);
 
 // obs-fold (RFC 9112 §5.2): a line break inside the raw head followed by a space or tab. Beast
 // would join the lines with a space, which the RFC allows, but two parsers can disagree on
@@ -58,13 +57,7 @@ void strip_hop_by_hop(Fields& fields, std::string& scratch) {
   std::string_view value = scratch;
   while (!value.empty()) {
     auto comma = value.find(',');
-    std::string_view token = value.substr(0, comma);
-    while (!token.empty() && (token.front() == ' ' || token.front() == '\t')) {
-      token.remove_prefix(1);
-    }
-    while (!token.empty() && (token.back() == ' ' || token.back() == '\t')) {
-      token.remove_suffix(1);
-    }
+    std::string_view token = trim_ows(value.substr(0, comma));
     if (!token.empty() && !iequals(token, "close") && !iequals(token, "keep-alive") &&
         !iequals(token, "transfer-encoding")) {
       fields.erase(token);

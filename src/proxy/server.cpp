@@ -1,8 +1,8 @@
 #include "switchyard/proxy/server.h"
 
 #include <boost/asio/socket_base.hpp>
-#include <cstring>
 
+#include "switchyard/common/asio_endpoint.h"
 #include "switchyard/common/logging.h"
 #include "worker.h"
 
@@ -17,9 +17,7 @@ namespace {
 // without SO_REUSEPORT first fails if anyone listens there already, so startup fails loudly.
 bool address_free(const SocketAddress& addr) {
   asio::io_context ioc;
-  tcp::endpoint ep;
-  std::memcpy(ep.data(), &addr.storage, addr.length);
-  ep.resize(addr.length);
+  tcp::endpoint ep = to_endpoint(addr);
   tcp::acceptor probe(ioc);
   beast::error_code ec;
   probe.open(ep.protocol(), ec);
@@ -55,9 +53,7 @@ bool ProxyServer::bind() {
       return false;
     }
     for (auto& worker : impl_->workers) {
-      tcp::endpoint ep;
-      std::memcpy(ep.data(), &addr.storage, addr.length);
-      ep.resize(addr.length);
+      tcp::endpoint ep = to_endpoint(addr);
       Acceptor acceptor(worker->ioc().get_executor());
       beast::error_code ec;
       acceptor.open(ep.protocol(), ec);

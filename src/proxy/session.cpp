@@ -6,9 +6,9 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
 #include <charconv>
-#include <cstring>
 
 #include "request_head.h"
+#include "switchyard/common/asio_endpoint.h"
 #include "switchyard/common/logging.h"
 #include "switchyard/proxy/framing.h"
 #include "switchyard/proxy/retry.h"
@@ -23,13 +23,6 @@ constexpr uint32_t kResponseHeaderLimit = 64 * 1024;
 constexpr size_t kFirstReadSize = 4096;
 constexpr auto kLingerTimeout = std::chrono::seconds(2);
 constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
-
-tcp::endpoint to_asio(const SocketAddress& addr) {
-  tcp::endpoint ep;
-  std::memcpy(ep.data(), &addr.storage, addr.length);
-  ep.resize(addr.length);
-  return ep;
-}
 
 bool is_timeout(const beast::error_code& ec) { return ec == beast::error::timeout; }
 
@@ -259,7 +252,7 @@ void Session::do_connect() {
   upstream_->endpoint_id = endpoint_->state->id;
   upstream_->stream.expires_after(cluster_->config->upstream.connect_timeout);
   upstream_->stream.async_connect(
-      to_asio(endpoint_->address),
+      to_endpoint(endpoint_->address),
       beast::bind_front_handler(&Session::on_connect, shared_from_this()));
 }
 

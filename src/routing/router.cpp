@@ -1,26 +1,16 @@
 #include "switchyard/routing/router.h"
 
+#include "switchyard/common/ascii.h"
+
 namespace switchyard::routing {
 namespace {
-
-char lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
-
-// pattern is lower-case (the loader lowers it); host is as the client sent it.
-bool equals_lower(std::string_view host, std::string_view pattern) {
-  if (host.size() != pattern.size()) return false;
-  for (size_t i = 0; i < host.size(); ++i) {
-    if (lower(host[i]) != pattern[i]) return false;
-  }
-  return true;
-}
 
 bool host_matches(std::string_view host, std::string_view pattern) {
   if (pattern.size() > 2 && pattern[0] == '*' && pattern[1] == '.') {
     std::string_view suffix = pattern.substr(1);  // ".example.com"
-    return host.size() > suffix.size() &&
-           equals_lower(host.substr(host.size() - suffix.size()), suffix);
+    return host.size() > suffix.size() && iequals(host.substr(host.size() - suffix.size()), suffix);
   }
-  return equals_lower(host, pattern);
+  return iequals(host, pattern);
 }
 
 std::string_view strip_port(std::string_view authority) {
