@@ -12,6 +12,7 @@
 #include <string_view>
 
 #include "switchyard/admin/admin_server.h"
+#include "switchyard/breaker/outlier_detector.h"
 #include "switchyard/common/logging.h"
 #include "switchyard/config/loader.h"
 #include "switchyard/health/health_checker.h"
@@ -94,9 +95,14 @@ class Daemon {
       : options_(std::move(options)),
         config_(std::move(config)),
         registry_(metrics_),
+        outliers_(control_),
         proxy_(*config_),
         admin_(control_, metrics_, registry_, admin_state_),
-        health_(control_),
+        health_(control_, health::HealthChecker::Observer{[this](registry::EndpointState& state,
+                                                                 bool passed) {
+                                                            outliers_.on_check(state, passed);
+                                                          },
+                                                          {}}),
         signals_(control_, SIGINT, SIGTERM, SIGHUP),
         drain_timer_(control_) {}
 
@@ -104,7 +110,9 @@ class Daemon {
     auto snapshot = registry_.build(config_);
     if (!proxy_.bind()) return 1;
     if (!admin_.listen(config_->admin.listen)) return 1;
+    proxy_.set_outlier_detector(&outliers_);
     proxy_.publish(snapshot);
+    outliers_.update(snapshot);
     health_.update(*snapshot);
     proxy_.start();
     admin_state_.ready = true;
@@ -152,6 +160,7 @@ class Daemon {
     config_ = result.config;
     auto snapshot = registry_.build(config_);
     proxy_.publish(snapshot);
+    outliers_.update(snapshot);
     health_.update(*snapshot);
     metrics_.config_reloads(true).Increment();
     logs::config().info("reload succeeded");
@@ -173,6 +182,7 @@ class Daemon {
       if (open > 0) logs::main().warn("drain timeout: closing {} connections", open);
       admin_.stop();
       health_.stop();
+      outliers_.stop();
       control_.stop();
       return;
     }
@@ -187,6 +197,7 @@ class Daemon {
   boost::asio::io_context control_{1};
   metrics::Metrics metrics_;
   registry::Registry registry_;
+  breaker::OutlierDetector outliers_;  // before proxy_: workers report to it until they stop
   proxy::ProxyServer proxy_;
   admin::AdminState admin_state_;
   admin::AdminServer admin_;

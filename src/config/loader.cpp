@@ -318,9 +318,12 @@ void read_limits(Loader& l, const YAML::Node& node, const std::string& path, Lim
 }
 
 void read_retries(Loader& l, const YAML::Node& node, const std::string& path, Retries* out) {
-  MapView m(l, node, path, {"attempts", "on"});
+  MapView m(l, node, path, {"attempts", "on", "max_body_bytes"});
   if (auto v = m.get("attempts"); v.IsDefined()) {
     l.integer<uint32_t>(v, m.child("attempts"), &out->attempts, 0, 10);
+  }
+  if (auto v = m.get("max_body_bytes"); v.IsDefined()) {
+    l.integer<uint32_t>(v, m.child("max_body_bytes"), &out->max_body_bytes, 0, 16u << 20);
   }
   if (auto v = m.get("on"); v.IsDefined()) {
     out->on_mask = 0;

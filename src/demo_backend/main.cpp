@@ -7,12 +7,14 @@
 //   GET  /sleep?ms=N       answers after N ms
 //   GET  /status?code=N    answers with status N
 //   GET  /control/health?fail=0|1   flips /healthz at run time
+//   GET  /control/errors?rate=F     sets the --error-rate of / at run time
 //
 // --log-requests prints "REQUEST METHOD TARGET" for each request received.
 // Every response carries X-Backend-Name and X-Backend-Region; with --cpu/--mem it also sends
 // `endpoint-load-metrics: TEXT cpu_utilization=..., mem_utilization=...`.
 // Prints "demo_backend NAME listening on HOST:PORT" once ready (port 0 picks a free port).
 
+#include <algorithm>
 #include <atomic>
 #include <boost/asio.hpp>
 #include <boost/beast.hpp>
@@ -47,6 +49,7 @@ struct Options {
 };
 
 std::atomic<bool> g_fail_health{false};
+std::atomic<double> g_error_rate{0};
 Options g_opt;
 
 std::string_view query_param(std::string_view target, std::string_view name) {
@@ -121,6 +124,10 @@ class Session : public std::enable_shared_from_this<Session> {
     } else if (path == "/control/health") {
       g_fail_health = query_param(target, "fail") == "1";
       res_.body() = g_fail_health ? "healthz now fails\n" : "healthz now passes\n";
+    } else if (path == "/control/errors") {
+      std::string rate(query_param(target, "rate"));
+      g_error_rate = std::clamp(std::strtod(rate.c_str(), nullptr), 0.0, 1.0);
+      res_.body() = "error rate now " + std::to_string(g_error_rate.load()) + "\n";
     } else if (path.rfind("/echo", 0) == 0) {
       boost::crc_32_type crc;
       crc.process_bytes(req.body().data(), req.body().size());
@@ -163,8 +170,8 @@ class Session : public std::enable_shared_from_this<Session> {
     } else {
       delay_ms = g_opt.latency_ms;
       thread_local std::mt19937_64 rng{std::random_device{}()};
-      if (g_opt.error_rate > 0 &&
-          std::uniform_real_distribution<double>(0, 1)(rng) < g_opt.error_rate) {
+      double error_rate = g_error_rate.load(std::memory_order_relaxed);
+      if (error_rate > 0 && std::uniform_real_distribution<double>(0, 1)(rng) < error_rate) {
         res_.result(http::status::internal_server_error);
         res_.body() = "injected error from " + g_opt.name + "\n";
       } else {
@@ -260,6 +267,7 @@ int main(int argc, char** argv) {
     }
   }
   g_fail_health = g_opt.fail_health;
+  g_error_rate = g_opt.error_rate;
   auto colon = g_opt.listen.rfind(':');
   if (colon == std::string::npos) {
     usage();

@@ -31,9 +31,11 @@ bool expected(const config::HealthCheck& hc, unsigned status) {
 // until it completes after stop().
 class Probe : public std::enable_shared_from_this<Probe> {
  public:
-  Probe(asio::io_context& ioc, std::shared_ptr<registry::EndpointState> state, std::string cluster,
+  Probe(asio::io_context& ioc, std::shared_ptr<const HealthChecker::Observer> observer,
+        std::shared_ptr<registry::EndpointState> state, std::string cluster,
         const registry::Endpoint& endpoint, config::HealthCheck hc)
       : ioc_(ioc),
+        observer_(std::move(observer)),
         timer_(ioc),
         state_(std::move(state)),
         cluster_(std::move(cluster)),
@@ -111,9 +113,12 @@ class Probe : public std::enable_shared_from_this<Probe> {
     http::async_read(*stream_, buffer_, *parser_,
                      [self = shared_from_this()](beast::error_code ec, size_t) {
                        if (ec) return self->done(false, "read: " + ec.message());
-                       unsigned status = self->parser_->get().result_int();
-                       // Load reports on check responses feed the resource-aware strategy
-                       // once it lands (issue 6); the hook is here.
+                       const auto& res = self->parser_->get();
+                       unsigned status = res.result_int();
+                       auto report = res["endpoint-load-metrics"];
+                       if (!report.empty() && !self->stopped_ && self->observer_->on_load_report) {
+                         self->observer_->on_load_report(*self->state_, report);
+                       }
                        if (!self->parser_->keep_alive()) self->drop_connection();
                        self->done(expected(self->hc_, status), "status " + std::to_string(status));
                      });
@@ -128,6 +133,7 @@ class Probe : public std::enable_shared_from_this<Probe> {
   void done(bool passed, const std::string& detail) {
     if (stopped_) return;
     if (!passed) drop_connection();
+    if (observer_->on_result) observer_->on_result(*state_, passed);
     bool healthy = state_->healthy.load(std::memory_order_relaxed);
     if (passed) {
       failures_ = 0;
@@ -154,6 +160,7 @@ class Probe : public std::enable_shared_from_this<Probe> {
   }
 
   asio::io_context& ioc_;
+  std::shared_ptr<const HealthChecker::Observer> observer_;
   asio::steady_timer timer_;
   std::shared_ptr<registry::EndpointState> state_;
   std::string cluster_;
@@ -173,12 +180,15 @@ class Probe : public std::enable_shared_from_this<Probe> {
 }  // namespace
 
 struct HealthChecker::Impl {
-  explicit Impl(asio::io_context& c) : ioc(c) {}
+  Impl(asio::io_context& c, Observer o)
+      : ioc(c), observer(std::make_shared<const Observer>(std::move(o))) {}
   asio::io_context& ioc;
+  std::shared_ptr<const Observer> observer;
   std::map<const registry::EndpointState*, std::shared_ptr<Probe>> probes;
 };
 
-HealthChecker::HealthChecker(asio::io_context& ioc) : impl_(std::make_shared<Impl>(ioc)) {}
+HealthChecker::HealthChecker(asio::io_context& ioc, Observer observer)
+    : impl_(std::make_shared<Impl>(ioc, std::move(observer))) {}
 
 HealthChecker::~HealthChecker() { stop(); }
 
@@ -198,7 +208,8 @@ void HealthChecker::update(const registry::RuntimeSnapshot& snapshot) {
         impl_->probes.erase(it);
         continue;
       }
-      auto probe = std::make_shared<Probe>(impl_->ioc, ep.state, cluster->config->name, ep, *hc);
+      auto probe = std::make_shared<Probe>(impl_->ioc, impl_->observer, ep.state,
+                                           cluster->config->name, ep, *hc);
       // An endpoint the registry just created has never been checked: pending until its
       // first result. One that existed before (health_check added by a reload) keeps its
       // state meanwhile.

@@ -68,6 +68,22 @@ Metrics::Metrics()
                            .Name("switchyard_endpoint_active_requests")
                            .Help("Requests in flight to the endpoint")
                            .Register(*registry_)),
+      overflow_(prometheus::BuildCounter()
+                    .Name("switchyard_upstream_overflow_total")
+                    .Help("Requests answered 503 because the cluster was at max_pending_requests")
+                    .Register(*registry_)),
+      ejections_(prometheus::BuildCounter()
+                     .Name("switchyard_outlier_ejections_total")
+                     .Help("Endpoints ejected by the circuit breaker")
+                     .Register(*registry_)),
+      ejections_skipped_(prometheus::BuildCounter()
+                             .Name("switchyard_outlier_ejections_skipped_total")
+                             .Help("Ejections not made because of max_ejected_fraction")
+                             .Register(*registry_)),
+      endpoint_health_score_(prometheus::BuildGauge()
+                                 .Name("switchyard_endpoint_health_score")
+                                 .Help("Health score in (0, 1]: EWMA of request and check results")
+                                 .Register(*registry_)),
       endpoint_load_score_(prometheus::BuildGauge()
                                .Name("switchyard_endpoint_load_score")
                                .Help("Resource-aware load score of the endpoint")
@@ -85,10 +101,10 @@ std::shared_ptr<EndpointMetrics> Metrics::endpoint(const std::string& cluster,
   auto& slot = endpoints_[key];
   if (!slot) {
     std::map<std::string, std::string> labels{{"cluster", cluster}, {"endpoint", address}};
-    slot = std::shared_ptr<EndpointMetrics>(
-        new EndpointMetrics{CodeCounters(upstream_requests_, labels), connect_failures_.Add(labels),
-                            endpoint_healthy_.Add(labels), endpoint_ejected_.Add(labels),
-                            endpoint_active_.Add(labels), endpoint_load_score_.Add(labels)});
+    slot = std::shared_ptr<EndpointMetrics>(new EndpointMetrics{
+        CodeCounters(upstream_requests_, labels), connect_failures_.Add(labels),
+        endpoint_healthy_.Add(labels), endpoint_ejected_.Add(labels), endpoint_active_.Add(labels),
+        endpoint_health_score_.Add(labels), endpoint_load_score_.Add(labels)});
   }
   return slot;
 }
@@ -99,10 +115,11 @@ std::shared_ptr<ClusterMetrics> Metrics::cluster(const std::string& name) {
     // Buckets from 0.5 ms to 30 s: loopback sidecars and slow edge backends both resolve.
     static const prometheus::Histogram::BucketBoundaries kBuckets{
         0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
-    slot = std::shared_ptr<ClusterMetrics>(
-        new ClusterMetrics{upstream_duration_.Add({{"cluster", name}}, kBuckets),
-                           no_endpoint_.Add({{"cluster", name}}), retries_.Add({{"cluster", name}}),
-                           retry_budget_exhausted_.Add({{"cluster", name}})});
+    slot = std::shared_ptr<ClusterMetrics>(new ClusterMetrics{
+        upstream_duration_.Add({{"cluster", name}}, kBuckets),
+        no_endpoint_.Add({{"cluster", name}}), retries_.Add({{"cluster", name}}),
+        retry_budget_exhausted_.Add({{"cluster", name}}), overflow_.Add({{"cluster", name}}),
+        ejections_.Add({{"cluster", name}}), ejections_skipped_.Add({{"cluster", name}})});
   }
   return slot;
 }

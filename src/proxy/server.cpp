@@ -75,6 +75,10 @@ bool ProxyServer::bind() {
   return true;
 }
 
+void ProxyServer::set_outlier_detector(breaker::OutlierDetector* detector) {
+  impl_->shared.outliers = detector;
+}
+
 void ProxyServer::publish(std::shared_ptr<const registry::RuntimeSnapshot> snapshot) {
   for (auto& worker : impl_->workers) worker->publish(snapshot);
 }

@@ -22,6 +22,8 @@ using Clock = std::chrono::steady_clock;
 constexpr uint32_t kResponseHeaderLimit = 64 * 1024;
 constexpr size_t kFirstReadSize = 4096;
 constexpr auto kLingerTimeout = std::chrono::seconds(2);
+// A session keeps a replay buffer this large between requests; a larger one is freed.
+constexpr size_t kKeptReplayCapacity = 8 * 1024;
 constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
 
 bool is_timeout(const beast::error_code& ec) { return ec == beast::error::timeout; }
@@ -193,6 +195,14 @@ void Session::on_head_complete() {
                                             peer_trusted_, client_addr_);
   }
   prepare_upstream_request();
+  // A body is kept for a replay only while it fits retries.max_body_bytes.
+  const auto& retries = route_->retries;
+  auto length = request_->content_length();
+  replay_.clear();
+  replaying_ = false;
+  body_touched_ = false;
+  replay_ok_ = request_has_body_ && retries.attempts > 0 && retries.max_body_bytes > 0 &&
+               (!length || *length <= retries.max_body_bytes);
   deadline_ = Clock::now() + route_->timeout;
   pick_endpoint();
 }
@@ -226,25 +236,66 @@ void Session::prepare_upstream_request() {
 }
 
 void Session::pick_endpoint() {
+  auto& cluster_state = *cluster_->state;
+  // max_pending_requests: requests in flight to the cluster beyond it get 503 at once, not a
+  // queue. Counted before picking so that concurrent workers cannot overshoot.
+  if (cluster_state.active_tries.fetch_add(1, std::memory_order_relaxed) >=
+      cluster_->config->circuit_breaker.max_pending_requests) {
+    cluster_state.active_tries.fetch_sub(1, std::memory_order_relaxed);
+    cluster_->metrics->overflow.Increment();
+    std::string reason = "cluster '" + cluster_->config->name + "' is overloaded";
+    return respond_error(503, reason, request_has_body_ && !request_->is_done());
+  }
   balancer::PickContext ctx;
   ctx.client_region = client_region_;
-  ctx.attempt = tried_count_;
-  ctx.tried = std::span<const uint32_t>(tried_.data(), tried_count_);
-  endpoint_ = cluster_->strategy->pick(ctx, view_->lb[cluster_->index]);
+  // A half-open endpoint takes one request (its trial); a pick that lands on one whose trial
+  // another request holds picks again without it.
+  for (int round = 0;; ++round) {
+    ctx.attempt = tried_count_;
+    ctx.tried = std::span<const uint32_t>(tried_.data(), tried_count_);
+    endpoint_ = cluster_->strategy->pick(ctx, view_->lb[cluster_->index]);
+    if (endpoint_ == nullptr) break;
+    if (tried_count_ < tried_.size()) tried_[tried_count_++] = endpoint_->index;
+    auto& state = *endpoint_->state;
+    if (state.breaker.load(std::memory_order_relaxed) != registry::Breaker::kHalfOpen) break;
+    if (breaker::claim_trial(state)) {
+      trial_ = true;
+      break;
+    }
+    if (round == 2 || tried_count_ >= tried_.size()) {
+      endpoint_ = nullptr;
+      break;
+    }
+  }
   if (endpoint_ == nullptr) {
+    cluster_state.active_tries.fetch_sub(1, std::memory_order_relaxed);
     cluster_->metrics->no_endpoint.Increment();
     std::string reason = "no healthy endpoint in cluster '" + cluster_->config->name + "'";
-    return respond_error(503, reason, request_has_body_);
+    return respond_error(503, reason, request_has_body_ && !request_->is_done());
   }
-  if (tried_count_ < tried_.size()) tried_[tried_count_++] = endpoint_->index;
   endpoint_->state->active_requests.fetch_add(1, std::memory_order_relaxed);
-  cluster_->state->active_tries.fetch_add(1, std::memory_order_relaxed);
   active_counted_ = true;
+  outcome_recorded_ = false;
   upstream_start_ = Clock::now();
   upstream_ = worker_.take_idle(endpoint_->state->id);
   reused_connection_ = upstream_ != nullptr;
   if (upstream_) return send_request();
   do_connect();
+}
+
+// Feeds the circuit breaker and the health score: success is any response below 500.
+void Session::record_outcome(bool success) {
+  if (!active_counted_ || outcome_recorded_) return;
+  outcome_recorded_ = true;
+  auto& state = *endpoint_->state;
+  bool notify = success
+                    ? breaker::record_success(state, trial_)
+                    : breaker::record_failure(
+                          state, cluster_->config->circuit_breaker.consecutive_failures, trial_);
+  trial_ = false;
+  if (notify && worker_.shared().outliers != nullptr) {
+    worker_.shared().outliers->notify(endpoint_->state);
+  }
 }
 
 void Session::do_connect() {
@@ -259,6 +310,7 @@ void Session::do_connect() {
 void Session::on_connect(beast::error_code ec) {
   if (ec) {
     endpoint_->state->metrics->connect_failures.Increment();
+    record_outcome(false);
     if (logs::proxy().should_log(spdlog::level::debug)) {
       logs::proxy().debug("connect to {} failed: {}", endpoint_->address_text, ec.message());
     }
@@ -277,6 +329,12 @@ void Session::send_request() {
                  : request_->chunked() ? BodyFraming::kChunked
                                        : BodyFraming::kLength;
   upstream_->stream.expires_at(deadline_);
+  if (replaying_) {
+    // A retry of a request whose whole body was kept: head and body in one write.
+    asio::async_write(upstream_->stream, frame_piece(replay_.data(), replay_.size(), true),
+                      beast::bind_front_handler(&Session::on_request_written, shared_from_this()));
+    return;
+  }
   if (request_has_body_) {
     if (!body_buffer_) body_buffer_ = worker_.acquire_buffer();
     // Body bytes that came with the head go out in the same write as the head (one syscall);
@@ -289,7 +347,7 @@ void Session::send_request() {
 
 void Session::on_request_written(beast::error_code ec, size_t) {
   if (ec) return upstream_failed(ec, "write");
-  if (!request_has_body_) return do_read_response_head();
+  if (!request_has_body_ || replaying_) return do_read_response_head();
   if (expect_continue_) return do_send_continue();
   do_read_request_body();
 }
@@ -310,6 +368,7 @@ void Session::do_send_continue() {
 }
 
 void Session::do_read_request_body() {
+  body_touched_ = true;
   auto& body = request_->get().body();
   body.data = body_buffer_.get();
   body.size = kBodyBufferSize;
@@ -335,6 +394,14 @@ void Session::on_request_body_read(beast::error_code ec, size_t) {
   size_t filled = kBodyBufferSize - request_->get().body().size;
   bool last = request_->is_done();
   if (filled == 0 && !last) return do_read_request_body();  // only framing was parsed
+  if (replay_ok_) {
+    if (replay_.size() + filled > route_->retries.max_body_bytes) {
+      replay_ok_ = false;  // too large to keep (a chunked body of unknown length)
+      replay_.clear();
+    } else {
+      replay_.append(body_buffer_.get(), filled);
+    }
+  }
   upstream_->stream.expires_at(deadline_);
   asio::async_write(upstream_->stream, frame_piece(body_buffer_.get(), filled, last),
                     [self = shared_from_this(), last](beast::error_code ec, size_t) {
@@ -364,11 +431,13 @@ void Session::on_response_head(beast::error_code ec, size_t) {
     if (status == 101) {
       if (!upgrade_requested_) return upstream_failed(http::error::bad_version, "upgrade");
       endpoint_->state->metrics->upstream_requests.increment(status);
+      record_outcome(true);
       return start_tunnel();
     }
     return do_read_response_head();
   }
   endpoint_->state->metrics->upstream_requests.increment(status);
+  record_outcome(status < 500);
   if (try_retry(RetryReason::kStatus, status)) return;
   prepare_response();
   serialize_response_head(response_->get());
@@ -636,6 +705,7 @@ void Session::finish_request() {
   response_.reset();
   request_.reset();
   if (body_buffer_) worker_.release_buffer(std::move(body_buffer_));
+  if (replay_.capacity() > kKeptReplayCapacity) replay_ = std::string();
   view_.reset();
   if (!client_keep_alive_) return close_gracefully();
   do_wait_request();
@@ -650,12 +720,13 @@ void Session::upstream_failed(beast::error_code ec, const char* what) {
                 ec == asio::error::eof || ec == asio::error::broken_pipe;
   // A pooled connection that the endpoint closed while it sat idle fails before the first
   // response byte. A request without a body is replayed once, on a fresh connection.
-  if (closed && reused_connection_ && !request_has_body_ && upstream_ &&
-      upstream_->buffer.size() == 0) {
+  if (closed && reused_connection_ && can_replay() && upstream_ && upstream_->buffer.size() == 0) {
     reused_connection_ = false;
+    replaying_ = body_touched_;
     response_.reset();
     return do_connect();
   }
+  record_outcome(false);
   if (try_retry(is_timeout(ec) ? RetryReason::kTimeout : RetryReason::kReset, 0)) return;
   upstream_.reset();
   bool body_unread = request_has_body_ && !request_->is_done();
@@ -701,12 +772,18 @@ void Session::on_error_written(beast::error_code ec, size_t) {
   do_wait_request();
 }
 
+// A request can go to another connection if it has no body, if none of its body was read yet
+// (a connect failure), or if all of it was read and kept (retries.max_body_bytes).
+bool Session::can_replay() const {
+  return !request_has_body_ || !body_touched_ || (replay_ok_ && request_->is_done());
+}
+
 // Retries (routes[].retries): only before any response byte went to the client, only for a
-// request without a body (it can be replayed from its head alone), at most `attempts` times,
-// within the cluster's retry budget. The next try avoids the endpoints already tried while
-// another is usable, and gets the full route timeout again.
+// request that can be replayed (can_replay), at most `attempts` times, within the cluster's
+// retry budget. The next try avoids the endpoints already tried while another is usable, and
+// gets the full route timeout again.
 bool Session::try_retry(RetryReason reason, unsigned status) {
-  if (request_has_body_ || response_head_sent_ || upgrade_requested_ ||
+  if (!can_replay() || response_head_sent_ || upgrade_requested_ ||
       retries_done_ >= route_->retries.attempts || !should_retry(route_->retries, reason, status)) {
     return false;
   }
@@ -730,6 +807,7 @@ bool Session::try_retry(RetryReason reason, unsigned status) {
   upstream_.reset();  // mid-message or failed: never reused
   response_.reset();
   release_endpoint();
+  replaying_ = body_touched_;
   deadline_ = Clock::now() + route_->timeout;
   pick_endpoint();
   return true;
@@ -744,6 +822,10 @@ void Session::release_retry() {
 void Session::release_endpoint() {
   if (!active_counted_) return;
   active_counted_ = false;
+  if (trial_) {
+    trial_ = false;
+    breaker::abandon_trial(*endpoint_->state);  // no outcome: the next request is the trial
+  }
   endpoint_->state->active_requests.fetch_sub(1, std::memory_order_relaxed);
   cluster_->state->active_tries.fetch_sub(1, std::memory_order_relaxed);
 }

@@ -85,8 +85,10 @@ class Session : public std::enable_shared_from_this<Session> {
   // An upstream operation failed before any response byte went to the client.
   void upstream_failed(beast::error_code ec, const char* what);
   void release_endpoint();
+  void record_outcome(bool success);
   // Starts another try if the route's retry policy, the budget and the request allow it.
   bool try_retry(RetryReason reason, unsigned status);
+  bool can_replay() const;
   void release_retry();
   void log_request(unsigned status);
   void close_gracefully();
@@ -144,6 +146,12 @@ class Session : public std::enable_shared_from_this<Session> {
   bool reused_connection_ = false;
   bool response_head_sent_ = false;
   bool active_counted_ = false;
+  bool trial_ = false;  // this try holds its endpoint's half-open trial
+  bool outcome_recorded_ = false;
+  std::string replay_;         // the request body, kept for a retry while it fits
+  bool replay_ok_ = false;     // replay_ holds every body byte read so far
+  bool replaying_ = false;     // this try sends replay_ instead of reading the client
+  bool body_touched_ = false;  // some of the body was read from the client
   bool logged_ = false;
 };
 

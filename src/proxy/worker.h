@@ -17,6 +17,7 @@
 
 #include "access_log.h"
 #include "switchyard/balancer/strategy.h"
+#include "switchyard/breaker/outlier_detector.h"
 #include "switchyard/registry/registry.h"
 
 namespace switchyard::proxy {
@@ -59,6 +60,7 @@ struct WorkerView {
 struct SharedCounters {
   explicit SharedCounters(size_t listeners) : listener_connections(listeners) {}
   std::vector<std::atomic<uint32_t>> listener_connections;  // by listener index
+  breaker::OutlierDetector* outliers = nullptr;             // set before start, then read-only
 };
 
 class Session;

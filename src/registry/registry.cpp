@@ -69,7 +69,8 @@ void Registry::refresh_gauges() const {
     for (const auto& ep : cluster->endpoints) {
       const auto& s = *ep.state;
       s.metrics->healthy.Set(s.healthy.load(std::memory_order_relaxed) ? 1 : 0);
-      s.metrics->ejected.Set(s.ejected.load(std::memory_order_relaxed) ? 1 : 0);
+      s.metrics->ejected.Set(s.ejected() ? 1 : 0);
+      s.metrics->health_score.Set(s.health_score.load(std::memory_order_relaxed));
       s.metrics->active_requests.Set(
           static_cast<double>(s.active_requests.load(std::memory_order_relaxed)));
     }

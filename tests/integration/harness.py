@@ -173,6 +173,40 @@ def raw_exchange(port, data, timeout=5):
         return b"".join(chunks)
 
 
+class SocketBackend:
+    """A hand-rolled backend for wire-level tests: accepts up to `limit` connections in a
+    thread and gives each to handle(conn) (a socket with a 5 s timeout), then closes it."""
+
+    def __init__(self, limit=20):
+        import threading
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.sock.settimeout(10)
+        self.address = f"127.0.0.1:{self.sock.getsockname()[1]}"
+        self.thread = threading.Thread(target=self._serve, args=(limit,), daemon=True)
+        self.thread.start()
+
+    def _serve(self, limit):
+        for _ in range(limit):
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(5)
+                try:
+                    self.handle(conn)
+                except OSError:
+                    pass
+
+    def handle(self, conn):
+        raise NotImplementedError
+
+    def close(self):
+        self.sock.close()
+
+
 class ProxyTestCase(unittest.TestCase):
     """Tracks processes so that each test stops what it started."""
 

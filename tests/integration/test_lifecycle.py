@@ -132,3 +132,57 @@ class ReloadTest(ProxyTestCase):
         self.assertIn('switchyard_config_reloads_total{result="failure"} 1', text)
         self.assertIn('switchyard_config_reloads_total{result="success"} 1', text)
         conn.close()
+
+    def test_removed_endpoint_finishes_its_slow_request_and_gets_no_more(self):
+        a, b = self.backend("a"), self.backend("b")
+        sy = self.switchyard(config([a, b], workers=1))
+        slow = {}
+
+        def slow_request():
+            conn = http.client.HTTPConnection("127.0.0.1", sy.port, timeout=10)
+            conn.request("GET", "/sleep?ms=2500")
+            res = conn.getresponse()
+            res.read()
+            slow["result"] = (res.status, res.getheader("X-Backend-Name"))
+            conn.close()
+
+        # One worker, round robin: after a's turn comes b's, so the slow request lands on b.
+        for _ in range(3):
+            if request(sy.port)[1]["x-backend-name"] == "a":
+                break
+        t = threading.Thread(target=slow_request)
+        t.start()
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline and '"active_requests":1' not in admin_get(
+                sy, "/admin/clusters")[1].replace(" ", ""):
+            time.sleep(0.02)
+        sy.rewrite_config(config([a], workers=1))
+        sy.signal(signal.SIGHUP)
+        sy.wait_for_line(r"reload succeeded")
+        reloaded = time.monotonic()
+        seen = set()
+        while time.monotonic() - reloaded < 2:
+            seen.add(request(sy.port)[1]["x-backend-name"])
+        self.assertEqual(seen, {"a"})
+        t.join(10)
+        self.assertEqual(slow.get("result"), (200, "b"))
+
+    def test_endpoints_that_persist_keep_their_ejection(self):
+        a, b = self.backend("a"), self.backend("b")
+        request(a.port, path="/control/errors?rate=1")
+        cb = ("    circuit_breaker: { consecutive_failures: 2, base_ejection: 60s,"
+              " max_ejection: 60s }\n")
+        sy = self.switchyard(config([a, b], workers=1, extra_cluster=cb))
+        for _ in range(8):
+            request(sy.port)
+        c = self.backend("c")
+        sy.rewrite_config(config([a, b, c], workers=1, extra_cluster=cb))
+        sy.signal(signal.SIGHUP)
+        sy.wait_for_line(r"reload succeeded")
+        import json
+        eps = {e["address"]: e for e in
+               json.loads(admin_get(sy, "/admin/clusters")[1])["clusters"][0]["endpoints"]}
+        self.assertEqual(eps[a.address]["breaker"], "open")
+        self.assertEqual(eps[b.address]["breaker"], "closed")
+        names = {request(sy.port)[1]["x-backend-name"] for _ in range(10)}
+        self.assertEqual(names, {"b", "c"})

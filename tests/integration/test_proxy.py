@@ -4,7 +4,7 @@ import http.client
 import time
 import zlib
 
-from harness import ProxyTestCase, config, free_port, raw_exchange, request
+from harness import ProxyTestCase, SocketBackend, config, free_port, raw_exchange, request
 
 
 def pattern(n):
@@ -265,40 +265,22 @@ class BalancingTest(ProxyTestCase):
             self.assertAlmostEqual(share, 0.75, delta=0.75 * 0.15, msg=(strategy, counts))
 
 
-class RawBackend:
+class RawBackend(SocketBackend):
     """A one-shot-per-connection HTTP/1.0 backend: answers every request with `reply`, then
-    closes (close-delimited body). Runs in a thread; at most `limit` connections."""
+    closes (close-delimited body). At most `limit` connections."""
 
     def __init__(self, reply, limit=20):
-        import socket
-        import threading
         self.reply = reply
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.sock.settimeout(10)
-        self.address = f"127.0.0.1:{self.sock.getsockname()[1]}"
-        self.thread = threading.Thread(target=self._serve, args=(limit,), daemon=True)
-        self.thread.start()
+        super().__init__(limit)
 
-    def _serve(self, limit):
-        for _ in range(limit):
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            with conn:
-                conn.settimeout(5)
-                data = b""
-                while b"\r\n\r\n" not in data:
-                    chunk = conn.recv(4096)
-                    if not chunk:
-                        break
-                    data += chunk
-                conn.sendall(self.reply)
-
-    def close(self):
-        self.sock.close()
+    def handle(self, conn):
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = conn.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+        conn.sendall(self.reply)
 
 
 class Http10BackendTest(ProxyTestCase):

@@ -47,6 +47,9 @@ struct Retries {
   uint32_t attempts = 1;  // retries after the first try
   uint32_t on_mask = static_cast<uint32_t>(RetryOn::kConnectFailure);
   std::vector<uint16_t> on_status;  // e.g. 503
+  // Extension: a request body up to this size is kept so that the request can be replayed;
+  // a request with a larger body is retried only if it failed before its body was read.
+  uint32_t max_body_bytes = 64 * 1024;
 };
 
 struct Route {

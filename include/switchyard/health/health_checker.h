@@ -1,6 +1,8 @@
 #pragma once
 
+#include <functional>
 #include <memory>
+#include <string_view>
 
 #include "switchyard/registry/registry.h"
 
@@ -23,7 +25,15 @@ namespace switchyard::health {
 // Runs on the control thread's io_context; every method must be called on that thread.
 class HealthChecker {
  public:
-  explicit HealthChecker(boost::asio::io_context& ioc);
+  // Where check results go besides the endpoint's healthy flag (control thread, may be empty).
+  struct Observer {
+    // Every check result: the circuit breaker and the health score use it.
+    std::function<void(registry::EndpointState&, bool passed)> on_result;
+    // The endpoint-load-metrics header of a check response, unparsed: the load-report path.
+    std::function<void(registry::EndpointState&, std::string_view report)> on_load_report;
+  };
+
+  explicit HealthChecker(boost::asio::io_context& ioc, Observer observer = {});
   ~HealthChecker();
   HealthChecker(const HealthChecker&) = delete;
   HealthChecker& operator=(const HealthChecker&) = delete;

@@ -36,6 +36,7 @@ struct EndpointMetrics {
   prometheus::Gauge& healthy;
   prometheus::Gauge& ejected;
   prometheus::Gauge& active_requests;
+  prometheus::Gauge& health_score;
   prometheus::Gauge& load_score;
 };
 
@@ -44,6 +45,9 @@ struct ClusterMetrics {
   prometheus::Counter& no_endpoint;  // 503: nothing usable to pick
   prometheus::Counter& retries;
   prometheus::Counter& retry_budget_exhausted;
+  prometheus::Counter& overflow;  // 503: max_pending_requests reached
+  prometheus::Counter& ejections;
+  prometheus::Counter& ejections_skipped;  // max_ejected_fraction kept an endpoint in
 };
 
 struct ListenerMetrics {
@@ -84,6 +88,10 @@ class Metrics {
   prometheus::Family<prometheus::Gauge>& endpoint_healthy_;
   prometheus::Family<prometheus::Gauge>& endpoint_ejected_;
   prometheus::Family<prometheus::Gauge>& endpoint_active_;
+  prometheus::Family<prometheus::Counter>& overflow_;
+  prometheus::Family<prometheus::Counter>& ejections_;
+  prometheus::Family<prometheus::Counter>& ejections_skipped_;
+  prometheus::Family<prometheus::Gauge>& endpoint_health_score_;
   prometheus::Family<prometheus::Gauge>& endpoint_load_score_;
   prometheus::Family<prometheus::Counter>& config_reloads_;
   prometheus::Counter& reload_success_;

@@ -6,6 +6,10 @@
 
 #include "switchyard/registry/registry.h"
 
+namespace switchyard::breaker {
+class OutlierDetector;
+}
+
 namespace switchyard::proxy {
 
 // The data plane: `workers` event-loop threads, each with its own io_context, its own
@@ -21,6 +25,9 @@ class ProxyServer {
   // Main thread, before start(): binds every listener on every worker. A listener on port 0
   // gets one ephemeral port shared by all workers, logged. Returns false (and logs) on failure.
   bool bind();
+  // Before start(): where workers report upstream outcomes that need the circuit breaker's
+  // attention. Without one, outcomes are still counted but nobody is ejected.
+  void set_outlier_detector(breaker::OutlierDetector* detector);
 
   // Control thread. publish() before start() so that workers never run without a snapshot.
   void publish(std::shared_ptr<const registry::RuntimeSnapshot> snapshot);

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -9,6 +10,15 @@
 #include "switchyard/metrics/metrics.h"
 
 namespace switchyard::registry {
+
+// Circuit breaker position of one endpoint (breaker/outlier_detector.h has the transitions).
+enum class Breaker : uint8_t {
+  kClosed,       // in service
+  kOpen,         // ejected until its ejection ends
+  kHalfOpen,     // ejection over: the next request is the trial
+  kTrial,        // the trial request is in flight; no other request goes there
+  kTrialFailed,  // the trial failed; the control thread re-ejects it (longer)
+};
 
 // Live state of one endpoint, shared by every snapshot that contains it (same cluster, same
 // address) and by every worker. Only relaxed atomics: readers need a recent value, not a
@@ -19,13 +29,35 @@ struct alignas(64) EndpointState {
   // The snapshot version that first contained this endpoint.
   uint64_t created_in = 0;
   std::atomic<bool> healthy{true};
-  std::atomic<bool> ejected{false};
+  std::atomic<Breaker> breaker{Breaker::kClosed};
   std::atomic<int64_t> active_requests{0};
+  // Upstream outcomes, written by workers: totals for the health score and the admin page,
+  // and the current run of failures for the circuit breaker.
+  std::atomic<uint64_t> successes{0};
+  std::atomic<uint64_t> failures{0};
+  std::atomic<uint32_t> consecutive_failures{0};
+  // Set by the worker that asks the control thread to eject this endpoint; cleared there.
+  std::atomic<bool> ejection_requested{false};
+  // In (0, 1]: EWMA of request outcomes and check results (control thread writes).
+  std::atomic<double> health_score{1.0};
   std::shared_ptr<metrics::EndpointMetrics> metrics;
 
+  // --- control thread only ---
+  uint32_t ejections = 0;  // ejections in a row; the next lasts base_ejection * 2^ejections
+  std::chrono::steady_clock::time_point ejected_until{};
+  std::chrono::steady_clock::time_point closed_since{};
+  uint64_t ejections_total = 0;
+  uint64_t scored_successes = 0;  // totals already folded into health_score
+  uint64_t scored_failures = 0;
+  uint32_t checks_passed = 0;  // check results since the last health score update
+  uint32_t checks_failed = 0;
+
   bool usable() const {
-    return healthy.load(std::memory_order_relaxed) && !ejected.load(std::memory_order_relaxed);
+    if (!healthy.load(std::memory_order_relaxed)) return false;
+    auto b = breaker.load(std::memory_order_relaxed);
+    return b == Breaker::kClosed || b == Breaker::kHalfOpen;
   }
+  bool ejected() const { return breaker.load(std::memory_order_relaxed) != Breaker::kClosed; }
 };
 
 // One endpoint as a snapshot sees it: immutable identity and weight plus its live state.

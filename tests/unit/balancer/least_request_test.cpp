@@ -58,7 +58,7 @@ TEST(LeastRequest, SkipsUnusableAndHandlesEdges) {
   auto s = build(config::Strategy::kLeastRequest, eps);
   WorkerLbState lb(eps.size(), 13);
   eps[0].state->healthy = false;
-  eps[1].state->ejected = true;
+  eps[1].state->breaker = registry::Breaker::kOpen;
   EXPECT_EQ(sequence(*s, lb, 5), "ccccc");
   eps[2].state->healthy = false;
   EXPECT_EQ(s->pick({}, lb), nullptr);

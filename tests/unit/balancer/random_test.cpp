@@ -42,7 +42,7 @@ TEST(Random, SkipsUnusable) {
   auto h = histogram(*s, lb, 2000);
   EXPECT_EQ(h.count("a"), 0u);
   EXPECT_NEAR(h["b"], 1000, 150);
-  eps[1].state->ejected = true;
+  eps[1].state->breaker = registry::Breaker::kOpen;
   eps[2].state->healthy = false;
   EXPECT_EQ(s->pick({}, lb), nullptr);
 }

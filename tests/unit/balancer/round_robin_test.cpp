@@ -63,10 +63,10 @@ TEST(RoundRobin, SkipsUnusable) {
   WorkerLbState lb(eps.size(), 1);
   eps[1].state->healthy = false;
   EXPECT_EQ(sequence(*s, lb, 4), "acac");
-  eps[2].state->ejected = true;
+  eps[2].state->breaker = registry::Breaker::kOpen;
   EXPECT_EQ(sequence(*s, lb, 3), "aaa");
   eps[1].state->healthy = true;
-  eps[2].state->ejected = false;
+  eps[2].state->breaker = registry::Breaker::kClosed;
   auto h = histogram(*s, lb, 300);
   EXPECT_EQ(h["a"], 100);
   EXPECT_EQ(h["b"], 100);

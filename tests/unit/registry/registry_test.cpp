@@ -48,7 +48,7 @@ TEST(Registry, RefreshGauges) {
   Registry reg(m);
   auto s = reg.build(load("      - address: 127.0.0.1:9001\n"));
   s->clusters[0]->endpoints[0].state->active_requests = 7;
-  s->clusters[0]->endpoints[0].state->ejected = true;
+  s->clusters[0]->endpoints[0].state->breaker = registry::Breaker::kOpen;
   reg.refresh_gauges();
   auto text = m.serialize();
   EXPECT_NE(

@@ -1,0 +1,178 @@
+#include "switchyard/breaker/outlier_detector.h"
+
+#include <gtest/gtest.h>
+
+#include <boost/asio/io_context.hpp>
+
+#include "switchyard/config/loader.h"
+
+namespace switchyard::breaker {
+namespace {
+
+using registry::Breaker;
+using Clock = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+// A cluster of `n` endpoints with a circuit breaker of `limit` consecutive failures, 1 s base
+// ejection, 4 s max, and the given ejected fraction.
+struct Fixture {
+  explicit Fixture(int n, double fraction = 0.5, int limit = 3) {
+    std::string yaml =
+        "listeners:\n  - name: in\n    listen: 127.0.0.1:0\n    routes: [ { cluster: app } ]\n"
+        "clusters:\n  - name: app\n    circuit_breaker: { consecutive_failures: " +
+        std::to_string(limit) +
+        ", base_ejection: 1s, max_ejection: 4s, max_ejected_fraction: " + std::to_string(fraction) +
+        " }\n    endpoints:\n";
+    for (int i = 0; i < n; ++i)
+      yaml += "      - address: 127.0.0.1:" + std::to_string(9001 + i) + "\n";
+    auto r = config::load_string(yaml, "t.yaml");
+    EXPECT_TRUE(r.ok()) << (r.errors.empty() ? "" : r.errors[0].to_string());
+    snapshot = reg.build(r.config);
+    detector.update(snapshot);
+  }
+  registry::EndpointState& state(int i) { return *snapshot->clusters[0]->endpoints[i].state; }
+  // `count` failures on endpoint i, evaluated as the worker's notification would be.
+  void fail(int i, int count, Clock::time_point now) {
+    for (int k = 0; k < count; ++k) {
+      if (record_failure(state(i), 3, false)) detector.evaluate(state(i), now);
+    }
+  }
+
+  metrics::Metrics metrics;
+  registry::Registry reg{metrics};
+  boost::asio::io_context ioc;
+  OutlierDetector detector{ioc};
+  std::shared_ptr<const registry::RuntimeSnapshot> snapshot;
+};
+
+TEST(Breaker, EjectsAfterConsecutiveFailuresOnly) {
+  Fixture f(4);
+  auto now = Clock::now();
+  f.fail(0, 2, now);
+  EXPECT_TRUE(record_success(f.state(0), false) == false);  // a success breaks the run
+  f.fail(0, 2, now);
+  EXPECT_EQ(f.state(0).breaker, Breaker::kClosed);
+  f.fail(0, 1, now);
+  EXPECT_EQ(f.state(0).breaker, Breaker::kOpen);
+  EXPECT_FALSE(f.state(0).usable());
+  EXPECT_EQ(f.state(0).failures, 5u);
+  EXPECT_EQ(f.state(0).successes, 1u);
+}
+
+// Open for base_ejection, then half-open: exactly one request may claim the trial; its
+// success closes the breaker.
+TEST(Breaker, HalfOpenTrialReadmits) {
+  Fixture f(4);
+  auto now = Clock::now();
+  f.fail(1, 3, now);
+  ASSERT_EQ(f.state(1).breaker, Breaker::kOpen);
+  f.detector.tick(now + 900ms);
+  EXPECT_EQ(f.state(1).breaker, Breaker::kOpen);
+  f.detector.tick(now + 1001ms);
+  EXPECT_EQ(f.state(1).breaker, Breaker::kHalfOpen);
+  EXPECT_TRUE(f.state(1).usable());
+  EXPECT_TRUE(claim_trial(f.state(1)));
+  EXPECT_FALSE(claim_trial(f.state(1)));  // a second request does not get it
+  EXPECT_FALSE(f.state(1).usable());
+  EXPECT_TRUE(record_success(f.state(1), true));
+  f.detector.evaluate(f.state(1), now + 1002ms);
+  EXPECT_EQ(f.state(1).breaker, Breaker::kClosed);
+  EXPECT_EQ(f.state(1).ejected_until, Clock::time_point{});
+}
+
+// A failed trial ejects again for twice as long, up to max_ejection.
+TEST(Breaker, FailedTrialDoublesEjection) {
+  Fixture f(4);
+  auto now = Clock::now();
+  f.fail(2, 3, now);
+  std::chrono::milliseconds expected[] = {2000ms, 4000ms, 4000ms};
+  for (auto want : expected) {
+    now = f.state(2).ejected_until;
+    f.detector.tick(now);
+    ASSERT_TRUE(claim_trial(f.state(2)));
+    ASSERT_TRUE(record_failure(f.state(2), 3, true));
+    f.detector.evaluate(f.state(2), now);
+    EXPECT_EQ(f.state(2).breaker, Breaker::kOpen);
+    EXPECT_EQ(f.state(2).ejected_until - now, want);
+  }
+  EXPECT_EQ(ejection_time(f.snapshot->clusters[0]->config->circuit_breaker, 0), 1000ms);
+}
+
+// A trial abandoned without an outcome lets the next request be the trial.
+TEST(Breaker, AbandonedTrialReturnsToHalfOpen) {
+  Fixture f(2, 1.0);
+  auto now = Clock::now();
+  f.fail(0, 3, now);
+  f.detector.tick(now + 2s);
+  ASSERT_TRUE(claim_trial(f.state(0)));
+  abandon_trial(f.state(0));
+  EXPECT_EQ(f.state(0).breaker, Breaker::kHalfOpen);
+}
+
+// Never more than max_ejected_fraction of the cluster (rounded down) out at once.
+TEST(Breaker, EjectedFractionIsCapped) {
+  Fixture f(4, 0.5);
+  auto now = Clock::now();
+  for (int i = 0; i < 4; ++i) f.fail(i, 3, now);
+  int ejected = 0;
+  for (int i = 0; i < 4; ++i) ejected += f.state(i).ejected() ? 1 : 0;
+  EXPECT_EQ(ejected, 2);
+  EXPECT_TRUE(f.state(2).usable());
+  EXPECT_TRUE(f.state(3).usable());
+  Fixture single(1, 0.5);
+  single.fail(0, 10, now);
+  EXPECT_EQ(single.state(0).breaker, Breaker::kClosed);  // floor(0.5 * 1) = 0
+}
+
+// A passing check ends an ejection early (half-open); a half-open endpoint that no request
+// tried is decided by the next check.
+TEST(Breaker, ChecksEndEjectionEarly) {
+  Fixture f(4);
+  auto now = Clock::now();
+  f.fail(3, 3, now);
+  f.detector.on_check(f.state(3), false);
+  EXPECT_EQ(f.state(3).breaker, Breaker::kOpen);
+  f.detector.on_check(f.state(3), true);
+  EXPECT_EQ(f.state(3).breaker, Breaker::kHalfOpen);
+  f.detector.on_check(f.state(3), true);
+  EXPECT_EQ(f.state(3).breaker, Breaker::kClosed);
+  f.fail(3, 3, now);
+  f.detector.on_check(f.state(3), true);
+  f.detector.on_check(f.state(3), false);  // half-open, check fails: out again, longer
+  EXPECT_EQ(f.state(3).breaker, Breaker::kOpen);
+  EXPECT_EQ(f.state(3).ejections, 3u);  // three ejections in a row: the next lasts 4 s
+}
+
+// consecutive_failures: 0 turns ejection off.
+TEST(Breaker, ZeroLimitNeverEjects) {
+  registry::EndpointState s;
+  for (int i = 0; i < 100; ++i) EXPECT_FALSE(record_failure(s, 0, false));
+  EXPECT_EQ(s.breaker, Breaker::kClosed);
+}
+
+TEST(HealthScore, EwmaOfOutcomes) {
+  EXPECT_DOUBLE_EQ(next_health_score(1.0, 0, 0), 1.0);  // nothing seen: unchanged
+  EXPECT_DOUBLE_EQ(next_health_score(1.0, 10, 0), 1.0);
+  EXPECT_DOUBLE_EQ(next_health_score(1.0, 5, 5), 1.0 - kHealthScoreAlpha * 0.5);
+  double s = 1.0;
+  for (int i = 0; i < 100; ++i) s = next_health_score(s, 0, 10);
+  EXPECT_DOUBLE_EQ(s, kMinHealthScore);  // stays in (0, 1]
+  for (int i = 0; i < 30; ++i) s = next_health_score(s, 10, 0);
+  EXPECT_GT(s, 0.99);
+}
+
+// The detector folds request outcomes and check results into each endpoint's score.
+TEST(HealthScore, DetectorUpdatesScores) {
+  Fixture f(2, 0.5, 0);
+  for (int i = 0; i < 10; ++i) record_failure(f.state(0), 0, false);
+  for (int i = 0; i < 10; ++i) record_success(f.state(1), false);
+  f.detector.on_check(f.state(1), false);
+  f.detector.update_health_scores();
+  EXPECT_DOUBLE_EQ(f.state(0).health_score, 1.0 - kHealthScoreAlpha);
+  EXPECT_NEAR(f.state(1).health_score, 1.0 - kHealthScoreAlpha / 11, 1e-9);
+  f.detector.update_health_scores();  // nothing new: unchanged
+  EXPECT_DOUBLE_EQ(f.state(0).health_score, 1.0 - kHealthScoreAlpha);
+}
+
+}  // namespace
+}  // namespace switchyard::breaker
