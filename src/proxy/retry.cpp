@@ -22,9 +22,4 @@ bool should_retry(const config::Retries& policy, RetryReason reason, unsigned st
   return false;
 }
 
-bool retry_budget_allows(int64_t active_tries, int64_t active_retries) {
-  // active_retries < max(3, 20% of active tries), in integers: 5 * retries < tries.
-  return active_retries < kMinRetryConcurrency || active_retries * 5 < active_tries;
-}
-
 }  // namespace switchyard::proxy

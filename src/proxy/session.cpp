@@ -246,6 +246,7 @@ void Session::pick_endpoint() {
     std::string reason = "cluster '" + cluster_->config->name + "' is overloaded";
     return respond_error(503, reason, request_has_body_ && !request_->is_done());
   }
+  if (tried_count_ == 0) view_->retry_budgets[cluster_->index].on_request();
   balancer::PickContext ctx;
   ctx.client_region = client_region_;
   // A half-open endpoint takes one request (its trial); a pick that lands on one whose trial
@@ -788,9 +789,8 @@ bool Session::try_retry(RetryReason reason, unsigned status) {
     return false;
   }
   auto& cluster_state = *cluster_->state;
-  if (!retry_counted_ &&
-      !retry_budget_allows(cluster_state.active_tries.load(std::memory_order_relaxed),
-                           cluster_state.active_retries.load(std::memory_order_relaxed))) {
+  if (!view_->retry_budgets[cluster_->index].allow(
+          cluster_state.active_retries.load(std::memory_order_relaxed))) {
     cluster_->metrics->retry_budget_exhausted.Increment();
     return false;
   }

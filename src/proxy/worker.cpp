@@ -59,6 +59,16 @@ void Worker::publish(std::shared_ptr<const registry::RuntimeSnapshot> snapshot) 
       auto& lb = view->lb.emplace_back(cluster->endpoints.size(),
                                        (uint64_t(rd()) << 32) ^ rd() ^ (uint64_t(index_) << 48));
       lb.cursor = lb.next_random();  // workers start the round-robin cycle at different points
+      // A cluster that persists keeps its saved retry tokens.
+      auto& budget = view->retry_budgets.emplace_back();
+      if (view_) {
+        const auto& old = view_->snapshot->clusters;
+        for (size_t i = 0; i < old.size(); ++i) {
+          if (old[i]->config->name == cluster->config->name) {
+            budget = view_->retry_budgets[i];
+          }
+        }
+      }
     }
     view->snapshot = snapshot;
     view_ = std::move(view);

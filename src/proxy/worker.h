@@ -18,6 +18,7 @@
 #include "access_log.h"
 #include "switchyard/balancer/strategy.h"
 #include "switchyard/breaker/outlier_detector.h"
+#include "switchyard/proxy/retry.h"
 #include "switchyard/registry/registry.h"
 
 namespace switchyard::proxy {
@@ -54,6 +55,7 @@ struct UpstreamConnection {
 struct WorkerView {
   std::shared_ptr<const registry::RuntimeSnapshot> snapshot;
   std::vector<balancer::WorkerLbState> lb;  // by cluster index
+  std::vector<RetryBudget> retry_budgets;   // by cluster index
 };
 
 // Process-wide state shared by all workers.

@@ -76,8 +76,8 @@ class Process:
 
 
 class Backend(Process):
-    def __init__(self, name="b", region="local", extra=()):
-        super().__init__([BACKEND, "--listen", "127.0.0.1:0", "--name", name,
+    def __init__(self, name="b", region="local", extra=(), listen="127.0.0.1:0"):
+        super().__init__([BACKEND, "--listen", listen, "--name", name,
                           "--region", region, *extra])
         m = self.wait_for_line(r"listening on ([\d.]+):(\d+)")
         self.name = name

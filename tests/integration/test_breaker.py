@@ -149,3 +149,60 @@ class OverflowTest(ProxyTestCase):
         self.assertEqual(slow, [200, 200])
         self.assertEqual(request(sy.port)[0], 200)
         self.assertIn('switchyard_upstream_overflow_total{cluster="app"} 1', admin(sy, "/metrics"))
+
+
+class KillRestartTest(ProxyTestCase):
+    def test_killing_and_restarting_a_backend_under_load_fails_no_get(self):
+        import signal
+        backends = [self.backend(f"b{i}") for i in range(3)]
+        victim_port = backends[1].port
+        routes = ("      - cluster: app\n"
+                  "        retries: { attempts: 2, on: [connect_failure, reset] }\n")
+        sy = self.switchyard(config(backends, routes=routes, extra_cluster=(
+            "    health_check: { path: /healthz, interval: 300ms, timeout: 200ms }\n")))
+        wait_until(lambda: all(e["usable"] for e in json.loads(
+            admin(sy, "/admin/clusters"))["clusters"][0]["endpoints"]), 5, "all endpoints usable")
+        stop = threading.Event()
+        results = {}
+        lock = threading.Lock()
+
+        def client():
+            conn = http.client.HTTPConnection("127.0.0.1", sy.port, timeout=10)
+            local = {}
+            for _ in range(100000):
+                if stop.is_set():
+                    break
+                try:
+                    conn.request("GET", "/")
+                    res = conn.getresponse()
+                    res.read()
+                    key = (res.status, res.getheader("X-Backend-Name"))
+                except (OSError, http.client.HTTPException) as e:
+                    key = ("error", type(e).__name__)
+                    conn.close()
+                    conn = http.client.HTTPConnection("127.0.0.1", sy.port, timeout=10)
+                local[key] = local.get(key, 0) + 1
+            conn.close()
+            with lock:
+                for k, v in local.items():
+                    results[k] = results.get(k, 0) + v
+
+        threads = [threading.Thread(target=client) for _ in range(8)]
+        for t in threads:
+            t.start()
+        time.sleep(1)
+        backends[1].proc.send_signal(signal.SIGKILL)
+        backends[1].proc.wait(5)
+        time.sleep(1.5)
+        revived = self.backend("b1", listen=f"127.0.0.1:{victim_port}")
+        wait_until(lambda: endpoint_info(sy, revived.address)["usable"], 5,
+                   "the restarted backend back in service")
+        time.sleep(1)
+        stop.set()
+        for t in threads:
+            t.join(15)
+        failed = {k: v for k, v in results.items() if k[0] != 200}
+        self.assertEqual(failed, {}, results)
+        self.assertGreater(sum(results.values()), 500)
+        # The restarted backend got traffic again.
+        self.assertGreater(results.get((200, "b1"), 0), 0)
