@@ -1,5 +1,6 @@
 #include "switchyard/balancer/strategy.h"
 
+#include "switchyard/balancer/hash_ring.h"
 #include "switchyard/balancer/least_request.h"
 #include "switchyard/balancer/random.h"
 #include "switchyard/balancer/round_robin.h"
@@ -25,11 +26,13 @@ std::unique_ptr<Strategy> build_strategy(const config::Cluster& cluster,
       return std::make_unique<LeastRequest>(endpoints);
     case config::Strategy::kRoundRobin:
       return std::make_unique<RoundRobin>(endpoints);
-    // Not built yet (see README, "What is not built yet"): these fall back to round robin so
-    // that a config written for them already serves traffic. The daemon logs a warning.
-    case config::Strategy::kResourceAware:
     case config::Strategy::kConsistentHash:
+      return std::make_unique<HashRing>(cluster, endpoints);
     case config::Strategy::kMaglev:
+      return std::make_unique<Maglev>(cluster, endpoints);
+    // Not built yet (see README, "What is not built yet"): falls back to round robin so that a
+    // config written for it already serves traffic. The daemon logs a warning.
+    case config::Strategy::kResourceAware:
       return std::make_unique<RoundRobin>(endpoints);
   }
   return std::make_unique<RoundRobin>(endpoints);

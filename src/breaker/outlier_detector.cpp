@@ -78,7 +78,12 @@ void OutlierDetector::update(std::shared_ptr<const registry::RuntimeSnapshot> sn
   snapshot_ = std::move(snapshot);
   members_.clear();
   for (const auto& cluster : snapshot_->clusters) {
-    for (const auto& ep : cluster->endpoints) members_[ep.state.get()] = Member{cluster.get()};
+    uint32_t usable = 0;
+    for (const auto& ep : cluster->endpoints) {
+      members_[ep.state.get()] = Member{cluster.get()};
+      usable += ep.state->usable() ? 1 : 0;
+    }
+    cluster->state->usable_endpoints.store(usable, kRelaxed);
   }
   if (!impl_->running && !impl_->stopped) {
     impl_->running = true;
@@ -224,6 +229,9 @@ void OutlierDetector::on_check(EndpointState& state, bool passed) {
 void OutlierDetector::tick(Clock::time_point now) {
   for (const auto& cluster : snapshot_->clusters) {
     const auto& cb = cluster->config->circuit_breaker;
+    uint32_t usable = 0;
+    for (const auto& ep : cluster->endpoints) usable += ep.state->usable() ? 1 : 0;
+    cluster->state->usable_endpoints.store(usable, kRelaxed);
     for (const auto& ep : cluster->endpoints) {
       auto& state = *ep.state;
       auto b = state.breaker.load(kRelaxed);

@@ -84,6 +84,10 @@ Metrics::Metrics()
                                  .Name("switchyard_endpoint_health_score")
                                  .Help("Health score in (0, 1]: EWMA of request and check results")
                                  .Register(*registry_)),
+      ring_rebuild_(prometheus::BuildHistogram()
+                        .Name("switchyard_hash_ring_rebuild_seconds")
+                        .Help("Time to build a cluster's hash ring or Maglev table")
+                        .Register(*registry_)),
       endpoint_load_score_(prometheus::BuildGauge()
                                .Name("switchyard_endpoint_load_score")
                                .Help("Resource-aware load score of the endpoint")
@@ -112,6 +116,9 @@ std::shared_ptr<EndpointMetrics> Metrics::endpoint(const std::string& cluster,
 std::shared_ptr<ClusterMetrics> Metrics::cluster(const std::string& name) {
   auto& slot = clusters_[name];
   if (!slot) {
+    // Ring and table builds: 0.1 ms .. 1 s.
+    static const prometheus::Histogram::BucketBoundaries kRebuildBuckets{
+        0.0001, 0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1};
     // Buckets from 0.5 ms to 30 s: loopback sidecars and slow edge backends both resolve.
     static const prometheus::Histogram::BucketBoundaries kBuckets{
         0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
@@ -119,7 +126,8 @@ std::shared_ptr<ClusterMetrics> Metrics::cluster(const std::string& name) {
         upstream_duration_.Add({{"cluster", name}}, kBuckets),
         no_endpoint_.Add({{"cluster", name}}), retries_.Add({{"cluster", name}}),
         retry_budget_exhausted_.Add({{"cluster", name}}), overflow_.Add({{"cluster", name}}),
-        ejections_.Add({{"cluster", name}}), ejections_skipped_.Add({{"cluster", name}})});
+        ejections_.Add({{"cluster", name}}), ejections_skipped_.Add({{"cluster", name}}),
+        ring_rebuild_.Add({{"cluster", name}}, kRebuildBuckets)});
   }
   return slot;
 }

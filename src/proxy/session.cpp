@@ -13,6 +13,7 @@
 #include "switchyard/proxy/framing.h"
 #include "switchyard/proxy/retry.h"
 #include "switchyard/routing/client_region.h"
+#include "switchyard/routing/hash_key.h"
 
 namespace switchyard::proxy {
 namespace {
@@ -24,6 +25,8 @@ constexpr size_t kFirstReadSize = 4096;
 constexpr auto kLingerTimeout = std::chrono::seconds(2);
 // A session keeps a replay buffer this large between requests; a larger one is freed.
 constexpr size_t kKeptReplayCapacity = 8 * 1024;
+// Hash keys are hashed on at most this prefix.
+constexpr size_t kMaxHashKeyBytes = 256;
 constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
 
 bool is_timeout(const beast::error_code& ec) { return ec == beast::error::timeout; }
@@ -194,6 +197,9 @@ void Session::on_head_complete() {
     client_region_ = routing::client_region(*listener_->config, req[locality->client_region_header],
                                             peer_trusted_, client_addr_);
   }
+  if (!extract_hash_key(req, target.path)) {
+    return respond_error(400, "request has no hash key", request_has_body_);
+  }
   prepare_upstream_request();
   // A body is kept for a replay only while it fits retries.max_body_bytes.
   const auto& retries = route_->retries;
@@ -205,6 +211,30 @@ void Session::on_head_complete() {
                (!length || *length <= retries.max_body_bytes);
   deadline_ = Clock::now() + route_->timeout;
   pick_endpoint();
+}
+
+// For consistent_hash and maglev: the key per hash.key, copied (its source headers are
+// rewritten before the pick). False when it is missing and on_missing_key is reject.
+bool Session::extract_hash_key(const http::request<http::buffer_body>& req, std::string_view path) {
+  has_hash_key_ = false;
+  const auto& cc = *cluster_->config;
+  if (cc.strategy != config::Strategy::kConsistentHash &&
+      cc.strategy != config::Strategy::kMaglev) {
+    return true;
+  }
+  const auto& hk = cc.hash.key;
+  routing::HashKeyInputs in;
+  in.target = req.target();
+  in.path = path;
+  if (hk.source == config::HashKeySource::kHeader) in.header = req[hk.name];
+  if (hk.source == config::HashKeySource::kCookie) in.cookie = req[http::field::cookie];
+  in.client_ip = client_ip_;
+  if (peer_trusted_) in.forwarded_for = req["X-Forwarded-For"];
+  auto key = routing::hash_key(hk, in);
+  if (!key) return cc.hash.on_missing_key != config::OnMissingKey::kReject;
+  hash_key_.assign(key->data(), std::min(key->size(), kMaxHashKeyBytes));
+  has_hash_key_ = true;
+  return true;
 }
 
 void Session::prepare_upstream_request() {
@@ -239,8 +269,8 @@ void Session::pick_endpoint() {
   auto& cluster_state = *cluster_->state;
   // max_pending_requests: requests in flight to the cluster beyond it get 503 at once, not a
   // queue. Counted before picking so that concurrent workers cannot overshoot.
-  if (cluster_state.active_tries.fetch_add(1, std::memory_order_relaxed) >=
-      cluster_->config->circuit_breaker.max_pending_requests) {
+  int64_t others_in_flight = cluster_state.active_tries.fetch_add(1, std::memory_order_relaxed);
+  if (others_in_flight >= cluster_->config->circuit_breaker.max_pending_requests) {
     cluster_state.active_tries.fetch_sub(1, std::memory_order_relaxed);
     cluster_->metrics->overflow.Increment();
     std::string reason = "cluster '" + cluster_->config->name + "' is overloaded";
@@ -249,6 +279,10 @@ void Session::pick_endpoint() {
   if (tried_count_ == 0) view_->retry_budgets[cluster_->index].on_request();
   balancer::PickContext ctx;
   ctx.client_region = client_region_;
+  ctx.hash_key = hash_key_;
+  ctx.has_hash_key = has_hash_key_;
+  ctx.cluster_in_flight = others_in_flight;
+  ctx.usable_endpoints = cluster_state.usable_endpoints.load(std::memory_order_relaxed);
   // A half-open endpoint takes one request (its trial); a pick that lands on one whose trial
   // another request holds picks again without it.
   for (int round = 0;; ++round) {

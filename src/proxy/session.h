@@ -76,6 +76,7 @@ class Session : public std::enable_shared_from_this<Session> {
   // out_framing_ (and the last-chunk marker when `last`). Unused slots are empty.
   const std::array<asio::const_buffer, 5>& frame_piece(const char* data, size_t size, bool last);
 
+  bool extract_hash_key(const http::request<http::buffer_body>& req, std::string_view path);
   void prepare_upstream_request();
   void prepare_response();
   // Answers the current request with a short plain-text error. close: end the connection
@@ -146,6 +147,8 @@ class Session : public std::enable_shared_from_this<Session> {
   bool reused_connection_ = false;
   bool response_head_sent_ = false;
   bool active_counted_ = false;
+  std::string hash_key_;  // capacity reused
+  bool has_hash_key_ = false;
   bool trial_ = false;  // this try holds its endpoint's half-open trial
   bool outcome_recorded_ = false;
   std::string replay_;         // the request body, kept for a retry while it fits

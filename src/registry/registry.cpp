@@ -1,5 +1,7 @@
 #include "switchyard/registry/registry.h"
 
+#include <chrono>
+
 #include "switchyard/common/logging.h"
 
 namespace switchyard::registry {
@@ -42,13 +44,17 @@ std::shared_ptr<const RuntimeSnapshot> Registry::build(std::shared_ptr<const con
       ep.state = state;
       cs->endpoints.push_back(std::move(ep));
     }
-    if (cc.strategy == config::Strategy::kResourceAware ||
-        cc.strategy == config::Strategy::kConsistentHash ||
-        cc.strategy == config::Strategy::kMaglev) {
+    if (cc.strategy == config::Strategy::kResourceAware) {
       logs::registry().warn("cluster '{}': strategy {} is not built yet; using round_robin",
                             cc.name, config::to_string(cc.strategy));
     }
+    auto started = std::chrono::steady_clock::now();
     cs->strategy = balancer::build_strategy(cc, cs->endpoints);
+    if (cc.strategy == config::Strategy::kConsistentHash ||
+        cc.strategy == config::Strategy::kMaglev) {
+      cs->metrics->ring_rebuild.Observe(
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+    }
     snap->clusters.push_back(std::move(cs));
   }
   for (const auto& lc : cfg->listeners) {

@@ -20,6 +20,10 @@ struct PickContext {
   bool has_hash_key = false;
   std::string_view client_region;
   uint32_t attempt = 0;  // 0 for the first try, 1.. for retries
+  // For bounded load: requests of the cluster in flight besides this one, and how many of its
+  // endpoints are usable (refreshed by the control thread every 100 ms).
+  int64_t cluster_in_flight = 0;
+  uint32_t usable_endpoints = 0;
   // Indices of endpoints already tried by this request: avoided while another is usable.
   std::span<const uint32_t> tried;
 

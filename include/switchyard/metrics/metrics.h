@@ -48,6 +48,7 @@ struct ClusterMetrics {
   prometheus::Counter& overflow;  // 503: max_pending_requests reached
   prometheus::Counter& ejections;
   prometheus::Counter& ejections_skipped;  // max_ejected_fraction kept an endpoint in
+  prometheus::Histogram& ring_rebuild;     // hash ring / Maglev table build time (control)
 };
 
 struct ListenerMetrics {
@@ -92,6 +93,7 @@ class Metrics {
   prometheus::Family<prometheus::Counter>& ejections_;
   prometheus::Family<prometheus::Counter>& ejections_skipped_;
   prometheus::Family<prometheus::Gauge>& endpoint_health_score_;
+  prometheus::Family<prometheus::Histogram>& ring_rebuild_;
   prometheus::Family<prometheus::Gauge>& endpoint_load_score_;
   prometheus::Family<prometheus::Counter>& config_reloads_;
   prometheus::Counter& reload_success_;

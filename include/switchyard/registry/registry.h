@@ -20,8 +20,9 @@ namespace switchyard::registry {
 // table of another.
 // Live counters of one cluster, shared by all its snapshots (kept across reloads by name).
 struct ClusterState {
-  std::atomic<int64_t> active_tries{0};    // upstream tries in flight
-  std::atomic<int64_t> active_retries{0};  // requests in flight that have retried
+  std::atomic<int64_t> active_tries{0};       // upstream tries in flight
+  std::atomic<int64_t> active_retries{0};     // requests in flight that have retried
+  std::atomic<uint32_t> usable_endpoints{0};  // refreshed by the control thread (100 ms)
 };
 
 struct ClusterSnapshot {

@@ -1,0 +1,183 @@
+#include "switchyard/balancer/hash_ring.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <map>
+
+#include "switchyard/config/loader.h"
+#include "switchyard/registry/registry.h"
+
+namespace switchyard::balancer {
+namespace {
+
+// A snapshot of one hashing cluster over 127.0.0.1:9001.. (in the given port order).
+struct Cluster {
+  Cluster(const std::string& strategy, std::vector<int> ports, const std::string& hash = "") {
+    std::string yaml =
+        "listeners:\n  - name: in\n    listen: 127.0.0.1:0\n    routes: [ { cluster: app } ]\n"
+        "clusters:\n  - name: app\n    strategy: " +
+        strategy + "\n    hash: { key: \"header:X-Key\", seed: golden" + hash +
+        " }\n    endpoints:\n";
+    for (int p : ports) yaml += "      - address: 127.0.0.1:" + std::to_string(p) + "\n";
+    auto r = config::load_string(yaml, "t.yaml");
+    EXPECT_TRUE(r.ok()) << (r.errors.empty() ? "" : r.errors[0].to_string());
+    snapshot = reg.build(r.config);
+  }
+  const registry::ClusterSnapshot& cluster() const { return *snapshot->clusters[0]; }
+  // The address a key goes to on a first try.
+  std::string pick(const std::string& key, int64_t in_flight = 0) {
+    PickContext ctx;
+    ctx.hash_key = key;
+    ctx.has_hash_key = true;
+    ctx.cluster_in_flight = in_flight;
+    ctx.usable_endpoints = static_cast<uint32_t>(cluster().endpoints.size());
+    const Endpoint* ep = cluster().strategy->pick(ctx, lb);
+    return ep ? ep->address_text : "";
+  }
+  std::map<std::string, std::string> map(int keys) {
+    std::map<std::string, std::string> out;
+    for (int i = 0; i < keys; ++i)
+      out["key-" + std::to_string(i)] = pick("key-" + std::to_string(i));
+    return out;
+  }
+  registry::EndpointState& state(int port) {
+    for (const auto& ep : cluster().endpoints) {
+      if (ep.address_text == "127.0.0.1:" + std::to_string(port)) return *ep.state;
+    }
+    throw std::runtime_error("no such endpoint");
+  }
+
+  metrics::Metrics metrics;
+  registry::Registry reg{metrics};
+  std::shared_ptr<const registry::RuntimeSnapshot> snapshot;
+  WorkerLbState lb{16, 1};
+};
+
+std::vector<int> ports(int n) {
+  std::vector<int> p;
+  for (int i = 0; i < n; ++i) p.push_back(9001 + i);
+  return p;
+}
+
+double max_over_mean(const std::map<std::string, std::string>& m, int endpoints) {
+  std::map<std::string, int> load;
+  for (const auto& [k, v] : m) ++load[v];
+  int max = 0;
+  for (const auto& [k, v] : load) max = std::max(max, v);
+  return max / (static_cast<double>(m.size()) / endpoints);
+}
+
+class Hashing : public ::testing::TestWithParam<std::string> {};
+
+// Pinned key -> endpoint for seed "golden": any change to the hash, the key derivation or the
+// point placement shows here (and would remap every user's keys on upgrade).
+TEST(HashingGolden, PinnedKeys) {
+  Cluster ring("consistent_hash", ports(5));
+  EXPECT_EQ(ring.pick("key-0"), "127.0.0.1:9005");
+  EXPECT_EQ(ring.pick("alice"), "127.0.0.1:9002");
+  EXPECT_EQ(ring.pick("bob"), "127.0.0.1:9005");
+  Cluster maglev("maglev", ports(5));
+  EXPECT_EQ(maglev.pick("key-0"), "127.0.0.1:9004");
+  EXPECT_EQ(maglev.pick("alice"), "127.0.0.1:9002");
+  EXPECT_EQ(maglev.pick("bob"), "127.0.0.1:9003");
+}
+
+TEST_P(Hashing, ReorderingMovesNothing) {
+  Cluster a(GetParam(), ports(10));
+  auto p = ports(10);
+  std::reverse(p.begin(), p.end());
+  std::rotate(p.begin(), p.begin() + 3, p.end());
+  Cluster b(GetParam(), p);
+  EXPECT_EQ(a.map(5000), b.map(5000));
+}
+
+TEST_P(Hashing, RemovingOneMovesOnlyItsKeys) {
+  Cluster all(GetParam(), ports(10));
+  auto p = ports(10);
+  p.erase(p.begin() + 4);  // 127.0.0.1:9005
+  Cluster fewer(GetParam(), p);
+  auto before = all.map(20000);
+  auto after = fewer.map(20000);
+  int moved = 0, between_survivors = 0;
+  for (const auto& [k, v] : before) {
+    if (after[k] != v) {
+      ++moved;
+      if (v != "127.0.0.1:9005") ++between_survivors;
+    }
+  }
+  int owned = static_cast<int>(std::count_if(
+      before.begin(), before.end(), [](auto& kv) { return kv.second == "127.0.0.1:9005"; }));
+  std::printf(
+      "%s: max/mean %.3f (10), %.3f (9); moved %.2f%% (its share %.2f%%), between "
+      "survivors %d\n",
+      GetParam().c_str(), max_over_mean(before, 10), max_over_mean(after, 9), moved / 200.0,
+      owned / 200.0, between_survivors);
+  if (GetParam() == "consistent_hash") {
+    EXPECT_EQ(between_survivors, 0);
+    EXPECT_EQ(moved, owned);
+  } else {
+    EXPECT_LE(moved, owned * 3 / 2);  // Maglev: a little disruption beyond the removed share
+  }
+}
+
+// An unusable endpoint's keys go elsewhere and come back when it does; nothing else moves.
+TEST_P(Hashing, UnhealthyEndpointsKeysReturn) {
+  Cluster c(GetParam(), ports(6));
+  auto before = c.map(3000);
+  c.state(9002).healthy = false;
+  auto during = c.map(3000);
+  for (const auto& [k, v] : before) {
+    if (v == "127.0.0.1:9002") {
+      EXPECT_NE(during[k], v);
+    } else {
+      EXPECT_EQ(during[k], v);
+    }
+  }
+  c.state(9002).healthy = true;
+  EXPECT_EQ(c.map(3000), before);
+}
+
+// The seed keys the hash: another seed gives an unrelated mapping; the same seed the same.
+TEST_P(Hashing, SeedKeysTheMapping) {
+  Cluster a(GetParam(), ports(10));
+  Cluster same(GetParam(), ports(10));
+  Cluster other(GetParam(), ports(10), "-other");
+  auto ma = a.map(2000), mo = other.map(2000);
+  EXPECT_EQ(ma, same.map(2000));
+  int equal = 0;
+  for (const auto& [k, v] : ma) equal += mo[k] == v ? 1 : 0;
+  EXPECT_LT(equal, 400);  // ~10% agree by chance
+}
+
+// One hot key with bounded_load 1.25: with 40 of its requests in flight over 4 endpoints, none
+// holds more than ceil(1.25 * 41 / 4) = 13.
+TEST_P(Hashing, BoundedLoadSpreadsAHotKey) {
+  Cluster c(GetParam(), ports(4), ", bounded_load: 1.25");
+  int64_t in_flight = 0;
+  for (int i = 0; i < 40; ++i) {
+    std::string addr = c.pick("hot", in_flight);
+    ASSERT_FALSE(addr.empty());
+    c.state(std::stoi(addr.substr(10))).active_requests += 1;
+    ++in_flight;
+  }
+  for (int p : ports(4)) EXPECT_LE(c.state(p).active_requests.load(), 13) << p;
+  EXPECT_EQ(bounded_load_cap(1.25, 40, 4), 13);
+  EXPECT_EQ(bounded_load_cap(0, 40, 4), 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(Strategies, Hashing, ::testing::Values("consistent_hash", "maglev"));
+
+TEST(Maglev, TableIsPrimeAndFull) {
+  EXPECT_EQ(next_prime(65536), 65537u);
+  EXPECT_EQ(next_prime(100000), 100003u);
+  Cluster c("maglev", ports(10));
+  const auto& m = dynamic_cast<const Maglev&>(*c.cluster().strategy);
+  EXPECT_EQ(m.table_size(), 65537u);
+  std::map<uint32_t, int> entries;
+  for (uint64_t i = 0; i < m.table_size(); ++i) ++entries[m.owner(i)];
+  for (const auto& [ep, n] : entries) EXPECT_NEAR(n, 6553, 1);  // each takes its turn
+}
+
+}  // namespace
+}  // namespace switchyard::balancer
