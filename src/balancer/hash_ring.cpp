@@ -52,13 +52,6 @@ HashRing::HashRing(const config::Cluster& cluster, const std::vector<Endpoint>& 
   });
 }
 
-uint32_t HashRing::owner(uint64_t hash) const {
-  auto it = std::lower_bound(ring_.begin(), ring_.end(), hash,
-                             [](const Point& p, uint64_t h) { return p.hash < h; });
-  if (it == ring_.end()) it = ring_.begin();
-  return it->endpoint;
-}
-
 const Endpoint* HashRing::pick(const PickContext& ctx, WorkerLbState& state) const {
   if (ring_.empty()) return nullptr;
   uint64_t h = key_hash(key_, ctx, state);

@@ -24,11 +24,7 @@ class HashRing final : public Strategy {
   HashRing(const config::Cluster& cluster, const std::vector<Endpoint>& endpoints);
   const Endpoint* pick(const PickContext& ctx, WorkerLbState& state) const override;
 
-  // The endpoint index owning `hash` with every endpoint usable (tests, tools).
-  uint32_t owner(uint64_t hash) const;
-  size_t points() const { return ring_.size(); }
   size_t memory_bytes() const { return ring_.capacity() * sizeof(Point); }
-  const SipKey& key() const { return key_; }
 
  private:
   struct Point {
@@ -55,7 +51,6 @@ class Maglev final : public Strategy {
   uint32_t owner(uint64_t hash) const { return table_[hash % table_.size()]; }
   size_t table_size() const { return table_.size(); }
   size_t memory_bytes() const { return table_.capacity() * sizeof(uint32_t); }
-  const SipKey& key() const { return key_; }
 
  private:
   const std::vector<Endpoint>& endpoints_;
