@@ -62,7 +62,7 @@ integration: build
 	cd $(BUILD) && ctest --output-on-failure -L integration
 
 bench: build
-	$(BUILD)/switchyard_bench
+	$(BUILD)/tests/switchyard_bench
 
 # The whole suite under AddressSanitizer and UndefinedBehaviorSanitizer.
 asan: deps

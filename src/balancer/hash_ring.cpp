@@ -1,6 +1,7 @@
 #include "switchyard/balancer/hash_ring.h"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <numeric>
 
@@ -31,42 +32,146 @@ int64_t bounded_load_cap(double factor, int64_t in_flight, uint32_t usable) {
       std::ceil(factor * static_cast<double>(std::max<int64_t>(in_flight, 0) + 1) / usable));
 }
 
+namespace {
+
+// The splitmix64 finalizer: a bijective mix of a 64-bit word. Spreads one keyed hash into the
+// positions of an endpoint's points and of a key's probes (the secret is in the input).
+uint64_t mix64(uint64_t z) {
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+// Maps a 64-bit hash onto [0, m) by multiplication (Lemire's fastrange): no division.
+uint64_t reduce(uint64_t h, uint64_t m) {
+  return static_cast<uint64_t>((static_cast<unsigned __int128>(h) * m) >> 64);
+}
+
+constexpr uint64_t kGolden = 0x9e3779b97f4a7c15ULL;
+
+// Position (top 32 bits) of point v of an endpoint whose address hashes to base.
+uint32_t point_hash(uint64_t base, uint64_t v) { return mix64(base + v * kGolden) >> 32; }
+
+// The probes of a key hashing to h: positions a, a + b, a + 2b, ... (mod 2^32) from its two
+// halves (double hashing, Kirsch & Mitzenmacher 2006): one add per probe. Probe 0 is the top
+// half of the key's hash (the classic ring).
+struct Probes {
+  explicit Probes(uint64_t h)
+      : a(static_cast<uint32_t>(h >> 32)), b(static_cast<uint32_t>(h) | 1) {}
+  uint32_t operator[](uint32_t k) const { return a + k * b; }
+  uint32_t a, b;
+};
+
+}  // namespace
+
 HashRing::HashRing(const config::Cluster& cluster, const std::vector<Endpoint>& endpoints)
     : endpoints_(endpoints),
       key_(SipKey::from_seed(cluster.hash.seed)),
-      bounded_load_(cluster.hash.bounded_load) {
+      bounded_load_(cluster.hash.bounded_load),
+      probes_(std::max<uint32_t>(1, cluster.hash.ring_probes)) {
+  struct Point {
+    uint32_t hash;
+    uint32_t endpoint;
+  };
   size_t total = 0;
   for (const auto& ep : endpoints) total += size_t{cluster.hash.virtual_nodes} * ep.weight;
-  ring_.reserve(total);
+  if (total == 0) return;
+  std::vector<Point> points;
+  points.reserve(total);
   for (const auto& ep : endpoints) {
+    uint64_t base = siphash13(key_, ep.address_text);
     uint64_t n = uint64_t{cluster.hash.virtual_nodes} * ep.weight;
-    for (uint64_t v = 0; v < n; ++v) {
-      ring_.push_back(Point{siphash13(key_, ep.address_text, v), ep.index});
+    for (uint64_t v = 0; v < n; ++v) points.push_back(Point{point_hash(base, v), ep.index});
+  }
+  // Counting sort by the top bits (one to two points per bucket), then insertion sort inside
+  // each bucket: linear time, and the bucket index falls out of it.
+  size_t buckets = std::clamp<size_t>(std::bit_ceil(total) / 2, 2, size_t{1} << 31);
+  shift_ = 32 - static_cast<unsigned>(std::countr_zero(buckets));
+  index_.assign(buckets + 1, 0);
+  for (const auto& p : points) ++index_[(p.hash >> shift_) + 1];
+  for (size_t b = 1; b <= buckets; ++b) index_[b] += index_[b - 1];
+  std::vector<uint32_t> cursor(index_.begin(), index_.end() - 1);
+  hashes_.resize(total + 1);
+  owners_.resize(total + 1);
+  for (const auto& p : points) {
+    uint32_t at = cursor[p.hash >> shift_]++;
+    hashes_[at] = p.hash;
+    owners_[at] = p.endpoint;
+  }
+  // Equal positions (a few at 160,000 points) are ordered by address, so that the config
+  // order never matters.
+  auto before = [&](size_t a, size_t b) {
+    if (hashes_[a] != hashes_[b]) return hashes_[a] < hashes_[b];
+    return endpoints[owners_[a]].address_text < endpoints[owners_[b]].address_text;
+  };
+  for (size_t b = 0; b < buckets; ++b) {
+    for (size_t i = index_[b] + 1; i < index_[b + 1]; ++i) {
+      for (size_t j = i; j > index_[b] && before(j, j - 1); --j) {
+        std::swap(hashes_[j], hashes_[j - 1]);
+        std::swap(owners_[j], owners_[j - 1]);
+      }
     }
   }
-  // Equal hashes (astronomically rare) are ordered by address, so that the config order never
-  // matters.
-  std::sort(ring_.begin(), ring_.end(), [&](const Point& a, const Point& b) {
-    if (a.hash != b.hash) return a.hash < b.hash;
-    return endpoints[a.endpoint].address_text < endpoints[b.endpoint].address_text;
-  });
+  hashes_[total] = UINT32_MAX;  // sentinel: never below a probe
+  owners_[total] = owners_[0];
+}
+
+[[gnu::always_inline]] inline size_t HashRing::successor(uint32_t x) const {
+  const size_t b = x >> shift_;
+  size_t pos = index_[b];
+  const size_t end = index_[b + 1];
+  // Buckets hold one or two points on average: two steps without branches, then a loop that
+  // rarely runs (its one condition is almost always false, so well predicted). Reads stay in
+  // bounds thanks to the sentinel.
+  pos += static_cast<size_t>((pos < end) & (hashes_[pos] < x));
+  pos += static_cast<size_t>((pos < end) & (hashes_[pos] < x));
+  while ((pos < end) & (hashes_[pos] < x)) ++pos;
+  return pos == hashes_.size() - 1 ? 0 : pos;
+}
+
+bool HashRing::walk(uint32_t x, const PickContext& ctx, int64_t cap, bool strict,
+                    const Endpoint*& best, uint32_t& best_distance) const {
+  const size_t n = hashes_.size() - 1;
+  size_t pos = successor(x);
+  // Clockwise from x the distances only grow: stop at the first acceptable point, or as soon
+  // as no point can beat the best probe so far.
+  for (size_t i = 0; i < n; ++i, pos = pos + 1 == n ? 0 : pos + 1) {
+    uint32_t distance = hashes_[pos] - x;  // mod 2^32: wraps past the top of the ring
+    if (best != nullptr && distance >= best_distance) return true;
+    const Endpoint& ep = endpoints_[owners_[pos]];
+    if (acceptable(ep, ctx, cap, strict)) {
+      best = &ep;
+      best_distance = distance;
+      return true;
+    }
+  }
+  return best != nullptr;
 }
 
 const Endpoint* HashRing::pick(const PickContext& ctx, WorkerLbState& state) const {
-  if (ring_.empty()) return nullptr;
-  uint64_t h = key_hash(key_, ctx, state);
-  size_t start =
-      static_cast<size_t>(std::lower_bound(ring_.begin(), ring_.end(), h,
-                                           [](const Point& p, uint64_t x) { return p.hash < x; }) -
-                          ring_.begin());
+  if (hashes_.empty()) return nullptr;
+  const Probes probes(key_hash(key_, ctx, state));
+  // Fast path: the point closest to any probe, when it is acceptable: it then is the answer
+  // of the full walk below too. (distance, position) in one word keeps the minimum
+  // branch-free.
+  uint64_t closest = UINT64_MAX;
+  for (uint32_t k = 0; k < probes_; ++k) {
+    const uint32_t x = probes[k];
+    const size_t pos = successor(x);
+    closest = std::min(closest, uint64_t{hashes_[pos] - x} << 32 | pos);
+  }
   int64_t cap = bounded_load_cap(bounded_load_, ctx.cluster_in_flight, ctx.usable_endpoints);
-  // Walk on from the key's point: first for an endpoint that is usable, untried and under
-  // its cap; if the whole ring has none, for any usable one.
+  const Endpoint& first = endpoints_[owners_[static_cast<uint32_t>(closest)]];
+  if (acceptable(first, ctx, cap, true)) return &first;
+  // Walk on from every probe: first for an endpoint that is usable, untried and under its
+  // cap; if the ring has none, for any usable one.
   for (bool strict : {true, false}) {
-    for (size_t i = 0, n = ring_.size(); i < n; ++i) {
-      const Endpoint& ep = endpoints_[ring_[(start + i) % n].endpoint];
-      if (acceptable(ep, ctx, cap, strict)) return &ep;
+    const Endpoint* best = nullptr;
+    uint32_t best_distance = UINT32_MAX;
+    for (uint32_t k = 0; k < probes_; ++k) {
+      if (!walk(probes[k], ctx, cap, strict, best, best_distance)) break;
     }
+    if (best != nullptr) return best;
   }
   return nullptr;
 }
@@ -94,7 +199,7 @@ Maglev::Maglev(const config::Cluster& cluster, const std::vector<Endpoint>& endp
   uint32_t g = 0;
   for (const auto& ep : endpoints) g = std::gcd(g, ep.weight);
   struct Perm {
-    uint64_t offset, skip, next;
+    uint64_t slot, skip;  // the permutation's next candidate slot, and its step
     uint32_t turns;
   };
   std::vector<Perm> perms;
@@ -108,20 +213,20 @@ Maglev::Maglev(const config::Cluster& cluster, const std::vector<Endpoint>& endp
     const auto& ep = endpoints[i];
     uint64_t offset = siphash13(key_, ep.address_text, 0xA11CE) % m;
     uint64_t skip = siphash13(key_, ep.address_text, 0xB0B) % (m - 1) + 1;
-    perms.push_back(Perm{offset, skip, 0, ep.weight / g});
+    perms.push_back(Perm{offset, skip, ep.weight / g});
   }
   uint64_t filled = 0;
   while (filled < m) {
     for (size_t k = 0; k < perms.size() && filled < m; ++k) {
       auto& p = perms[k];
       for (uint32_t t = 0; t < p.turns && filled < m; ++t) {
-        uint64_t c = (p.offset + p.next * p.skip) % m;
-        while (table_[c] != UINT32_MAX) {
-          ++p.next;
-          c = (p.offset + p.next * p.skip) % m;
-        }
-        table_[c] = order[k];
-        ++p.next;
+        // permutation[j] = (offset + j * skip) mod M, stepped without a division.
+        auto advance = [&] {
+          p.slot = p.slot + p.skip >= m ? p.slot + p.skip - m : p.slot + p.skip;
+        };
+        while (table_[p.slot] != UINT32_MAX) advance();
+        table_[p.slot] = order[k];
+        advance();
         ++filled;
       }
     }
@@ -137,8 +242,9 @@ const Endpoint* Maglev::pick(const PickContext& ctx, WorkerLbState& state) const
   for (uint64_t round = 0; round <= 16; ++round) {
     uint64_t slot =
         round == 0
-            ? h % m
-            : siphash13(key_, std::string_view(reinterpret_cast<const char*>(&h), 8), round) % m;
+            ? reduce(h, m)
+            : reduce(siphash13(key_, std::string_view(reinterpret_cast<const char*>(&h), 8), round),
+                     m);
     const Endpoint& ep = endpoints_[table_[slot]];
     if (acceptable(ep, ctx, cap, true)) return &ep;
   }

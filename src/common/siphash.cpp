@@ -59,6 +59,7 @@ uint64_t hash_parts(const SipKey& key, std::string_view a, std::string_view b) {
   for (std::string_view part : {a, b}) {
     const auto* p = reinterpret_cast<const unsigned char*>(part.data());
     size_t n = part.size();
+    if (n == 0) continue;  // an empty part (its data() may be null) adds nothing
     if (filled > 0) {
       size_t take = std::min(n, 8 - filled);
       std::memcpy(block + filled, p, take);

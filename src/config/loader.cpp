@@ -590,11 +590,14 @@ void read_cluster(Loader& l, const YAML::Node& node, const std::string& path, Cl
   }
   {
     MapView h(l, m.get("hash"), m.child("hash"),
-              {"key", "virtual_nodes", "seed", "bounded_load", "on_missing_key"});
+              {"key", "virtual_nodes", "ring_probes", "seed", "bounded_load", "on_missing_key"});
     auto& hash = out->hash;
     if (auto v = h.get("key"); v.IsDefined()) read_hash_key(l, v, h.child("key"), &hash.key);
     if (auto v = h.get("virtual_nodes"); v.IsDefined()) {
       l.integer<uint32_t>(v, h.child("virtual_nodes"), &hash.virtual_nodes, 1, 10000);
+    }
+    if (auto v = h.get("ring_probes"); v.IsDefined()) {
+      l.integer<uint32_t>(v, h.child("ring_probes"), &hash.ring_probes, 1, 64);
     }
     if (auto v = h.get("seed"); v.IsDefined()) l.scalar(v, h.child("seed"), &hash.seed);
     if (auto v = h.get("bounded_load"); v.IsDefined()) {

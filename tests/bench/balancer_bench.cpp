@@ -30,12 +30,14 @@ void pick(benchmark::State& state, config::Strategy kind, bool weighted) {
   for (auto _ : state) benchmark::DoNotOptimize(strategy->pick(ctx, lb));
 }
 
-// Hashing strategies: each pick hashes one of 1,024 distinct keys ("user-N").
-void pick_hashed(benchmark::State& state, config::Strategy kind) {
+// Hashing strategies: each pick hashes one of 1,024 distinct keys ("user-N"). probes only
+// matters to the ring (hash.ring_probes: 8 by default, 1 = the classic single lookup).
+void pick_hashed(benchmark::State& state, config::Strategy kind, uint32_t probes) {
   auto endpoints = make_endpoints(static_cast<size_t>(state.range(0)), false);
   config::Cluster cluster;
   cluster.strategy = kind;
   cluster.hash.seed = "bench";
+  cluster.hash.ring_probes = probes;
   auto strategy = balancer::build_strategy(cluster, endpoints);
   balancer::WorkerLbState lb(endpoints.size(), 42);
   std::vector<std::string> keys;
@@ -67,11 +69,15 @@ void build_hashed(benchmark::State& state) {
 
 }  // namespace
 
-BENCHMARK_CAPTURE(pick_hashed, consistent_hash, config::Strategy::kConsistentHash)
+BENCHMARK_CAPTURE(pick_hashed, consistent_hash, config::Strategy::kConsistentHash, 8)
     ->Arg(10)
     ->Arg(100)
     ->Arg(1000);
-BENCHMARK_CAPTURE(pick_hashed, maglev, config::Strategy::kMaglev)->Arg(10)->Arg(100)->Arg(1000);
+BENCHMARK_CAPTURE(pick_hashed, consistent_hash_1_probe, config::Strategy::kConsistentHash, 1)
+    ->Arg(10)
+    ->Arg(100)
+    ->Arg(1000);
+BENCHMARK_CAPTURE(pick_hashed, maglev, config::Strategy::kMaglev, 1)->Arg(10)->Arg(100)->Arg(1000);
 BENCHMARK_TEMPLATE(build_hashed, balancer::HashRing)->Unit(benchmark::kMillisecond);
 BENCHMARK_TEMPLATE(build_hashed, balancer::Maglev)->Unit(benchmark::kMillisecond);
 

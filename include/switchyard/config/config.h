@@ -109,6 +109,8 @@ enum class OnMissingKey { kRandom, kReject };
 struct Hash {
   HashKey key;
   uint32_t virtual_nodes = 160;
+  // Extension: lookups per key on the ring (multi-probe consistent hashing); 1 = classic ring.
+  uint32_t ring_probes = 8;
   std::string seed;
   double bounded_load = 0;  // 0 = off, else > 1
   OnMissingKey on_missing_key = OnMissingKey::kRandom;
