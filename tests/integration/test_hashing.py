@@ -2,6 +2,7 @@
 import http.client
 
 from harness import ProxyTestCase, config, request
+from test_health import CHECKS, set_health, wait_for
 
 
 def owners(port, keys, header="X-Key"):
@@ -23,7 +24,7 @@ class HashingTest(ProxyTestCase):
 
     def test_two_processes_with_the_same_config_agree(self):
         backends = [self.backend(f"b{i}") for i in range(5)]
-        keys = [f"user-{i}" for i in range(2000)]
+        keys = [f"user-{i}" for i in range(10000)]
         for strategy in ("consistent_hash", "maglev"):
             a = self.switchyard(self.hashing(backends, strategy))
             b = self.switchyard(self.hashing(list(reversed(backends)), strategy))
@@ -32,6 +33,29 @@ class HashingTest(ProxyTestCase):
             spread = {v[1] for v in first.values()}
             self.assertEqual(len(spread), 5, strategy)
             self.assertEqual(owners(a.port, keys[:200]), {k: first[k] for k in keys[:200]})
+
+    def test_unhealthy_endpoints_keys_move_and_come_back(self):
+        backends = [self.backend(f"b{i}") for i in range(4)]
+        keys = [f"user-{i}" for i in range(400)]
+        for strategy in ("consistent_hash", "maglev"):
+            sy = self.switchyard(config(backends, strategy=strategy, extra_cluster=(
+                "    hash: { key: \"header:X-Key\", seed: s1 }\n" + CHECKS)))
+            self.assertIsNotNone(wait_for(
+                lambda: {v[1] for v in owners(sy.port, keys).values()} ==
+                {"b0", "b1", "b2", "b3"}, 3), strategy)
+            before = owners(sy.port, keys)
+            set_health(backends[2], True)
+            self.assertIsNotNone(wait_for(
+                lambda: all(v[1] != "b2" for v in owners(sy.port, keys).values()), 3), strategy)
+            during = owners(sy.port, keys)
+            for k, v in before.items():
+                if v[1] == "b2":
+                    self.assertEqual(during[k][0], 200)
+                else:  # nobody else's keys move
+                    self.assertEqual(during[k], v, (strategy, k))
+            set_health(backends[2], False)
+            self.assertIsNotNone(wait_for(lambda: owners(sy.port, keys) == before, 3), strategy)
+            sy.stop()
 
     def test_missing_key_random_or_reject(self):
         backends = [self.backend(f"b{i}") for i in range(3)]
