@@ -12,6 +12,7 @@
 #include <string_view>
 
 #include "switchyard/admin/admin_server.h"
+#include "switchyard/balancer/resource_aware.h"
 #include "switchyard/breaker/outlier_detector.h"
 #include "switchyard/common/logging.h"
 #include "switchyard/config/loader.h"
@@ -98,13 +99,27 @@ class Daemon {
         outliers_(control_),
         proxy_(*config_),
         admin_(control_, metrics_, registry_, admin_state_),
-        health_(control_, health::HealthChecker::Observer{[this](registry::EndpointState& state,
-                                                                 bool passed) {
-                                                            outliers_.on_check(state, passed);
-                                                          },
-                                                          {}}),
+        health_(control_, health::HealthChecker::Observer{
+                              [this](registry::EndpointState& state, bool passed) {
+                                outliers_.on_check(state, passed);
+                              },
+                              [this](const std::string& cluster, registry::EndpointState& state,
+                                     std::string_view header) {
+                                on_check_load_report(cluster, state, header);
+                              }}),
         signals_(control_, SIGINT, SIGTERM, SIGHUP),
         drain_timer_(control_) {}
+
+  // A load report on a health-check response: same parsing and counting as on requests.
+  void on_check_load_report(const std::string& cluster, registry::EndpointState& state,
+                            std::string_view header) {
+    balancer::LoadReport report;
+    auto result = balancer::parse_load_report(header, report);
+    if (result == balancer::LoadReportResult::kOk) {
+      balancer::apply_load_report(state, report, balancer::steady_now_ns());
+    }
+    metrics_.cluster(cluster)->load_reports[static_cast<size_t>(result)]->Increment();
+  }
 
   int run() {
     auto snapshot = registry_.build(config_);

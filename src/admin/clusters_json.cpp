@@ -1,6 +1,7 @@
 #include <boost/json.hpp>
 
 #include "switchyard/admin/admin_server.h"
+#include "switchyard/balancer/resource_aware.h"
 
 namespace switchyard::admin {
 
@@ -36,10 +37,26 @@ int64_t ejection_remaining_ms(const registry::EndpointState& s,
 std::string clusters_json(const registry::RuntimeSnapshot& snapshot) {
   auto now = std::chrono::steady_clock::now();
   boost::json::array clusters;
+  const int64_t now_ns = balancer::steady_now_ns();
   for (const auto& cluster : snapshot.clusters) {
     boost::json::array endpoints;
+    balancer::LoadModel model(cluster->config->resource_aware);
     for (const auto& ep : cluster->endpoints) {
       const auto& s = *ep.state;
+      const auto load = model.estimate(ep, now_ns);
+      boost::json::value report;  // null before the first report
+      if (s.report_at_ns.load(std::memory_order_relaxed) != 0) {
+        double slope = s.cpu_per_request.load(std::memory_order_relaxed);
+        report = boost::json::object{
+            {"cpu", s.report_cpu.load(std::memory_order_relaxed)},
+            {"memory", s.report_memory.load(std::memory_order_relaxed)},
+            {"age_ms", static_cast<int64_t>(load.report_age_s * 1000)},
+            {"active_requests_at_report", s.report_active.load(std::memory_order_relaxed)},
+            {"cpu_per_request",
+             slope < 0 ? boost::json::value(nullptr) : boost::json::value(slope)},
+            {"reports", s.reports.load(std::memory_order_relaxed)},
+        };
+      }
       endpoints.push_back(boost::json::object{
           {"address", ep.address_text},
           {"region", ep.region},
@@ -56,6 +73,11 @@ std::string clusters_json(const registry::RuntimeSnapshot& snapshot) {
           {"successes", s.successes.load(std::memory_order_relaxed)},
           {"failures", s.failures.load(std::memory_order_relaxed)},
           {"consecutive_failures", s.consecutive_failures.load(std::memory_order_relaxed)},
+          {"load_report", std::move(report)},
+          {"load", boost::json::object{{"cpu", load.cpu},
+                                       {"memory", load.memory},
+                                       {"connections", load.connections},
+                                       {"score", load.score}}},
       });
     }
     clusters.push_back(boost::json::object{

@@ -3,6 +3,7 @@
 #include "switchyard/balancer/hash_ring.h"
 #include "switchyard/balancer/least_request.h"
 #include "switchyard/balancer/random.h"
+#include "switchyard/balancer/resource_aware.h"
 #include "switchyard/balancer/round_robin.h"
 
 namespace switchyard::balancer {
@@ -30,10 +31,8 @@ std::unique_ptr<Strategy> build_strategy(const config::Cluster& cluster,
       return std::make_unique<HashRing>(cluster, endpoints);
     case config::Strategy::kMaglev:
       return std::make_unique<Maglev>(cluster, endpoints);
-    // Not built yet (see README, "What is not built yet"): falls back to round robin so that a
-    // config written for it already serves traffic. The daemon logs a warning.
     case config::Strategy::kResourceAware:
-      return std::make_unique<RoundRobin>(endpoints);
+      return std::make_unique<ResourceAware>(cluster, endpoints);
   }
   return std::make_unique<RoundRobin>(endpoints);
 }

@@ -8,10 +8,19 @@
 //   GET  /status?code=N    answers with status N
 //   GET  /control/health?fail=0|1   flips /healthz at run time
 //   GET  /control/errors?rate=F     sets the --error-rate of / at run time
+//   GET  /control/load?cpu=F&mem=F  reports these static values from now on
 //
 // --log-requests prints "REQUEST METHOD TARGET" for each request received.
-// Every response carries X-Backend-Name and X-Backend-Region; with --cpu/--mem it also sends
-// `endpoint-load-metrics: TEXT cpu_utilization=..., mem_utilization=...`.
+// Every response carries X-Backend-Name and X-Backend-Region. Load reports
+// (`endpoint-load-metrics: TEXT cpu_utilization=..., mem_utilization=...`, or JSON with
+// --report-json) go on every response:
+//   --cpu F / --mem F   static values;
+//   --load              synthetic: cpu = base + (1 - 1/handicap) + in-flight / capacity
+//                       (base = --cpu or 0.05, capacity = --capacity, default 100), mem =
+//                       --mem or 0.3: the report follows the work the backend really has.
+// --handicap F: a backend with only 1/F of its CPU (a noisy neighbour has the rest): the
+// latency of / (--latency-ms) is F times longer and the synthetic CPU report includes the
+// neighbour's share (1 - 1/F).
 // Prints "demo_backend NAME listening on HOST:PORT" once ready (port 0 picks a free port).
 
 #include <algorithm>
@@ -46,9 +55,17 @@ struct Options {
   bool fail_health = false;
   bool log_requests = false;
   int threads = 1;
+  bool synthetic_load = false;
+  bool report_json = false;
+  double handicap = 1;
+  double capacity = 100;
 };
 
 std::atomic<bool> g_fail_health{false};
+std::atomic<double> g_cpu{-1};  // static reported values (--cpu/--mem, /control/load)
+std::atomic<double> g_mem{-1};
+std::atomic<int> g_in_flight{0};
+std::atomic<bool> g_synthetic{false};
 std::atomic<double> g_error_rate{0};
 Options g_opt;
 
@@ -110,12 +127,8 @@ class Session : public std::enable_shared_from_this<Session> {
     res_.set("X-Backend-Name", g_opt.name);
     res_.set("X-Backend-Region", g_opt.region);
     res_.set(http::field::content_type, "text/plain");
-    if (g_opt.cpu >= 0 || g_opt.mem >= 0) {
-      char buf[128];
-      std::snprintf(buf, sizeof(buf), "TEXT cpu_utilization=%.3f, mem_utilization=%.3f",
-                    g_opt.cpu < 0 ? 0 : g_opt.cpu, g_opt.mem < 0 ? 0 : g_opt.mem);
-      res_.set("endpoint-load-metrics", buf);
-    }
+    g_in_flight.fetch_add(1, std::memory_order_relaxed);
+    in_flight_ = true;
     int delay_ms = 0;
     if (path == "/healthz") {
       bool failing = g_fail_health.load();
@@ -124,6 +137,14 @@ class Session : public std::enable_shared_from_this<Session> {
     } else if (path == "/control/health") {
       g_fail_health = query_param(target, "fail") == "1";
       res_.body() = g_fail_health ? "healthz now fails\n" : "healthz now passes\n";
+    } else if (path == "/control/load") {
+      g_cpu = std::clamp(std::strtod(std::string(query_param(target, "cpu")).c_str(), nullptr), 0.0,
+                         1.0);
+      g_mem = std::clamp(std::strtod(std::string(query_param(target, "mem")).c_str(), nullptr), 0.0,
+                         1.0);
+      g_synthetic = false;
+      res_.body() = "load now reported as cpu " + std::to_string(g_cpu.load()) + ", mem " +
+                    std::to_string(g_mem.load()) + "\n";
     } else if (path == "/control/errors") {
       std::string rate(query_param(target, "rate"));
       g_error_rate = std::clamp(std::strtod(rate.c_str(), nullptr), 0.0, 1.0);
@@ -168,7 +189,7 @@ class Session : public std::enable_shared_from_this<Session> {
         res_.body() = "status " + std::to_string(code) + " from " + g_opt.name + "\n";
       }
     } else {
-      delay_ms = g_opt.latency_ms;
+      delay_ms = static_cast<int>(g_opt.latency_ms * g_opt.handicap);
       thread_local std::mt19937_64 rng{std::random_device{}()};
       double error_rate = g_error_rate.load(std::memory_order_relaxed);
       if (error_rate > 0 && std::uniform_real_distribution<double>(0, 1)(rng) < error_rate) {
@@ -189,7 +210,31 @@ class Session : public std::enable_shared_from_this<Session> {
     write();
   }
 
+  // The load report, computed when the response leaves: it counts the requests in flight now.
+  void set_load_report() {
+    double cpu = g_cpu.load(std::memory_order_relaxed);
+    double mem = g_mem.load(std::memory_order_relaxed);
+    if (g_synthetic.load(std::memory_order_relaxed)) {
+      int in_flight = g_in_flight.load(std::memory_order_relaxed);
+      cpu = std::min(1.0, (cpu < 0 ? 0.05 : cpu) + (1 - 1 / std::max(1.0, g_opt.handicap)) +
+                              in_flight / g_opt.capacity);
+      if (mem < 0) mem = 0.3;
+    }
+    if (cpu < 0 && mem < 0) return;
+    char buf[128];
+    std::snprintf(buf, sizeof(buf),
+                  g_opt.report_json ? "JSON {\"cpu_utilization\":%.3f,\"mem_utilization\":%.3f}"
+                                    : "TEXT cpu_utilization=%.3f, mem_utilization=%.3f",
+                  cpu < 0 ? 0 : cpu, mem < 0 ? 0 : mem);
+    res_.set("endpoint-load-metrics", buf);
+  }
+
   void write() {
+    set_load_report();
+    if (in_flight_) {
+      g_in_flight.fetch_sub(1, std::memory_order_relaxed);
+      in_flight_ = false;
+    }
     stream_.expires_after(std::chrono::seconds(60));
     http::async_write(stream_, res_, [self = shared_from_this()](beast::error_code ec, size_t) {
       if (ec) return;
@@ -207,6 +252,7 @@ class Session : public std::enable_shared_from_this<Session> {
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   http::response<http::string_body> res_;
+  bool in_flight_ = false;
 };
 
 void accept_loop(tcp::acceptor& acceptor) {
@@ -223,7 +269,8 @@ void accept_loop(tcp::acceptor& acceptor) {
 void usage() {
   std::cerr << "usage: demo_backend [--listen HOST:PORT] [--name N] [--region R]\n"
                "                    [--latency-ms MS] [--error-rate F] [--fail-health]\n"
-               "                    [--cpu F] [--mem F] [--threads N] [--log-requests]\n";
+               "                    [--cpu F] [--mem F] [--load] [--capacity N] [--handicap F]\n"
+               "                    [--report-json] [--threads N] [--log-requests]\n";
 }
 
 }  // namespace
@@ -252,6 +299,14 @@ int main(int argc, char** argv) {
       g_opt.cpu = std::stod(next());
     } else if (a == "--mem") {
       g_opt.mem = std::stod(next());
+    } else if (a == "--load") {
+      g_opt.synthetic_load = true;
+    } else if (a == "--report-json") {
+      g_opt.report_json = true;
+    } else if (a == "--handicap") {
+      g_opt.handicap = std::max(0.0, std::stod(next()));
+    } else if (a == "--capacity") {
+      g_opt.capacity = std::max(1.0, std::stod(next()));
     } else if (a == "--help" || a == "-h") {
       usage();
       return 0;
@@ -268,6 +323,9 @@ int main(int argc, char** argv) {
   }
   g_fail_health = g_opt.fail_health;
   g_error_rate = g_opt.error_rate;
+  g_cpu = g_opt.cpu;
+  g_synthetic = g_opt.synthetic_load;
+  g_mem = g_opt.mem;
   auto colon = g_opt.listen.rfind(':');
   if (colon == std::string::npos) {
     usage();

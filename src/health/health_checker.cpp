@@ -117,7 +117,7 @@ class Probe : public std::enable_shared_from_this<Probe> {
                        unsigned status = res.result_int();
                        auto report = res["endpoint-load-metrics"];
                        if (!report.empty() && !self->stopped_ && self->observer_->on_load_report) {
-                         self->observer_->on_load_report(*self->state_, report);
+                         self->observer_->on_load_report(self->cluster_, *self->state_, report);
                        }
                        if (!self->parser_->keep_alive()) self->drop_connection();
                        self->done(expected(self->hc_, status), "status " + std::to_string(status));

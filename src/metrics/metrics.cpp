@@ -92,6 +92,14 @@ Metrics::Metrics()
                                .Name("switchyard_endpoint_load_score")
                                .Help("Resource-aware load score of the endpoint")
                                .Register(*registry_)),
+      endpoint_report_age_(prometheus::BuildGauge()
+                               .Name("switchyard_endpoint_load_report_age_seconds")
+                               .Help("Age of the endpoint's last load report; -1 before the first")
+                               .Register(*registry_)),
+      load_reports_(prometheus::BuildCounter()
+                        .Name("switchyard_load_reports_total")
+                        .Help("endpoint-load-metrics headers received, by parse result")
+                        .Register(*registry_)),
       config_reloads_(prometheus::BuildCounter()
                           .Name("switchyard_config_reloads_total")
                           .Help("Configuration reloads, by result")
@@ -105,10 +113,12 @@ std::shared_ptr<EndpointMetrics> Metrics::endpoint(const std::string& cluster,
   auto& slot = endpoints_[key];
   if (!slot) {
     std::map<std::string, std::string> labels{{"cluster", cluster}, {"endpoint", address}};
-    slot = std::shared_ptr<EndpointMetrics>(new EndpointMetrics{
-        CodeCounters(upstream_requests_, labels), connect_failures_.Add(labels),
-        endpoint_healthy_.Add(labels), endpoint_ejected_.Add(labels), endpoint_active_.Add(labels),
-        endpoint_health_score_.Add(labels), endpoint_load_score_.Add(labels)});
+    slot = std::shared_ptr<EndpointMetrics>(
+        new EndpointMetrics{CodeCounters(upstream_requests_, labels), connect_failures_.Add(labels),
+                            endpoint_healthy_.Add(labels), endpoint_ejected_.Add(labels),
+                            endpoint_active_.Add(labels), endpoint_health_score_.Add(labels),
+                            endpoint_load_score_.Add(labels), endpoint_report_age_.Add(labels)});
+    slot->load_report_age.Set(-1);
   }
   return slot;
 }
@@ -122,12 +132,19 @@ std::shared_ptr<ClusterMetrics> Metrics::cluster(const std::string& name) {
     // Buckets from 0.5 ms to 30 s: loopback sidecars and slow edge backends both resolve.
     static const prometheus::Histogram::BucketBoundaries kBuckets{
         0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
-    slot = std::shared_ptr<ClusterMetrics>(new ClusterMetrics{
-        upstream_duration_.Add({{"cluster", name}}, kBuckets),
-        no_endpoint_.Add({{"cluster", name}}), retries_.Add({{"cluster", name}}),
-        retry_budget_exhausted_.Add({{"cluster", name}}), overflow_.Add({{"cluster", name}}),
-        ejections_.Add({{"cluster", name}}), ejections_skipped_.Add({{"cluster", name}}),
-        ring_rebuild_.Add({{"cluster", name}}, kRebuildBuckets)});
+    slot = std::shared_ptr<ClusterMetrics>(
+        new ClusterMetrics{upstream_duration_.Add({{"cluster", name}}, kBuckets),
+                           no_endpoint_.Add({{"cluster", name}}),
+                           retries_.Add({{"cluster", name}}),
+                           retry_budget_exhausted_.Add({{"cluster", name}}),
+                           overflow_.Add({{"cluster", name}}),
+                           ejections_.Add({{"cluster", name}}),
+                           ejections_skipped_.Add({{"cluster", name}}),
+                           ring_rebuild_.Add({{"cluster", name}}, kRebuildBuckets),
+                           {&load_reports_.Add({{"cluster", name}, {"result", "ok"}}),
+                            &load_reports_.Add({{"cluster", name}, {"result", "malformed"}}),
+                            &load_reports_.Add({{"cluster", name}, {"result", "invalid_value"}}),
+                            &load_reports_.Add({{"cluster", name}, {"result", "duplicate"}})}});
   }
   return slot;
 }

@@ -8,6 +8,7 @@
 #include <charconv>
 
 #include "request_head.h"
+#include "switchyard/balancer/resource_aware.h"
 #include "switchyard/common/asio_endpoint.h"
 #include "switchyard/common/logging.h"
 #include "switchyard/proxy/framing.h"
@@ -27,6 +28,7 @@ constexpr auto kLingerTimeout = std::chrono::seconds(2);
 constexpr size_t kKeptReplayCapacity = 8 * 1024;
 // Hash keys are hashed on at most this prefix.
 constexpr size_t kMaxHashKeyBytes = 256;
+constexpr std::string_view kLoadReportHeader = "endpoint-load-metrics";
 constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
 
 bool is_timeout(const beast::error_code& ec) { return ec == beast::error::timeout; }
@@ -492,11 +494,25 @@ void Session::on_response_head(beast::error_code ec, size_t) {
                     beast::bind_front_handler(&Session::on_response_written, shared_from_this()));
 }
 
+void Session::consume_load_report() {
+  auto& res = response_->get();
+  // Load reports are for the proxy, never for the client (DESIGN.md, Backend load reports).
+  // Only the first header counts; any repeat is dropped with it.
+  auto it = res.find(kLoadReportHeader);
+  if (it == res.end()) return;
+  balancer::LoadReport report;
+  auto result = balancer::parse_load_report(it->value(), report);
+  if (result == balancer::LoadReportResult::kOk) {
+    balancer::apply_load_report(*endpoint_->state, report, balancer::steady_now_ns());
+  }
+  cluster_->metrics->load_reports[static_cast<size_t>(result)]->Increment();
+  res.erase(kLoadReportHeader);
+}
+
 void Session::prepare_response() {
   auto& res = response_->get();
   strip_hop_by_hop(res, hop_scratch_);
-  // Load reports are for the proxy, never for the client (DESIGN.md, Backend load reports).
-  res.erase("endpoint-load-metrics");
+  consume_load_report();
   if (listener_->config->debug_headers) {
     res.set("x-switchyard-endpoint", endpoint_->address_text);
     if (!endpoint_->region.empty()) res.set("x-switchyard-region", endpoint_->region);
@@ -582,7 +598,7 @@ void Session::start_tunnel() {
   auto& res = response_->get();
   std::string upgrade(res[http::field::upgrade]);
   strip_hop_by_hop(res, hop_scratch_);
-  res.erase("endpoint-load-metrics");
+  consume_load_report();
   res.set(http::field::upgrade, upgrade);
   res.set(http::field::connection, "Upgrade");
   serialize_response_head(res);

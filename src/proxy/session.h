@@ -79,6 +79,8 @@ class Session : public std::enable_shared_from_this<Session> {
   bool extract_hash_key(const http::request<http::buffer_body>& req, std::string_view path);
   void prepare_upstream_request();
   void prepare_response();
+  // Reads, applies and counts the endpoint's load report, and removes it from the response.
+  void consume_load_report();
   // Answers the current request with a short plain-text error. close: end the connection
   // after it (always when the request body was not read to its end).
   void respond_error(unsigned status, std::string_view reason, bool close);

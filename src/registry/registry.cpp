@@ -2,6 +2,7 @@
 
 #include <chrono>
 
+#include "switchyard/balancer/resource_aware.h"
 #include "switchyard/common/logging.h"
 
 namespace switchyard::registry {
@@ -41,12 +42,10 @@ std::shared_ptr<const RuntimeSnapshot> Registry::build(std::shared_ptr<const con
       ep.region = ec.region;
       ep.zone = ec.zone;
       ep.weight = ec.weight;
+      ep.base_cpu = ec.cpu_usage.value_or(0.5);
+      ep.base_memory = ec.memory_usage.value_or(0.5);
       ep.state = state;
       cs->endpoints.push_back(std::move(ep));
-    }
-    if (cc.strategy == config::Strategy::kResourceAware) {
-      logs::registry().warn("cluster '{}': strategy {} is not built yet; using round_robin",
-                            cc.name, config::to_string(cc.strategy));
     }
     auto started = std::chrono::steady_clock::now();
     cs->strategy = balancer::build_strategy(cc, cs->endpoints);
@@ -71,7 +70,9 @@ std::shared_ptr<const RuntimeSnapshot> Registry::build(std::shared_ptr<const con
 
 void Registry::refresh_gauges() const {
   if (!current_) return;
+  const int64_t now = balancer::steady_now_ns();
   for (const auto& cluster : current_->clusters) {
+    balancer::LoadModel model(cluster->config->resource_aware);
     for (const auto& ep : cluster->endpoints) {
       const auto& s = *ep.state;
       s.metrics->healthy.Set(s.healthy.load(std::memory_order_relaxed) ? 1 : 0);
@@ -79,6 +80,9 @@ void Registry::refresh_gauges() const {
       s.metrics->health_score.Set(s.health_score.load(std::memory_order_relaxed));
       s.metrics->active_requests.Set(
           static_cast<double>(s.active_requests.load(std::memory_order_relaxed)));
+      auto load = model.estimate(ep, now);
+      s.metrics->load_score.Set(load.score);
+      s.metrics->load_report_age.Set(load.report_age_s);
     }
   }
 }

@@ -30,7 +30,9 @@ class HealthChecker {
     // Every check result: the circuit breaker and the health score use it.
     std::function<void(registry::EndpointState&, bool passed)> on_result;
     // The endpoint-load-metrics header of a check response, unparsed: the load-report path.
-    std::function<void(registry::EndpointState&, std::string_view report)> on_load_report;
+    std::function<void(const std::string& cluster, registry::EndpointState&,
+                       std::string_view report)>
+        on_load_report;
   };
 
   explicit HealthChecker(boost::asio::io_context& ioc, Observer observer = {});

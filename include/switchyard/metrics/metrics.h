@@ -38,6 +38,7 @@ struct EndpointMetrics {
   prometheus::Gauge& active_requests;
   prometheus::Gauge& health_score;
   prometheus::Gauge& load_score;
+  prometheus::Gauge& load_report_age;  // seconds; -1 before the first report
 };
 
 struct ClusterMetrics {
@@ -49,6 +50,8 @@ struct ClusterMetrics {
   prometheus::Counter& ejections;
   prometheus::Counter& ejections_skipped;  // max_ejected_fraction kept an endpoint in
   prometheus::Histogram& ring_rebuild;     // hash ring / Maglev table build time (control)
+  // switchyard_load_reports_total by result, indexed by balancer::LoadReportResult.
+  std::array<prometheus::Counter*, 4> load_reports;
 };
 
 struct ListenerMetrics {
@@ -95,6 +98,8 @@ class Metrics {
   prometheus::Family<prometheus::Gauge>& endpoint_health_score_;
   prometheus::Family<prometheus::Histogram>& ring_rebuild_;
   prometheus::Family<prometheus::Gauge>& endpoint_load_score_;
+  prometheus::Family<prometheus::Gauge>& endpoint_report_age_;
+  prometheus::Family<prometheus::Counter>& load_reports_;
   prometheus::Family<prometheus::Counter>& config_reloads_;
   prometheus::Counter& reload_success_;
   prometheus::Counter& reload_failure_;

@@ -40,6 +40,17 @@ struct alignas(64) EndpointState {
   std::atomic<bool> ejection_requested{false};
   // In (0, 1]: EWMA of request outcomes and check results (control thread writes).
   std::atomic<double> health_score{1.0};
+  // The applied load report (balancer/resource_aware.h): written by whichever worker or
+  // health check received a report, read by every pick. Fields may come from two reports
+  // racing; the score tolerates that. report_at_ns == 0: no report yet.
+  std::atomic<double> report_cpu{0};
+  std::atomic<double> report_memory{0};
+  std::atomic<int64_t> report_active{0};    // active_requests when the report arrived
+  std::atomic<int64_t> report_at_ns{0};     // steady clock
+  std::atomic<double> cpu_per_request{-1};  // learned; < 0 = not yet, use the prior
+  std::atomic<uint64_t> reports{0};
+  // When a stale endpoint may next get a refresh request (resource_aware; steady clock ns).
+  std::atomic<int64_t> refresh_at_ns{0};
   std::shared_ptr<metrics::EndpointMetrics> metrics;
 
   // --- control thread only ---
@@ -68,6 +79,10 @@ struct Endpoint {
   std::string region;
   std::string zone;
   uint32_t weight = 1;
+  // Static load (config metadata cpu_usage / memory_usage), 0.5 when absent: the starting
+  // values before any report, and what an old report fades back to.
+  double base_cpu = 0.5;
+  double base_memory = 0.5;
   std::shared_ptr<EndpointState> state;
 };
 

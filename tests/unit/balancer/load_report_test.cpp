@@ -1,0 +1,126 @@
+#include "switchyard/balancer/load_report.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+namespace switchyard::balancer {
+namespace {
+
+LoadReportResult parse(const std::string& header, LoadReport* out = nullptr) {
+  LoadReport report;
+  auto r = parse_load_report(header, report);
+  if (out) *out = report;
+  return r;
+}
+
+TEST(LoadReport, TextWithEqualsAndColons) {
+  LoadReport r;
+  ASSERT_EQ(parse("TEXT cpu_utilization=0.31, mem_utilization:0.52", &r), LoadReportResult::kOk);
+  EXPECT_DOUBLE_EQ(*r.cpu, 0.31);
+  EXPECT_DOUBLE_EQ(*r.memory, 0.52);
+  ASSERT_EQ(parse("TEXT  application_utilization=0.7,rps_fractional=0.5 , eps=0.1, "
+                  "named_metrics.queue=0.2, utilization.gpu=0.9, request_cost.db=0.3",
+                  &r),
+            LoadReportResult::kOk);
+  EXPECT_DOUBLE_EQ(*r.application, 0.7);
+  EXPECT_DOUBLE_EQ(*r.cpu_for_score(), 0.7);  // application utilization wins, as in Envoy
+  EXPECT_EQ(r.other_metrics, 3u);
+  EXPECT_FALSE(r.cpu.has_value());
+}
+
+TEST(LoadReport, Json) {
+  LoadReport r;
+  ASSERT_EQ(parse(R"(JSON {"cpu_utilization":0.31,"mem_utilization":0.52,)"
+                  R"("named_metrics":{"queue":3,"x":0}})",
+                  &r),
+            LoadReportResult::kOk);
+  EXPECT_DOUBLE_EQ(*r.cpu, 0.31);
+  EXPECT_DOUBLE_EQ(*r.memory, 0.52);
+  EXPECT_EQ(r.other_metrics, 2u);
+  ASSERT_EQ(parse(R"(JSON { "cpu_utilization" : 1 })", &r), LoadReportResult::kOk);
+  EXPECT_DOUBLE_EQ(*r.cpu, 1.0);
+}
+
+TEST(LoadReport, ValuesAreClampedToOne) {
+  LoadReport r;
+  ASSERT_EQ(parse("TEXT cpu_utilization=3.5", &r), LoadReportResult::kOk);
+  EXPECT_DOUBLE_EQ(*r.cpu, 1.0);
+  ASSERT_EQ(parse(R"(JSON {"mem_utilization":1e300})", &r), LoadReportResult::kOk);
+  EXPECT_DOUBLE_EQ(*r.memory, 1.0);
+}
+
+TEST(LoadReport, InvalidValuesAreRejected) {
+  for (const char* h :
+       {"TEXT cpu_utilization=nan", "TEXT cpu_utilization=NaN", "TEXT cpu_utilization=inf",
+        "TEXT cpu_utilization=-inf", "TEXT cpu_utilization=infinity", "TEXT cpu_utilization=-0.1",
+        "TEXT cpu_utilization=abc", "TEXT cpu_utilization=", "TEXT cpu_utilization=0.5x",
+        "TEXT cpu_utilization=+0.5", "TEXT cpu_utilization=0x10", R"(JSON {"cpu_utilization":-1})",
+        R"(JSON {"cpu_utilization":"0.5"})", R"(JSON {"cpu_utilization":true})",
+        R"(JSON {"cpu_utilization":null})", R"(JSON {"named_metrics":{"q":-2}})"}) {
+    LoadReport r;
+    EXPECT_EQ(parse(h, &r), LoadReportResult::kInvalidValue) << h;
+    EXPECT_FALSE(r.cpu.has_value()) << h;  // nothing half-applied
+  }
+}
+
+TEST(LoadReport, DuplicatesAreRejected) {
+  for (const char* h : {"TEXT cpu_utilization=0.1, cpu_utilization=0.2",
+                        "TEXT cpu_utilization=0.1, cpu_utilization:0.1",
+                        "TEXT named_metrics.a=1, named_metrics.a=2",
+                        R"(JSON {"cpu_utilization":0.1,"cpu_utilization":0.2})",
+                        R"(JSON {"named_metrics":{"a":1,"a":2}})"}) {
+    EXPECT_EQ(parse(h), LoadReportResult::kDuplicate) << h;
+  }
+  // The same inner name under two different maps is not a duplicate.
+  EXPECT_EQ(parse(R"(JSON {"named_metrics":{"a":1},"utilization":{"a":1}})"),
+            LoadReportResult::kOk);
+}
+
+TEST(LoadReport, MalformedInputIsRejected) {
+  std::string long_header = "TEXT cpu_utilization=0.1";
+  while (long_header.size() <= 4096)
+    long_header += ", named_metrics.m" + std::to_string(long_header.size()) + "=1";
+  std::string many = "TEXT a0=1";
+  for (int i = 1; i <= 64; ++i) many += ", a" + std::to_string(i) + "=1";
+  for (const std::string& h : {std::string(""),
+                               std::string("cpu_utilization=0.1"),
+                               std::string("TEXT"),
+                               std::string("TEXT "),
+                               std::string("TEXT cpu_utilization"),
+                               std::string("TEXT =0.1"),
+                               std::string("TEXT cpu utilization=0.1"),
+                               std::string("TEXT cpu_utilization=0.1,"),
+                               std::string("TEXT named_metrics.=1"),
+                               std::string("BIN AAEC"),
+                               std::string("text cpu_utilization=0.1"),
+                               std::string("JSON"),
+                               std::string("JSON ["),
+                               std::string("JSON [0.1]"),
+                               std::string("JSON 0.5"),
+                               std::string(R"(JSON {"cpu_utilization":0.1)"),
+                               std::string(R"(JSON {"cpu_utilization":0.1} x)"),
+                               std::string(R"(JSON {"a":{"b":1}})"),
+                               std::string(R"(JSON {"named_metrics":{"a":{"b":1}}})"),
+                               std::string(R"(JSON {"a b":1})"),
+                               long_header,
+                               many}) {
+    EXPECT_EQ(parse(h), LoadReportResult::kMalformed) << h;
+  }
+}
+
+TEST(LoadReport, UnknownKeysAreIgnored) {
+  LoadReport r;
+  ASSERT_EQ(parse("TEXT cpu_utilization=0.2, future_field=7", &r), LoadReportResult::kOk);
+  EXPECT_DOUBLE_EQ(*r.cpu, 0.2);
+}
+
+TEST(LoadReport, ResultNames) {
+  EXPECT_EQ(to_string(LoadReportResult::kOk), "ok");
+  EXPECT_EQ(to_string(LoadReportResult::kMalformed), "malformed");
+  EXPECT_EQ(to_string(LoadReportResult::kInvalidValue), "invalid_value");
+  EXPECT_EQ(to_string(LoadReportResult::kDuplicate), "duplicate");
+}
+
+}  // namespace
+}  // namespace switchyard::balancer

@@ -1,0 +1,181 @@
+#include "switchyard/balancer/resource_aware.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+
+#include "test_util.h"
+
+namespace switchyard::balancer {
+namespace {
+
+using namespace std::chrono_literals;
+constexpr int64_t kSecond = 1'000'000'000;
+
+LoadReport report(double cpu, double memory) {
+  LoadReport r;
+  r.cpu = cpu;
+  r.memory = memory;
+  return r;
+}
+
+// The seed's formula with its default weights: (cpu*0.4 + memory*0.3 + conn*0.3) / health.
+TEST(LoadModel, ScoreReproducesTheFormula) {
+  auto eps = testing::endpoints({1});
+  eps[0].base_cpu = 0.2;  // metadata: { cpu_usage: 0.2, memory_usage: 0.4 }
+  eps[0].base_memory = 0.4;
+  eps[0].state->active_requests = 50;  // of connection_capacity 100
+  LoadModel model(config::ResourceAware{});
+  auto e = model.estimate(eps[0], 5 * kSecond);
+  EXPECT_DOUBLE_EQ(e.cpu, 0.2);
+  EXPECT_DOUBLE_EQ(e.memory, 0.4);
+  EXPECT_DOUBLE_EQ(e.connections, 0.5);
+  EXPECT_NEAR(e.score, 0.2 * 0.4 + 0.4 * 0.3 + 0.5 * 0.3, 1e-12);  // 0.35
+  EXPECT_LT(e.report_age_s, 0);
+  eps[0].state->health_score = 0.5;
+  EXPECT_NEAR(model.estimate(eps[0], 5 * kSecond).score, 0.7, 1e-12);
+  // Weight doubles the capacity: the same in-flight count weighs half.
+  eps[0].weight = 2;
+  EXPECT_DOUBLE_EQ(model.estimate(eps[0], 5 * kSecond).connections, 0.25);
+}
+
+TEST(LoadModel, StaleReportsFadeToTheBaseWithoutACliff) {
+  auto eps = testing::endpoints({1});
+  config::ResourceAware cfg;  // max_report_age 10s
+  LoadModel model(cfg);
+  apply_load_report(*eps[0].state, report(0.9, 0.1), 100 * kSecond);
+  auto at = [&](double seconds) {
+    return model.estimate(eps[0], 100 * kSecond + static_cast<int64_t>(seconds * kSecond));
+  };
+  EXPECT_DOUBLE_EQ(at(0).cpu, 0.9);
+  EXPECT_NEAR(at(5).cpu, 0.5 + 0.4 / (1 + 0.0625), 1e-9);  // still ~94% of the report
+  EXPECT_NEAR(at(10).cpu, 0.7, 1e-9);                      // half way back to 0.5
+  EXPECT_NEAR(at(10).memory, 0.3, 1e-9);
+  EXPECT_NEAR(at(20).cpu, 0.5 + 0.4 / 17, 1e-9);
+  EXPECT_NEAR(at(60).cpu, 0.5, 0.001);
+  EXPECT_NEAR(at(10).report_age_s, 10, 1e-9);
+  // Smooth: nowhere between 0 and 30 s does it move more than 1.25% of the range in 100 ms.
+  for (double t = 0; t < 30; t += 0.1) EXPECT_LT(at(t).cpu - at(t + 0.1).cpu, 0.005) << t;
+  for (double t = 0; t < 30; t += 0.1) EXPECT_GE(at(t).cpu, at(t + 0.1).cpu) << t;
+}
+
+TEST(LoadModel, PredictionFollowsRequestsSentSinceTheReport) {
+  auto eps = testing::endpoints({1});
+  auto& s = *eps[0].state;
+  LoadModel model(config::ResourceAware{});
+  apply_load_report(s, report(0.2, 0.2), kSecond);
+  s.active_requests = 10;  // 10 more in flight since: the prior is 1/capacity per request
+  EXPECT_NEAR(model.estimate(eps[0], kSecond).cpu, 0.2 + 10 * 0.01, 1e-9);
+  // The next report, 10 requests later, says 0.7: 0.05 per request learned; the applied value
+  // moves by at most kMaxStepPerReport.
+  apply_load_report(s, report(0.7, 0.2), 2 * kSecond);
+  EXPECT_NEAR(s.cpu_per_request.load(), 0.05, 1e-9);
+  EXPECT_NEAR(s.report_cpu.load(), 0.2 + kMaxStepPerReport, 1e-9);
+  s.active_requests = 14;
+  EXPECT_NEAR(model.estimate(eps[0], 2 * kSecond).cpu, 0.45 + 4 * 0.05, 1e-9);
+  s.active_requests = 0;  // requests finished: the prediction falls below the report
+  EXPECT_NEAR(model.estimate(eps[0], 2 * kSecond).cpu, 0.0, 1e-9);
+}
+
+TEST(LoadModel, OneReportMovesTheEstimateByABoundedStep) {
+  auto eps = testing::endpoints({1});
+  auto& s = *eps[0].state;
+  apply_load_report(s, report(0.9, 0.9), kSecond);
+  EXPECT_DOUBLE_EQ(s.report_cpu.load(), 0.9);  // the first report is taken as is
+  apply_load_report(s, report(0.0, 0.0), 2 * kSecond);
+  EXPECT_DOUBLE_EQ(s.report_cpu.load(), 0.9 - kMaxStepPerReport);
+  EXPECT_DOUBLE_EQ(s.report_memory.load(), 0.9 - kMaxStepPerReport);
+  for (int i = 0; i < 4; ++i) apply_load_report(s, report(0.0, 0.0), 3 * kSecond);
+  EXPECT_DOUBLE_EQ(s.report_cpu.load(), 0.0);
+  EXPECT_EQ(s.reports.load(), 6u);
+}
+
+struct Picks {
+  std::map<std::string, int> count;
+  int of(const std::string& name) { return count[name]; }
+};
+
+Picks pick_many(const Strategy& s, std::vector<Endpoint>& eps, int n, bool hold) {
+  WorkerLbState lb(eps.size(), 7);
+  Picks out;
+  for (int i = 0; i < n; ++i) {
+    const Endpoint* ep = s.pick({}, lb);
+    if (!ep) {
+      ++out.count["-"];
+      continue;
+    }
+    ++out.count[ep->address_text];
+    if (hold) ep->state->active_requests.fetch_add(1);  // the request stays in flight
+  }
+  return out;
+}
+
+TEST(ResourceAware, ReportedLoadDecidesTheShare) {
+  auto eps = testing::endpoints({1, 1});
+  auto now = steady_now_ns();
+  apply_load_report(*eps[0].state, report(0.9, 0.5), now);
+  apply_load_report(*eps[1].state, report(0.1, 0.5), now);
+  auto s = testing::build(config::Strategy::kResourceAware, eps);
+  auto picks = pick_many(*s, eps, 1000, false);
+  EXPECT_EQ(picks.of("b"), 1000);
+}
+
+TEST(ResourceAware, NearTiesShareByPowerOfTwoChoices) {
+  auto eps = testing::endpoints({1, 1, 1, 1});
+  auto s = testing::build(config::Strategy::kResourceAware, eps);
+  auto picks = pick_many(*s, eps, 4000, false);
+  for (const char* name : {"a", "b", "c", "d"}) EXPECT_GT(picks.of(name), 700) << name;
+}
+
+// A burst between reports: the endpoint that looked idlest takes requests until its predicted
+// load meets the others', then they share; nobody takes the whole burst.
+TEST(ResourceAware, ABurstIsNotStampededOntoTheIdlest) {
+  auto eps = testing::endpoints({1, 1, 1});
+  auto now = steady_now_ns();
+  apply_load_report(*eps[0].state, report(0.1, 0.3), now);
+  apply_load_report(*eps[1].state, report(0.3, 0.3), now);
+  apply_load_report(*eps[2].state, report(0.3, 0.3), now);
+  auto s = testing::build(config::Strategy::kResourceAware, eps);
+  auto picks = pick_many(*s, eps, 300, /*hold=*/true);
+  EXPECT_GT(picks.of("a"), picks.of("b"));
+  EXPECT_LT(picks.of("a"), 200);
+  EXPECT_GT(picks.of("b"), 50);
+  EXPECT_GT(picks.of("c"), 50);
+}
+
+TEST(ResourceAware, SkipsUnusableAndTriedEndpoints) {
+  auto eps = testing::endpoints({1, 1, 1});
+  auto now = steady_now_ns();
+  apply_load_report(*eps[0].state, report(0.0, 0.0), now);
+  apply_load_report(*eps[1].state, report(0.5, 0.5), now);
+  apply_load_report(*eps[2].state, report(0.9, 0.9), now);
+  auto s = testing::build(config::Strategy::kResourceAware, eps);
+  WorkerLbState lb(3, 1);
+  EXPECT_EQ(s->pick({}, lb)->address_text, "a");
+  eps[0].state->healthy = false;
+  EXPECT_EQ(s->pick({}, lb)->address_text, "b");
+  PickContext retry;
+  uint32_t tried[] = {1};
+  retry.tried = tried;
+  EXPECT_EQ(s->pick(retry, lb)->address_text, "c");
+  eps[2].state->breaker = registry::Breaker::kOpen;
+  EXPECT_EQ(s->pick(retry, lb)->address_text, "b");  // tried, but the only one usable
+  eps[1].state->healthy = false;
+  EXPECT_EQ(s->pick(retry, lb), nullptr);
+}
+
+TEST(ResourceAware, ManyEndpointsAreSampled) {
+  std::vector<uint32_t> weights(200, 1);
+  auto eps = testing::endpoints(weights);
+  for (auto& ep : eps) ep.address_text = std::to_string(ep.index);
+  auto now = steady_now_ns();
+  for (auto& ep : eps) apply_load_report(*ep.state, report(ep.index < 100 ? 0.9 : 0.1, 0.3), now);
+  auto s = testing::build(config::Strategy::kResourceAware, eps);
+  WorkerLbState lb(eps.size(), 3);
+  int low = 0;
+  for (int i = 0; i < 2000; ++i) low += s->pick({}, lb)->index >= 100;
+  EXPECT_GT(low, 1990);  // 16 samples all from the loaded half: 2^-16
+}
+
+}  // namespace
+}  // namespace switchyard::balancer
