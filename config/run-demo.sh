@@ -8,13 +8,15 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT INT TERM
 
-start_backend() { # name region port latency
+start_backend() { # name region port latency [extra flags]
   "$BUILD/demo_backend" --listen "127.0.0.1:$3" --name "$1" --region "$2" \
-    --latency-ms "$4" --cpu 0.2 --mem 0.4 >/dev/null &
+    --latency-ms "$4" --load --mem 0.4 "${@:5}" >/dev/null &
   pids+=($!)
 }
+# Every backend reports synthetic load (CPU follows its in-flight requests); east-b has a
+# noisy neighbour: a third of its CPU, three times the latency, and its reports say so.
 start_backend east-a us-east 9001 0
-start_backend east-b us-east 9002 5
+start_backend east-b us-east 9002 5 --handicap 3
 start_backend west-a eu-west 9003 20
 start_backend west-b eu-west 9004 25
 sleep 0.3
@@ -27,7 +29,9 @@ backends: east-a :9001, east-b :9002 (us-east), west-a :9003, west-b :9004 (eu-w
 Try, in another terminal:
   curl -i http://127.0.0.1:8080/                      # round robin over four backends
   for i in 1 2 3 4; do curl -s http://127.0.0.1:8080/; done
-  curl -s http://127.0.0.1:8080/api/x                 # least_request cluster "api"
+  for i in $(seq 30); do curl -s http://127.0.0.1:8080/api/x; done | sort | uniq -c
+                                                      # resource_aware cluster "api": east-b
+                                                      #   reports a busy CPU and gets little
   curl -s -X POST --data 'hello' http://127.0.0.1:8080/echo
   curl -s http://127.0.0.1:9901/admin/clusters        # endpoints and their state
   curl -s http://127.0.0.1:9901/metrics | grep ^switchyard_

@@ -1,0 +1,162 @@
+#!/usr/bin/env bash
+# Issue 6's figure: three demo backends, one three times slower (a noisy neighbour holds two
+# thirds of its CPU) and reporting it in endpoint-load-metrics; the same wrk load through
+# switchyard round_robin, least_request and resource_aware, HAProxy `balance leastconn` and
+# NGINX `least_conn`, one worker/thread each, on the same backends. Prints requests/s, p50,
+# p99 and the share of requests that reached the slow backend (counted by a wrk script from
+# X-Backend-Name).
+#
+# Usage: tests/bench/resource_aware.sh   (env: BUILD=build CONNS=64 DURATION=10s LATENCY_MS=10)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+BUILD=${BUILD:-build}
+CONNS=${CONNS:-64}
+DURATION=${DURATION:-10s}
+LATENCY_MS=${LATENCY_MS:-10}
+missing=""
+for p in wrk haproxy nginx-light; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing; }
+make --no-print-directory build >/dev/null
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() {  # port
+  for _ in $(seq 200); do
+    curl -s -o /dev/null "http://127.0.0.1:$1/" && return 0
+    sleep 0.05
+  done
+  echo "nothing answers on port $1" >&2
+  return 1
+}
+ports=("$(free_port)" "$(free_port)" "$(free_port)")
+names=(fast1 fast2 slow)
+for i in 0 1 2; do
+  extra=()
+  [ "${names[$i]}" = slow ] && extra=(--handicap 3)
+  "$BUILD/demo_backend" --listen "127.0.0.1:${ports[$i]}" --name "${names[$i]}" --load \
+    --latency-ms "$LATENCY_MS" "${extra[@]}" > "$work/${names[$i]}.out" 2>&1 &
+  pids+=($!)
+done
+for i in 0 1 2; do wait_port "${ports[$i]}"; done
+
+cat > "$work/count.lua" <<'LUA'
+slow = 0
+total = 0
+response = function(status, headers, body)
+  local name = headers["X-Backend-Name"] or headers["x-backend-name"]
+  total = total + 1
+  if name == "slow" then slow = slow + 1 end
+end
+local threads = {}
+setup = function(thread) table.insert(threads, thread) end
+done = function(summary, latency, requests)
+  local s, t = 0, 0
+  for _, thread in ipairs(threads) do
+    s = s + thread:get("slow")
+    t = t + thread:get("total")
+  end
+  io.write(string.format("slow_share %.2f%%\n", t > 0 and 100 * s / t or 0))
+end
+LUA
+
+run_wrk() {  # label port
+  wrk -t1 -c"$CONNS" -d1s "http://127.0.0.1:$2/" > /dev/null  # warm-up
+  wrk -t1 -c"$CONNS" -d"$DURATION" --latency -s "$work/count.lua" "http://127.0.0.1:$2/" \
+    > "$work/$1.txt"
+  local rps p50 p99 share errors non2xx
+  rps=$(awk '/Requests\/sec/ {print $2}' "$work/$1.txt")
+  p50=$(awk '$1 == "50%" {print $2}' "$work/$1.txt")
+  p99=$(awk '$1 == "99%" {print $2}' "$work/$1.txt")
+  share=$(awk '/slow_share/ {print $2}' "$work/$1.txt")
+  errors=$(awk '/Socket errors/ {gsub(",", ""); s = $4 + $6 + $8 + $10} END {print s + 0}' "$work/$1.txt")
+  non2xx=$(awk '/Non-2xx/ {print $5}' "$work/$1.txt")
+  printf "| %-28s | %9s | %8s | %8s | %8s | %s / %s |\n" "$1" "$rps" "$p50" "$p99" "$share" \
+    "$errors" "${non2xx:-0}"
+}
+
+endpoints=""
+for i in 0 1 2; do endpoints+="      - address: 127.0.0.1:${ports[$i]}"$'\n'; done
+run_switchyard() {  # strategy
+  local port
+  port=$(free_port)
+  cat > "$work/sy.yaml" <<YAML
+workers: 1
+admin: { listen: 127.0.0.1:0 }
+access_log: { enabled: false }
+listeners:
+  - name: bench
+    listen: 127.0.0.1:$port
+    routes:
+      - cluster: demo
+clusters:
+  - name: demo
+    strategy: $1
+    endpoints:
+$endpoints
+YAML
+  "$BUILD/switchyard" --config "$work/sy.yaml" 2> "$work/sy-$1.err" &
+  local pid=$!
+  pids+=($pid)
+  wait_port "$port"
+  run_wrk "switchyard $1" "$port"
+  kill "$pid"
+  wait "$pid" 2>/dev/null || true
+}
+
+run_haproxy() {
+  local port
+  port=$(free_port)
+  {
+    printf 'global\n  nbthread 1\n  maxconn 4096\n'
+    printf 'defaults\n  mode http\n  timeout connect 1s\n  timeout client 30s\n  timeout server 30s\n'
+    printf 'frontend f\n  bind 127.0.0.1:%s\n  default_backend b\n' "$port"
+    printf 'backend b\n  balance leastconn\n'
+    for i in 0 1 2; do printf '  server s%s 127.0.0.1:%s\n' "$i" "${ports[$i]}"; done
+  } > "$work/haproxy.cfg"
+  haproxy -f "$work/haproxy.cfg" > "$work/haproxy.out" 2>&1 &
+  local pid=$!
+  pids+=($pid)
+  wait_port "$port"
+  run_wrk "HAProxy leastconn" "$port"
+  kill "$pid"
+  wait "$pid" 2>/dev/null || true
+}
+
+run_nginx() {
+  local port
+  port=$(free_port)
+  {
+    printf 'worker_processes 1;\ndaemon off;\npid %s/nginx.pid;\nerror_log %s/nginx.err;\n' "$work" "$work"
+    printf 'events { worker_connections 4096; }\nhttp {\n  access_log off;\n'
+    printf '  upstream b {\n    least_conn;\n    keepalive 128;\n'
+    for i in 0 1 2; do printf '    server 127.0.0.1:%s;\n' "${ports[$i]}"; done
+    printf '  }\n  server {\n    listen 127.0.0.1:%s;\n    location / {\n' "$port"
+    printf '      proxy_pass http://b;\n      proxy_http_version 1.1;\n'
+    printf '      proxy_set_header Connection "";\n    }\n  }\n}\n'
+  } > "$work/nginx.conf"
+  nginx -p "$work" -c "$work/nginx.conf" > "$work/nginx.out" 2>&1 &
+  local pid=$!
+  pids+=($pid)
+  wait_port "$port"
+  run_wrk "NGINX least_conn" "$port"
+  kill "$pid"
+  wait "$pid" 2>/dev/null || true
+}
+
+echo "wrk -t1 -c$CONNS -d$DURATION; backends: fast1, fast2 (${LATENCY_MS} ms), slow (3 x ${LATENCY_MS} ms, reports 2/3 of its CPU busy)"
+echo
+echo "| proxy | req/s | p50 | p99 | to the slow backend | socket errors / non-2xx |"
+echo "|---|---:|---:|---:|---:|---:|"
+run_switchyard round_robin
+run_switchyard least_request
+run_switchyard resource_aware
+run_haproxy
+run_nginx
