@@ -585,7 +585,10 @@ void read_cluster(Loader& l, const YAML::Node& node, const std::string& path, Cl
                           10'000'000);
     }
     if (auto v = ra.get("max_report_age"); v.IsDefined()) {
-      l.duration(v, ra.child("max_report_age"), &r.max_report_age);
+      if (l.duration(v, ra.child("max_report_age"), &r.max_report_age) &&
+          r.max_report_age < std::chrono::milliseconds(100)) {
+        l.error(v, ra.child("max_report_age"), "must be at least 100ms");
+      }
     }
   }
   {

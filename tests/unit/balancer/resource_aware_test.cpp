@@ -164,6 +164,20 @@ TEST(ResourceAware, SkipsUnusableAndTriedEndpoints) {
   EXPECT_EQ(s->pick(retry, lb), nullptr);
 }
 
+// An endpoint with no fresh report gets one request per max_report_age / 4 (so that its answer
+// refreshes the report), not more, however unattractive its estimate.
+TEST(ResourceAware, StaleEndpointsGetARefreshRequest) {
+  auto eps = testing::endpoints({1, 1});
+  apply_load_report(*eps[0].state, report(0.0, 0.0), steady_now_ns());
+  eps[1].base_cpu = 1.0;  // never reported, and its metadata says it is full
+  eps[1].base_memory = 1.0;
+  auto s = testing::build(config::Strategy::kResourceAware, eps);
+  auto picks = pick_many(*s, eps, 500, false);
+  EXPECT_EQ(picks.of("b"), 1);
+  EXPECT_EQ(picks.of("a"), 499);
+  EXPECT_GT(eps[1].state->refresh_at_ns.load(), steady_now_ns() + kSecond);  // next in ~2.5 s
+}
+
 TEST(ResourceAware, ManyEndpointsAreSampled) {
   std::vector<uint32_t> weights(200, 1);
   auto eps = testing::endpoints(weights);

@@ -141,6 +141,19 @@ TEST(LoaderErrors, OutOfRange) {
                    10, 17, "clusters[0].endpoints[0].weight", "from 1 to 10000");
 }
 
+TEST(LoaderErrors, ResourceAwareAndRingLimits) {
+  expect_one_error(replace(kMinimal, "    endpoints:\n",
+                           "    resource_aware: { max_report_age: 50ms }\n    endpoints:\n"),
+                   8, 39, "clusters[0].resource_aware.max_report_age", "at least 100ms");
+  expect_one_error(replace(kMinimal, "    endpoints:\n",
+                           "    resource_aware: { cpu_weight: 0, memory_weight: 0, "
+                           "connection_weight: 0 }\n    endpoints:\n"),
+                   8, 21, "clusters[0].resource_aware.cpu_weight", "must not all be 0");
+  expect_one_error(
+      replace(kMinimal, "    endpoints:\n", "    hash: { ring_probes: 65 }\n    endpoints:\n"), 8,
+      26, "clusters[0].hash.ring_probes", "from 1 to 64");
+}
+
 TEST(LoaderErrors, BadDuration) {
   expect_one_error(std::string("drain_timeout: 15\n") + kMinimal, 1, 16, "drain_timeout",
                    "duration with a unit");
