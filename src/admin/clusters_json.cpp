@@ -1,6 +1,7 @@
 #include <boost/json.hpp>
 
 #include "switchyard/admin/admin_server.h"
+#include "switchyard/balancer/locality.h"
 #include "switchyard/balancer/resource_aware.h"
 
 namespace switchyard::admin {
@@ -80,11 +81,27 @@ std::string clusters_json(const registry::RuntimeSnapshot& snapshot) {
                                        {"score", load.score}}},
       });
     }
-    clusters.push_back(boost::json::object{
+    boost::json::object entry{
         {"name", cluster->config->name},
         {"strategy", config::to_string(cluster->config->strategy)},
         {"endpoints", std::move(endpoints)},
-    });
+    };
+    if (const auto* locality = dynamic_cast<const balancer::Locality*>(cluster->strategy.get())) {
+      boost::json::array regions;
+      for (const auto& r : locality->regions()) {
+        regions.push_back(boost::json::object{
+            {"region", r.name},
+            {"endpoints", r.endpoints},
+            {"usable", r.usable},
+            {"healthy", r.healthy},
+            {"spill", r.spill},
+            {"latency_ms", r.latency_ms},
+            {"nearest", r.nearest},
+        });
+      }
+      entry["regions"] = std::move(regions);
+    }
+    clusters.push_back(std::move(entry));
   }
   boost::json::object doc{{"version", snapshot.version}, {"clusters", std::move(clusters)}};
   return boost::json::serialize(doc) + "\n";

@@ -78,10 +78,12 @@ HashRing::HashRing(const config::Cluster& cluster, const std::vector<Endpoint>& 
   if (total == 0) return;
   std::vector<Point> points;
   points.reserve(total);
-  for (const auto& ep : endpoints) {
+  // Owners are positions in this list (a locality group is a sub-list of the cluster).
+  for (uint32_t i = 0; i < endpoints.size(); ++i) {
+    const auto& ep = endpoints[i];
     uint64_t base = siphash13(key_, ep.address_text);
     uint64_t n = uint64_t{cluster.hash.virtual_nodes} * ep.weight;
-    for (uint64_t v = 0; v < n; ++v) points.push_back(Point{point_hash(base, v), ep.index});
+    for (uint64_t v = 0; v < n; ++v) points.push_back(Point{point_hash(base, v), i});
   }
   // Counting sort by the top bits (one to two points per bucket), then insertion sort inside
   // each bucket: linear time, and the bucket index falls out of it.

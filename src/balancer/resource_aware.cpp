@@ -115,7 +115,7 @@ const Endpoint* ResourceAware::pick(const PickContext& ctx, WorkerLbState& state
   const int64_t now = steady_now_ns();
   struct Candidate {
     double score;
-    uint32_t index;
+    uint32_t index;  // position in endpoints_
   };
   std::array<Candidate, kMaxScan> candidates;
   for (bool strict : {true, false}) {
@@ -131,7 +131,8 @@ const Endpoint* ResourceAware::pick(const PickContext& ctx, WorkerLbState& state
           refresh = &ep;
         }
       }
-      candidates[n++] = Candidate{model_.estimate(ep, now).score, ep.index};
+      candidates[n++] = Candidate{model_.estimate(ep, now).score,
+                                  static_cast<uint32_t>(&ep - endpoints_.data())};
     };
     if (endpoints_.size() <= kMaxScan) {
       for (const auto& ep : endpoints_) {

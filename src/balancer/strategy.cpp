@@ -2,6 +2,7 @@
 
 #include "switchyard/balancer/hash_ring.h"
 #include "switchyard/balancer/least_request.h"
+#include "switchyard/balancer/locality.h"
 #include "switchyard/balancer/random.h"
 #include "switchyard/balancer/resource_aware.h"
 #include "switchyard/balancer/round_robin.h"
@@ -20,6 +21,7 @@ uint64_t WorkerLbState::next_random() {
 
 std::unique_ptr<Strategy> build_strategy(const config::Cluster& cluster,
                                          const std::vector<Endpoint>& endpoints) {
+  if (cluster.locality) return std::make_unique<Locality>(cluster, endpoints);
   switch (cluster.strategy) {
     case config::Strategy::kRandom:
       return std::make_unique<Random>(endpoints);

@@ -84,6 +84,7 @@ void OutlierDetector::update(std::shared_ptr<const registry::RuntimeSnapshot> sn
       usable += ep.state->usable() ? 1 : 0;
     }
     cluster->state->usable_endpoints.store(usable, kRelaxed);
+    cluster->strategy->tick();
   }
   if (!impl_->running && !impl_->stopped) {
     impl_->running = true;
@@ -232,6 +233,7 @@ void OutlierDetector::tick(Clock::time_point now) {
     uint32_t usable = 0;
     for (const auto& ep : cluster->endpoints) usable += ep.state->usable() ? 1 : 0;
     cluster->state->usable_endpoints.store(usable, kRelaxed);
+    cluster->strategy->tick();  // the locality layer's region view
     for (const auto& ep : cluster->endpoints) {
       auto& state = *ep.state;
       auto b = state.breaker.load(kRelaxed);

@@ -399,8 +399,8 @@ void read_route(Loader& l, const YAML::Node& node, const std::string& path,
 void read_listener(Loader& l, const YAML::Node& node, const std::string& path,
                    const std::vector<Cluster>& clusters, Listener* out) {
   MapView m(l, node, path,
-            {"name", "listen", "local_region", "debug_headers", "trusted_proxies", "region_map",
-             "limits", "routes"});
+            {"name", "listen", "local_region", "local_zone", "debug_headers", "trusted_proxies",
+             "region_map", "limits", "routes"});
   if (!m.valid()) return;
   if (auto v = m.required("name"); v.IsDefined()) {
     if (l.scalar(v, m.child("name"), &out->name) && out->name.empty()) {
@@ -409,6 +409,9 @@ void read_listener(Loader& l, const YAML::Node& node, const std::string& path,
   }
   if (auto v = m.required("listen"); v.IsDefined()) {
     l.address(v, m.child("listen"), true, &out->listen_text, &out->listen);
+  }
+  if (auto v = m.get("local_zone"); v.IsDefined()) {
+    l.scalar(v, m.child("local_zone"), &out->local_zone);
   }
   if (auto v = m.get("local_region"); v.IsDefined()) {
     l.scalar(v, m.child("local_region"), &out->local_region);
@@ -616,14 +619,18 @@ void read_cluster(Loader& l, const YAML::Node& node, const std::string& path, Cl
   }
   if (auto v = m.get("locality"); v.IsDefined()) {
     Locality loc;
-    MapView lm(l, v, m.child("locality"), {"client_region", "min_healthy_fraction", "fallback"});
-    if (auto c = lm.get("client_region"); c.IsDefined()) {
+    MapView lm(l, v, m.child("locality"),
+               {"client_region", "client_zone", "min_healthy_fraction", "fallback"});
+    for (auto [key, out_header] : {std::pair{"client_region", &loc.client_region_header},
+                                   std::pair{"client_zone", &loc.client_zone_header}}) {
+      auto c = lm.get(key);
+      if (!c.IsDefined()) continue;
       std::string s;
-      if (l.scalar(c, lm.child("client_region"), &s)) {
+      if (l.scalar(c, lm.child(key), &s)) {
         if (s.rfind("header:", 0) != 0 || !valid_token(s.substr(7))) {
-          l.error(c, lm.child("client_region"), "expected header:NAME");
+          l.error(c, lm.child(key), "expected header:NAME");
         } else {
-          loc.client_region_header = s.substr(7);
+          *out_header = s.substr(7);
         }
       }
     }

@@ -21,6 +21,8 @@
 // --handicap F: a backend with only 1/F of its CPU (a noisy neighbour has the rest): the
 // latency of / (--latency-ms) is F times longer and the synthetic CPU report includes the
 // neighbour's share (1 - 1/F).
+// --rtt-ms N delays every response by N ms (/healthz and /control included): a backend that
+// far away on the network, for the geographic tests.
 // Prints "demo_backend NAME listening on HOST:PORT" once ready (port 0 picks a free port).
 
 #include <algorithm>
@@ -59,6 +61,7 @@ struct Options {
   bool report_json = false;
   double handicap = 1;
   double capacity = 100;
+  int rtt_ms = 0;
 };
 
 std::atomic<bool> g_fail_health{false};
@@ -199,6 +202,7 @@ class Session : public std::enable_shared_from_this<Session> {
         res_.body() = "hello from " + g_opt.name + " (region " + g_opt.region + ")\n";
       }
     }
+    delay_ms += g_opt.rtt_ms;  // a network this far away: every answer, /healthz included
     res_.keep_alive(req.keep_alive());
     if (!res_.chunked()) res_.prepare_payload();
     if (req.method() == http::verb::head) res_.body().clear();
@@ -270,7 +274,7 @@ void usage() {
   std::cerr << "usage: demo_backend [--listen HOST:PORT] [--name N] [--region R]\n"
                "                    [--latency-ms MS] [--error-rate F] [--fail-health]\n"
                "                    [--cpu F] [--mem F] [--load] [--capacity N] [--handicap F]\n"
-               "                    [--report-json] [--threads N] [--log-requests]\n";
+               "                    [--report-json] [--rtt-ms MS] [--threads N] [--log-requests]\n";
 }
 
 }  // namespace
@@ -299,6 +303,8 @@ int main(int argc, char** argv) {
       g_opt.cpu = std::stod(next());
     } else if (a == "--mem") {
       g_opt.mem = std::stod(next());
+    } else if (a == "--rtt-ms") {
+      g_opt.rtt_ms = std::max(0, std::stoi(next()));
     } else if (a == "--load") {
       g_opt.synthetic_load = true;
     } else if (a == "--report-json") {

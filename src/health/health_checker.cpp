@@ -100,6 +100,7 @@ class Probe : public std::enable_shared_from_this<Probe> {
   }
 
   void send() {
+    sent_at_ = std::chrono::steady_clock::now();
     http::async_write(*stream_, request_,
                       [self = shared_from_this()](beast::error_code ec, size_t) {
                         if (ec) return self->done(false, "write: " + ec.message());
@@ -110,18 +111,21 @@ class Probe : public std::enable_shared_from_this<Probe> {
   void receive() {
     parser_.emplace();
     parser_->body_limit(64 * 1024);
-    http::async_read(*stream_, buffer_, *parser_,
-                     [self = shared_from_this()](beast::error_code ec, size_t) {
-                       if (ec) return self->done(false, "read: " + ec.message());
-                       const auto& res = self->parser_->get();
-                       unsigned status = res.result_int();
-                       auto report = res["endpoint-load-metrics"];
-                       if (!report.empty() && !self->stopped_ && self->observer_->on_load_report) {
-                         self->observer_->on_load_report(self->cluster_, *self->state_, report);
-                       }
-                       if (!self->parser_->keep_alive()) self->drop_connection();
-                       self->done(expected(self->hc_, status), "status " + std::to_string(status));
-                     });
+    http::async_read(
+        *stream_, buffer_, *parser_, [self = shared_from_this()](beast::error_code ec, size_t) {
+          if (ec) return self->done(false, "read: " + ec.message());
+          self->state_->observe_latency(std::chrono::duration<double, std::milli>(
+                                            std::chrono::steady_clock::now() - self->sent_at_)
+                                            .count());
+          const auto& res = self->parser_->get();
+          unsigned status = res.result_int();
+          auto report = res["endpoint-load-metrics"];
+          if (!report.empty() && !self->stopped_ && self->observer_->on_load_report) {
+            self->observer_->on_load_report(self->cluster_, *self->state_, report);
+          }
+          if (!self->parser_->keep_alive()) self->drop_connection();
+          self->done(expected(self->hc_, status), "status " + std::to_string(status));
+        });
   }
 
   void drop_connection() {
@@ -161,6 +165,7 @@ class Probe : public std::enable_shared_from_this<Probe> {
 
   asio::io_context& ioc_;
   std::shared_ptr<const HealthChecker::Observer> observer_;
+  std::chrono::steady_clock::time_point sent_at_{};
   asio::steady_timer timer_;
   std::shared_ptr<registry::EndpointState> state_;
   std::string cluster_;

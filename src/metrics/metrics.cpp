@@ -100,6 +100,22 @@ Metrics::Metrics()
                         .Name("switchyard_load_reports_total")
                         .Help("endpoint-load-metrics headers received, by parse result")
                         .Register(*registry_)),
+      picks_(prometheus::BuildCounter()
+                 .Name("switchyard_picks_total")
+                 .Help("Picks of a locality cluster: in the client's region, or fallback")
+                 .Register(*registry_)),
+      region_latency_(prometheus::BuildGauge()
+                          .Name("switchyard_region_latency_seconds")
+                          .Help("Mean round-trip EWMA of a region's usable endpoints")
+                          .Register(*registry_)),
+      region_usable_(prometheus::BuildGauge()
+                         .Name("switchyard_region_usable_endpoints")
+                         .Help("Usable endpoints of a region")
+                         .Register(*registry_)),
+      region_spill_(prometheus::BuildGauge()
+                        .Name("switchyard_region_spill_fraction")
+                        .Help("Share of a region's clients sent to the fallback")
+                        .Register(*registry_)),
       config_reloads_(prometheus::BuildCounter()
                           .Name("switchyard_config_reloads_total")
                           .Help("Configuration reloads, by result")
@@ -144,9 +160,17 @@ std::shared_ptr<ClusterMetrics> Metrics::cluster(const std::string& name) {
                            {&load_reports_.Add({{"cluster", name}, {"result", "ok"}}),
                             &load_reports_.Add({{"cluster", name}, {"result", "malformed"}}),
                             &load_reports_.Add({{"cluster", name}, {"result", "invalid_value"}}),
-                            &load_reports_.Add({{"cluster", name}, {"result", "duplicate"}})}});
+                            &load_reports_.Add({{"cluster", name}, {"result", "duplicate"}})},
+                           &picks_.Add({{"cluster", name}, {"locality", "local"}}),
+                           &picks_.Add({{"cluster", name}, {"locality", "fallback"}})});
   }
   return slot;
+}
+
+Metrics::RegionGauges Metrics::region(const std::string& cluster, const std::string& region) {
+  std::map<std::string, std::string> labels{{"cluster", cluster}, {"region", region}};
+  return RegionGauges{region_latency_.Add(labels), region_usable_.Add(labels),
+                      region_spill_.Add(labels)};
 }
 
 std::shared_ptr<ListenerMetrics> Metrics::listener(const std::string& name) {

@@ -195,9 +195,14 @@ void Session::on_head_complete() {
   cluster_ = view_->snapshot->clusters[route_->cluster_index].get();
   peer_trusted_ = routing::peer_trusted(*listener_->config, client_addr_);
   client_region_ = {};
+  client_zone_ = {};
   if (const auto& locality = cluster_->config->locality) {
     client_region_ = routing::client_region(*listener_->config, req[locality->client_region_header],
                                             peer_trusted_, client_addr_);
+    if (!locality->client_zone_header.empty()) {
+      client_zone_ = routing::client_zone(*listener_->config, req[locality->client_zone_header],
+                                          peer_trusted_);
+    }
   }
   if (!extract_hash_key(req, target.path)) {
     return respond_error(400, "request has no hash key", request_has_body_);
@@ -281,6 +286,8 @@ void Session::pick_endpoint() {
   if (tried_count_ == 0) view_->retry_budgets[cluster_->index].on_request();
   balancer::PickContext ctx;
   ctx.client_region = client_region_;
+  ctx.client_zone = client_zone_;
+  ctx.cross_region = route_->cross_region;
   ctx.hash_key = hash_key_;
   ctx.has_hash_key = has_hash_key_;
   ctx.cluster_in_flight = others_in_flight;
@@ -307,8 +314,17 @@ void Session::pick_endpoint() {
   if (endpoint_ == nullptr) {
     cluster_state.active_tries.fetch_sub(1, std::memory_order_relaxed);
     cluster_->metrics->no_endpoint.Increment();
-    std::string reason = "no healthy endpoint in cluster '" + cluster_->config->name + "'";
+    std::string reason = ctx.locality == balancer::LocalityOutcome::kDenied
+                             ? "no healthy endpoint in region '" + std::string(client_region_) +
+                                   "' of cluster '" + cluster_->config->name +
+                                   "', and this route denies cross-region traffic"
+                             : "no healthy endpoint in cluster '" + cluster_->config->name + "'";
     return respond_error(503, reason, request_has_body_ && !request_->is_done());
+  }
+  if (ctx.locality == balancer::LocalityOutcome::kLocal) {
+    cluster_->metrics->picks_local->Increment();
+  } else if (ctx.locality == balancer::LocalityOutcome::kFallback) {
+    cluster_->metrics->picks_fallback->Increment();
   }
   endpoint_->state->active_requests.fetch_add(1, std::memory_order_relaxed);
   active_counted_ = true;
@@ -474,6 +490,8 @@ void Session::on_response_head(beast::error_code ec, size_t) {
     return do_read_response_head();
   }
   endpoint_->state->metrics->upstream_requests.increment(status);
+  endpoint_->state->observe_latency(
+      std::chrono::duration<double, std::milli>(Clock::now() - upstream_start_).count());
   record_outcome(status < 500);
   if (try_retry(RetryReason::kStatus, status)) return;
   prepare_response();

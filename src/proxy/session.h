@@ -121,6 +121,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::string forwarded_for_;
   bool peer_trusted_ = false;
   std::string_view client_region_;  // points into the request or the snapshot's config
+  std::string_view client_zone_;    // likewise
   std::string hop_scratch_;         // for strip_hop_by_hop; capacity reused
   std::string out_head_;            // serialized head being sent; its capacity is reused
   bool out_head_pending_ = false;

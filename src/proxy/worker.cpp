@@ -59,6 +59,7 @@ void Worker::publish(std::shared_ptr<const registry::RuntimeSnapshot> snapshot) 
       auto& lb = view->lb.emplace_back(cluster->endpoints.size(),
                                        (uint64_t(rd()) << 32) ^ rd() ^ (uint64_t(index_) << 48));
       lb.cursor = lb.next_random();  // workers start the round-robin cycle at different points
+      cluster->strategy->prepare(lb);
       // A cluster that persists keeps its saved retry tokens.
       auto& budget = view->retry_budgets.emplace_back();
       if (view_) {

@@ -2,6 +2,7 @@
 
 #include <chrono>
 
+#include "switchyard/balancer/locality.h"
 #include "switchyard/balancer/resource_aware.h"
 #include "switchyard/common/logging.h"
 
@@ -83,6 +84,14 @@ void Registry::refresh_gauges() const {
       auto load = model.estimate(ep, now);
       s.metrics->load_score.Set(load.score);
       s.metrics->load_report_age.Set(load.report_age_s);
+    }
+    if (const auto* locality = dynamic_cast<const balancer::Locality*>(cluster->strategy.get())) {
+      for (const auto& r : locality->regions()) {
+        auto g = metrics_.region(cluster->config->name, r.name);
+        g.latency_seconds.Set(r.latency_ms < 0 ? -1 : r.latency_ms / 1000);
+        g.usable_endpoints.Set(r.usable);
+        g.spill_fraction.Set(r.spill);
+      }
     }
   }
 }

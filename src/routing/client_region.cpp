@@ -21,4 +21,10 @@ std::string_view client_region(const config::Listener& listener, std::string_vie
   return best ? std::string_view(best->region) : std::string_view(listener.local_region);
 }
 
+std::string_view client_zone(const config::Listener& listener, std::string_view header_value,
+                             bool trusted) {
+  if (trusted && !header_value.empty()) return header_value;
+  return listener.local_zone;
+}
+
 }  // namespace switchyard::routing

@@ -15,10 +15,21 @@ using registry::Endpoint;
 
 // What routing knows about a request, filled once per request. Every field may be empty: a
 // strategy that needs one copes without it.
+// Where a locality-aware pick went (switchyard_picks_total's label, and the 503 reason).
+enum class LocalityOutcome : uint8_t {
+  kNone,      // no locality layer, or no client region
+  kLocal,     // the client's region (and zone, when preferred)
+  kFallback,  // another region
+  kDenied,    // the client's region has nothing usable and the route denies cross-region
+};
+
 struct PickContext {
   std::string_view hash_key;  // extracted by routing per cluster.hash.key
   bool has_hash_key = false;
   std::string_view client_region;
+  std::string_view client_zone;
+  config::CrossRegion cross_region = config::CrossRegion::kAllow;  // the route's policy
+  mutable LocalityOutcome locality = LocalityOutcome::kNone;       // set by the locality layer
   uint32_t attempt = 0;  // 0 for the first try, 1.. for retries
   // For bounded load: requests of the cluster in flight besides this one, and how many of its
   // endpoints are usable (refreshed by the control thread every 100 ms).
@@ -44,6 +55,9 @@ struct WorkerLbState {
   uint64_t rng;
   uint64_t cursor = 0;
   std::vector<int64_t> current_weight;
+  // Per endpoint group of a composite strategy (the locality layer: one per region and zone),
+  // made by Strategy::prepare when the worker adopts a snapshot.
+  std::vector<WorkerLbState> groups;
 };
 
 // A load-balancing strategy over one immutable endpoint list. Built once per snapshot on the
@@ -55,6 +69,10 @@ class Strategy {
   virtual ~Strategy() = default;
   // Any worker thread. Returns a usable endpoint, or nullptr when none is usable.
   virtual const Endpoint* pick(const PickContext& ctx, WorkerLbState& state) const = 0;
+  // The worker, once per snapshot: sets up what pick() needs in state beyond the defaults.
+  virtual void prepare(WorkerLbState&) const {}
+  // The control thread, every 100 ms: refreshes what the strategy derives from live state.
+  virtual void tick() {}
 };
 
 // Control thread: builds the strategy named in the cluster config over endpoints.

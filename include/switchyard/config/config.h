@@ -73,6 +73,7 @@ struct Listener {
   std::string listen_text;
   SocketAddress listen;
   std::string local_region;
+  std::string local_zone;  // extension: the zone of clients whose zone is not otherwise known
   bool debug_headers = false;
   std::vector<Cidr> trusted_proxies;  // default: none (no peer's forwarding headers believed)
   std::vector<RegionMapEntry> region_map;
@@ -120,6 +121,9 @@ enum class Fallback { kNearest, kAny, kNone };
 
 struct Locality {
   std::string client_region_header = "X-Client-Region";
+  // Extension: the client's zone, from this header (trusted peers only), else the listener's
+  // local_zone; empty = no zone preference.
+  std::string client_zone_header;
   double min_healthy_fraction = 0.5;
   Fallback fallback = Fallback::kNearest;
 };

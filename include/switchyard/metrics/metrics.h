@@ -52,6 +52,9 @@ struct ClusterMetrics {
   prometheus::Histogram& ring_rebuild;     // hash ring / Maglev table build time (control)
   // switchyard_load_reports_total by result, indexed by balancer::LoadReportResult.
   std::array<prometheus::Counter*, 4> load_reports;
+  // switchyard_picks_total{locality="local"|"fallback"} (clusters with a locality block).
+  prometheus::Counter* picks_local;
+  prometheus::Counter* picks_fallback;
 };
 
 struct ListenerMetrics {
@@ -72,6 +75,13 @@ class Metrics {
   std::shared_ptr<EndpointMetrics> endpoint(const std::string& cluster, const std::string& address);
   std::shared_ptr<ClusterMetrics> cluster(const std::string& name);
   std::shared_ptr<ListenerMetrics> listener(const std::string& name);
+  // Per-region gauges of a locality cluster (control thread, at scrape time).
+  struct RegionGauges {
+    prometheus::Gauge& latency_seconds;
+    prometheus::Gauge& usable_endpoints;
+    prometheus::Gauge& spill_fraction;
+  };
+  RegionGauges region(const std::string& cluster, const std::string& region);
   prometheus::Counter& config_reloads(bool success) {
     return success ? reload_success_ : reload_failure_;
   }
@@ -100,6 +110,10 @@ class Metrics {
   prometheus::Family<prometheus::Gauge>& endpoint_load_score_;
   prometheus::Family<prometheus::Gauge>& endpoint_report_age_;
   prometheus::Family<prometheus::Counter>& load_reports_;
+  prometheus::Family<prometheus::Counter>& picks_;
+  prometheus::Family<prometheus::Gauge>& region_latency_;
+  prometheus::Family<prometheus::Gauge>& region_usable_;
+  prometheus::Family<prometheus::Gauge>& region_spill_;
   prometheus::Family<prometheus::Counter>& config_reloads_;
   prometheus::Counter& reload_success_;
   prometheus::Counter& reload_failure_;

@@ -51,6 +51,14 @@ struct alignas(64) EndpointState {
   std::atomic<uint64_t> reports{0};
   // When a stale endpoint may next get a refresh request (resource_aware; steady clock ns).
   std::atomic<int64_t> refresh_at_ns{0};
+  // Round-trip time in ms, EWMA of health checks and response heads (the locality layer's
+  // region latency); -1 until measured. Written without a CAS: a lost sample is harmless.
+  std::atomic<double> latency_ms{-1};
+
+  void observe_latency(double ms) {
+    double l = latency_ms.load(std::memory_order_relaxed);
+    latency_ms.store(l < 0 ? ms : l + 0.2 * (ms - l), std::memory_order_relaxed);
+  }
   std::shared_ptr<metrics::EndpointMetrics> metrics;
 
   // --- control thread only ---

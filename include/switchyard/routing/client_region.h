@@ -16,4 +16,9 @@ bool peer_trusted(const config::Listener& listener, const IpAddress& peer);
 std::string_view client_region(const config::Listener& listener, std::string_view header_value,
                                bool trusted, const IpAddress& peer);
 
+// The client's zone (extension, README): the zone header's value if the peer is trusted and
+// sent one; else the listener's local_zone (may be empty: no zone preference).
+std::string_view client_zone(const config::Listener& listener, std::string_view header_value,
+                             bool trusted);
+
 }  // namespace switchyard::routing
