@@ -225,6 +225,18 @@ void Locality::tick() {
   }
 }
 
+std::vector<const Endpoint*> Locality::warm_targets(std::string_view region) const {
+  std::vector<const Endpoint*> out;
+  const Region* local = find(region);
+  if (local == nullptr || fallback_ != config::Fallback::kNearest) return out;
+  int32_t nearest = local->nearest.load(std::memory_order_relaxed);
+  if (nearest < 0) return out;
+  for (const auto& ep : regions_[nearest]->group->endpoints) {
+    if (ep.state->usable()) out.push_back(&ep);
+  }
+  return out;
+}
+
 std::vector<Locality::RegionInfo> Locality::regions() const {
   std::vector<RegionInfo> out;
   for (const auto& r : regions_) {

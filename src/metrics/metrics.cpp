@@ -104,6 +104,10 @@ Metrics::Metrics()
                  .Name("switchyard_picks_total")
                  .Help("Picks of a locality cluster: in the client's region, or fallback")
                  .Register(*registry_)),
+      warm_connections_(prometheus::BuildCounter()
+                            .Name("switchyard_upstream_warm_connections_total")
+                            .Help("Idle connections opened to the nearest fallback region")
+                            .Register(*registry_)),
       region_latency_(prometheus::BuildGauge()
                           .Name("switchyard_region_latency_seconds")
                           .Help("Mean round-trip EWMA of a region's usable endpoints")
@@ -162,7 +166,8 @@ std::shared_ptr<ClusterMetrics> Metrics::cluster(const std::string& name) {
                             &load_reports_.Add({{"cluster", name}, {"result", "invalid_value"}}),
                             &load_reports_.Add({{"cluster", name}, {"result", "duplicate"}})},
                            &picks_.Add({{"cluster", name}, {"locality", "local"}}),
-                           &picks_.Add({{"cluster", name}, {"locality", "fallback"}})});
+                           &picks_.Add({{"cluster", name}, {"locality", "fallback"}}),
+                           &warm_connections_.Add({{"cluster", name}})});
   }
   return slot;
 }

@@ -6,6 +6,8 @@
 #include <random>
 
 #include "session.h"
+#include "switchyard/balancer/locality.h"
+#include "switchyard/common/asio_endpoint.h"
 #include "switchyard/common/logging.h"
 
 namespace switchyard::proxy {
@@ -17,6 +19,7 @@ constexpr auto kHeadSweepInterval = std::chrono::milliseconds(250);
 // reuse is microseconds old and the peek would cost a syscall per request. The rare race (the
 // endpoint closes it right then) is covered by the replay of bodyless requests in Session.
 constexpr auto kPeekAfterIdle = std::chrono::milliseconds(200);
+constexpr uint32_t kWarmConnections = 2;
 
 // True if the endpoint has not closed (or written to) this idle connection: a non-blocking peek
 // sees 0 bytes (EOF), data (a protocol error: nothing was asked) or EAGAIN (still open, idle).
@@ -172,10 +175,48 @@ void Worker::sweep_idle() {
   for (auto& pool : idle_) {
     std::erase_if(pool, [&](const auto& conn) { return conn->idle_deadline <= now; });
   }
+  if (!draining_) warm_fallbacks();
   sweep_timer_.expires_after(kSweepInterval);
   sweep_timer_.async_wait([this](boost::system::error_code ec) {
     if (!ec) sweep_idle();
   });
+}
+
+void Worker::warm_fallbacks() {
+  if (!view_) return;
+  const auto& snapshot = *view_->snapshot;
+  for (const auto& cluster : snapshot.clusters) {
+    const auto* locality = dynamic_cast<const balancer::Locality*>(cluster->strategy.get());
+    if (locality == nullptr) continue;
+    const auto& up = cluster->config->upstream;
+    const uint32_t want = std::min<uint32_t>(kWarmConnections, up.max_idle_per_endpoint);
+    for (const auto& listener : snapshot.config->listeners) {
+      if (listener.local_region.empty()) continue;
+      for (const auto* ep : locality->warm_targets(listener.local_region)) {
+        const uint32_t id = ep->state->id;
+        if (id >= idle_.size()) idle_.resize(id + 1);
+        if (id >= warming_.size()) warming_.resize(id + 1, 0);
+        for (uint32_t have = static_cast<uint32_t>(idle_[id].size()) + warming_[id]; have < want;
+             ++have) {
+          ++warming_[id];
+          auto conn = std::make_shared<std::unique_ptr<UpstreamConnection>>(
+              std::make_unique<UpstreamConnection>(ioc_));
+          (*conn)->endpoint_id = id;
+          (*conn)->stream.expires_after(up.connect_timeout);
+          (*conn)->stream.async_connect(
+              to_endpoint(ep->address),
+              [this, conn, id, idle = up.idle_timeout, max = up.max_idle_per_endpoint,
+               metrics = cluster->metrics](boost::system::error_code ec) {
+                --warming_[id];
+                if (ec || draining_) return;
+                metrics->warm_connections->Increment();
+                (*conn)->stream.socket().set_option(tcp::no_delay(true), ec);
+                put_idle(std::move(*conn), idle, max);
+              });
+        }
+      }
+    }
+  }
 }
 
 // header_timeout, enforced for every session by one periodic walk instead of a timer armed and

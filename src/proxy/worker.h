@@ -106,6 +106,9 @@ class Worker {
   void on_accept(size_t slot, boost::system::error_code ec, Socket socket);
   void sweep_idle();
   void sweep_heads();
+  // Keeps kWarmConnections idle connections open to each endpoint of the regions that the
+  // listeners' local regions fail over to (locality clusters with fallback: nearest).
+  void warm_fallbacks();
 
   struct ListenSlot {
     size_t listener_index;
@@ -124,6 +127,7 @@ class Worker {
   bool draining_ = false;
   AccessLog access_log_;
   std::vector<std::vector<std::unique_ptr<UpstreamConnection>>> idle_;  // by endpoint id
+  std::vector<uint8_t> warming_;  // connects in progress, by endpoint id
   std::vector<std::unique_ptr<char[]>> free_buffers_;
   Timer sweep_timer_;
   Timer head_sweep_timer_;

@@ -90,6 +90,10 @@ class LocalityTest(ProxyTestCase):
         view = region_view(sy)
         self.assertLess(view["eu-west"]["latency_ms"], view["ap-south"]["latency_ms"])
         self.assertEqual(view["us-east"]["nearest"], "eu-west")
+        # Each worker keeps 2 idle connections to each eu-west endpoint, ready for a failover.
+        self.assertIsNotNone(wait_for(lambda: re.search(
+            r'switchyard_upstream_warm_connections_total\{cluster="app"\} ([4-9]|\d\d)',
+            admin(sy, "/metrics")), 3))
         self.assertEqual(regions(sy.port, 40), {"us-east": 40})
         self.assertEqual(picks(sy, "local"), 40)
         for b, r in backends:

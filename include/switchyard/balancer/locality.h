@@ -44,6 +44,11 @@ class Locality final : public Strategy {
   };
   std::vector<RegionInfo> regions() const;
 
+  // The usable endpoints of the region that clients of `region` fail over to (its nearest
+  // healthy other region; none for fallback any / none): a worker keeps a few idle
+  // connections open to them so that a failover does not pay connection set-up under load.
+  std::vector<const Endpoint*> warm_targets(std::string_view region) const;
+
  private:
   struct Group;
   struct Region;

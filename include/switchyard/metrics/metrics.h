@@ -55,6 +55,7 @@ struct ClusterMetrics {
   // switchyard_picks_total{locality="local"|"fallback"} (clusters with a locality block).
   prometheus::Counter* picks_local;
   prometheus::Counter* picks_fallback;
+  prometheus::Counter* warm_connections;  // opened ahead of a failover (locality)
 };
 
 struct ListenerMetrics {
@@ -111,6 +112,7 @@ class Metrics {
   prometheus::Family<prometheus::Gauge>& endpoint_report_age_;
   prometheus::Family<prometheus::Counter>& load_reports_;
   prometheus::Family<prometheus::Counter>& picks_;
+  prometheus::Family<prometheus::Counter>& warm_connections_;
   prometheus::Family<prometheus::Gauge>& region_latency_;
   prometheus::Family<prometheus::Gauge>& region_usable_;
   prometheus::Family<prometheus::Gauge>& region_spill_;
