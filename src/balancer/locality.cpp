@@ -120,6 +120,14 @@ const Endpoint* Locality::pick(const PickContext& ctx, WorkerLbState& state) con
         }
       }
       if (const Endpoint* ep = pick_in(*local->group, ctx, state)) {
+        // A retry whose every local endpoint was tried already goes to the fallback when it
+        // may, rather than back to an endpoint that just failed it.
+        if (ctx.was_tried(ep->index) && ctx.cross_region != config::CrossRegion::kDeny) {
+          if (const Endpoint* other = fallback(local, ctx, state);
+              other != nullptr && !ctx.was_tried(other->index)) {
+            return other;
+          }
+        }
         ctx.locality = LocalityOutcome::kLocal;
         return ep;
       }
