@@ -32,12 +32,19 @@ Try, in another terminal:
   for i in $(seq 30); do curl -s http://127.0.0.1:8080/api/x; done | sort | uniq -c
                                                       # resource_aware cluster "api": east-b
                                                       #   reports a busy CPU and gets little
+  curl -s http://127.0.0.1:8080/geo/                  # cluster "geo" (locality): stays in
+                                                      #   us-east, the listener's region
+  curl -s -H 'X-Client-Region: eu-west' http://127.0.0.1:8080/geo/   # a trusted proxy's client
+  curl -s -H 'X-Client-Zone: us-east-1b' http://127.0.0.1:8080/geo/  # zone preference
   curl -s -X POST --data 'hello' http://127.0.0.1:8080/echo
   curl -s http://127.0.0.1:9901/admin/clusters        # endpoints and their state
   curl -s http://127.0.0.1:9901/metrics | grep ^switchyard_
   curl -s "http://127.0.0.1:9002/control/health?fail=1"   # east-b fails its health checks:
                                                       #   it leaves "web" within ~2s
   curl -s "http://127.0.0.1:9002/control/health?fail=0"   # and comes back
+  curl -s "http://127.0.0.1:9001/control/health?fail=1"; \
+    curl -s "http://127.0.0.1:9002/control/health?fail=1"   # us-east down: /geo/ fails
+                                                      #   over to eu-west (fail=0 undoes it)
   kill -HUP $(pgrep -x switchyard)                    # reload config/switchyard.yaml
 
 MSG

@@ -31,6 +31,7 @@ def locality_config(backends, strategy="round_robin", cross_region="allow", extr
             "clusters:\n  - name: app\n"
             f"    strategy: {strategy}\n"
             f"    locality: {{ client_region: \"header:X-Client-Region\","
+            f" client_zone: \"header:X-Client-Zone\","
             f" min_healthy_fraction: {min_healthy}, fallback: {fallback} }}\n"
             + CHECKS + extra_cluster +
             f"    endpoints:\n{endpoints}\n")
@@ -159,6 +160,28 @@ class LocalityTest(ProxyTestCase):
         wish = {"X-Client-Region": "ap-south"}
         self.assertEqual(regions(sy.ports["untrusted"], 20, wish), {"us-east": 20})
         self.assertEqual(regions(sy.ports["ingress"], 20, wish), {"ap-south": 20})
+
+    def test_zone_preference_inside_the_region(self):
+        backends = self.three_regions()
+        sy = self.start(backends)
+
+        def names(n, headers):
+            conn = http.client.HTTPConnection("127.0.0.1", sy.port, timeout=10)
+            out = {}
+            for _ in range(n):
+                conn.request("GET", "/", headers=headers)
+                res = conn.getresponse()
+                res.read()
+                out[res.getheader("X-Backend-Name")] = out.get(res.getheader("X-Backend-Name"), 0) + 1
+            conn.close()
+            return out
+
+        self.assertEqual(names(20, {"X-Client-Zone": "us-east-e1"}), {"e1": 20})
+        self.assertEqual(names(20, {"X-Client-Region": "eu-west", "X-Client-Zone": "eu-west-w0"}),
+                         {"w0": 20})
+        set_health(backends[1][0], True)  # e1's zone goes down: the rest of us-east
+        self.assertIsNotNone(wait_for(
+            lambda: names(10, {"X-Client-Zone": "us-east-e1"}) == {"e0": 10}, 3))
 
     def test_hashing_keeps_keys_within_the_region(self):
         backends = self.three_regions()
