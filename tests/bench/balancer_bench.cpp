@@ -97,3 +97,8 @@ BENCHMARK_CAPTURE(pick, least_request_weighted, config::Strategy::kLeastRequest,
     ->Arg(10)
     ->Arg(100)
     ->Arg(1000);
+// Every endpoint scored up to 32, 16 random samples beyond (no reports: base values).
+BENCHMARK_CAPTURE(pick, resource_aware, config::Strategy::kResourceAware, false)
+    ->Arg(10)
+    ->Arg(100)
+    ->Arg(1000);
