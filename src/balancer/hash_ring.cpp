@@ -85,14 +85,14 @@ HashRing::HashRing(const config::Cluster& cluster, const std::vector<Endpoint>& 
     uint64_t n = uint64_t{cluster.hash.virtual_nodes} * ep.weight;
     for (uint64_t v = 0; v < n; ++v) points.push_back(Point{point_hash(base, v), i});
   }
-  // Counting sort by the top bits (one to two points per bucket), then insertion sort inside
-  // each bucket: linear time, and the bucket index falls out of it.
-  size_t buckets = std::clamp<size_t>(std::bit_ceil(total) / 2, 2, size_t{1} << 31);
+  // Counting sort by the top bits (about one point per bucket), then insertion sort inside
+  // each bucket: linear time, and the bucket table falls out of it.
+  size_t buckets = std::clamp<size_t>(std::bit_ceil(total), 2, size_t{1} << 31);
   shift_ = 32 - static_cast<unsigned>(std::countr_zero(buckets));
-  index_.assign(buckets + 1, 0);
-  for (const auto& p : points) ++index_[(p.hash >> shift_) + 1];
-  for (size_t b = 1; b <= buckets; ++b) index_[b] += index_[b - 1];
-  std::vector<uint32_t> cursor(index_.begin(), index_.end() - 1);
+  std::vector<uint32_t> start(buckets + 1, 0);  // first position of each bucket
+  for (const auto& p : points) ++start[(p.hash >> shift_) + 1];
+  for (size_t b = 1; b <= buckets; ++b) start[b] += start[b - 1];
+  std::vector<uint32_t> cursor(start.begin(), start.end() - 1);
   hashes_.resize(total + 1);
   owners_.resize(total + 1);
   for (const auto& p : points) {
@@ -107,8 +107,8 @@ HashRing::HashRing(const config::Cluster& cluster, const std::vector<Endpoint>& 
     return endpoints[owners_[a]].address_text < endpoints[owners_[b]].address_text;
   };
   for (size_t b = 0; b < buckets; ++b) {
-    for (size_t i = index_[b] + 1; i < index_[b + 1]; ++i) {
-      for (size_t j = i; j > index_[b] && before(j, j - 1); --j) {
+    for (size_t i = start[b] + 1; i < start[b + 1]; ++i) {
+      for (size_t j = i; j > start[b] && before(j, j - 1); --j) {
         std::swap(hashes_[j], hashes_[j - 1]);
         std::swap(owners_[j], owners_[j - 1]);
       }
@@ -116,25 +116,40 @@ HashRing::HashRing(const config::Cluster& cluster, const std::vector<Endpoint>& 
   }
   hashes_[total] = UINT32_MAX;  // sentinel: never below a probe
   owners_[total] = owners_[0];
+  // Each bucket's entry: the first point at or after the bucket's start (the next bucket's
+  // first point for an empty one, wrapping to point 0 past the last), as hash << 32 | position.
+  buckets_.resize(buckets);
+  for (size_t b = buckets; b-- > 0;) {
+    uint32_t pos = start[b] < total ? start[b] : 0;
+    buckets_[b] = uint64_t{hashes_[pos]} << 32 | pos;
+  }
 }
 
-[[gnu::always_inline]] inline size_t HashRing::successor(uint32_t x) const {
+[[gnu::always_inline]] inline uint64_t HashRing::successor(uint32_t x) const {
   const size_t b = x >> shift_;
-  size_t pos = index_[b];
-  const size_t end = index_[b + 1];
-  // Buckets hold one or two points on average: two steps without branches, then a loop that
-  // rarely runs (its one condition is almost always false, so well predicted). Reads stay in
-  // bounds thanks to the sentinel.
-  pos += static_cast<size_t>((pos < end) & (hashes_[pos] < x));
-  pos += static_cast<size_t>((pos < end) & (hashes_[pos] < x));
-  while ((pos < end) & (hashes_[pos] < x)) ++pos;
-  return pos == hashes_.size() - 1 ? 0 : pos;
+  const uint64_t entry = buckets_[b];
+  const uint32_t first = static_cast<uint32_t>(entry >> 32);
+  const uint32_t pos = static_cast<uint32_t>(entry);
+  // The entry answers unless x lies past the first point of its own bucket; then it is most
+  // likely the next point. Both are computed without a branch (the sentinel keeps pos + 1 in
+  // bounds); only x past two points of one bucket takes the loop.
+  const bool past = ((first >> shift_) == b) & (first < x);
+  const uint32_t next = hashes_[pos + 1];
+  if (past && next < x) [[unlikely]] {
+    size_t p = pos + 2;
+    while (hashes_[p] < x) ++p;
+    if (p == hashes_.size() - 1) p = 0;
+    return uint64_t{hashes_[p]} << 32 | p;
+  }
+  const uint32_t at = past ? (pos + 1 == hashes_.size() - 1 ? 0 : pos + 1) : pos;
+  const uint32_t hash = past ? hashes_[at] : first;
+  return uint64_t{hash} << 32 | at;
 }
 
 bool HashRing::walk(uint32_t x, const PickContext& ctx, int64_t cap, bool strict,
                     const Endpoint*& best, uint32_t& best_distance) const {
   const size_t n = hashes_.size() - 1;
-  size_t pos = successor(x);
+  size_t pos = static_cast<uint32_t>(successor(x));
   // Clockwise from x the distances only grow: stop at the first acceptable point, or as soon
   // as no point can beat the best probe so far.
   for (size_t i = 0; i < n; ++i, pos = pos + 1 == n ? 0 : pos + 1) {
@@ -159,8 +174,9 @@ const Endpoint* HashRing::pick(const PickContext& ctx, WorkerLbState& state) con
   uint64_t closest = UINT64_MAX;
   for (uint32_t k = 0; k < probes_; ++k) {
     const uint32_t x = probes[k];
-    const size_t pos = successor(x);
-    closest = std::min(closest, uint64_t{hashes_[pos] - x} << 32 | pos);
+    const uint64_t at = successor(x);                               // its hash << 32 | its position
+    const uint32_t distance = static_cast<uint32_t>(at >> 32) - x;  // mod 2^32
+    closest = std::min(closest, uint64_t{distance} << 32 | static_cast<uint32_t>(at));
   }
   int64_t cap = bounded_load_cap(bounded_load_, ctx.cluster_in_flight, ctx.usable_endpoints);
   const Endpoint& first = endpoints_[owners_[static_cast<uint32_t>(closest)]];

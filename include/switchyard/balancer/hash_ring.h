@@ -27,8 +27,9 @@ int64_t bounded_load_cap(double factor, int64_t in_flight, uint32_t usable);
 //
 // An endpoint that is unusable, already tried by this request or at its bounded-load cap is
 // skipped by walking on from each probe (never by rebuilding), so its keys come back when it
-// does. Points sit in a sorted array with a bucket index on their top bits: a lookup is one
-// index read and a branch-free scan of one or two points, not a mispredicted binary search.
+// does. Points sit in a sorted array with a bucket table on their top bits whose entries hold
+// the first point at or after each bucket: most lookups read one word, the rest the next
+// point, without a mispredicted binary search.
 class HashRing final : public Strategy {
  public:
   HashRing(const config::Cluster& cluster, const std::vector<Endpoint>& endpoints);
@@ -36,12 +37,13 @@ class HashRing final : public Strategy {
 
   size_t memory_bytes() const {
     return hashes_.capacity() * sizeof(uint32_t) + owners_.capacity() * sizeof(uint32_t) +
-           index_.capacity() * sizeof(uint32_t);
+           buckets_.capacity() * sizeof(uint64_t);
   }
 
  private:
-  // Position of the first point at or after x (wrapping to 0 past the last).
-  size_t successor(uint32_t x) const;
+  // The first point at or after x (wrapping to point 0 past the last), as its hash << 32 |
+  // its position.
+  uint64_t successor(uint32_t x) const;
   // Walks on from probe x to the first acceptable endpoint closer than best_distance; updates
   // best and best_distance. Returns false when the whole ring was walked without one.
   bool walk(uint32_t x, const PickContext& ctx, int64_t cap, bool strict, const Endpoint*& best,
@@ -55,8 +57,9 @@ class HashRing final : public Strategy {
   // scan; 32 bits keep the arrays small enough for the L2 cache at 1,000 x 160 points.
   std::vector<uint32_t> hashes_;
   std::vector<uint32_t> owners_;  // endpoint index of each point
-  // index_[b] = position of the first point whose top bits are >= b; size buckets + 1.
-  std::vector<uint32_t> index_;
+  // Per bucket of the top bits (about one point each): the first point at or after the
+  // bucket's start, hash << 32 | position, so that most lookups read one word.
+  std::vector<uint64_t> buckets_;
   unsigned shift_ = 31;
 };
 
