@@ -54,7 +54,8 @@ Locality::Locality(const config::Cluster& cluster, const std::vector<Endpoint>& 
     : min_healthy_(cluster.locality ? cluster.locality->min_healthy_fraction : 0.5),
       fallback_(cluster.locality ? cluster.locality->fallback : config::Fallback::kNearest),
       zones_(cluster.strategy != config::Strategy::kConsistentHash &&
-             cluster.strategy != config::Strategy::kMaglev) {
+             cluster.strategy != config::Strategy::kMaglev),
+      bounded_load_(!zones_ && cluster.hash.bounded_load > 0) {
   all_ = std::make_unique<Group>("", cluster, endpoints, groups_++);
   std::map<std::string, std::vector<Endpoint>> by_region;
   for (const auto& ep : endpoints) by_region[ep.region].push_back(ep);
@@ -94,7 +95,18 @@ const Locality::Region* Locality::find(std::string_view name) const {
 
 const Endpoint* Locality::pick_in(const Group& group, const PickContext& ctx,
                                   WorkerLbState& state) const {
-  return group.strategy->pick(ctx, state.groups[group.slot]);
+  if (!bounded_load_ || &group == all_.get()) {
+    return group.strategy->pick(ctx, state.groups[group.slot]);
+  }
+  // Bounded load inside a region caps endpoints against the region's own requests in flight,
+  // not the cluster's average (a busy region would otherwise have every endpoint over it).
+  PickContext inner = ctx;
+  inner.usable_endpoints = group.usable.load(std::memory_order_relaxed);
+  inner.cluster_in_flight = 0;
+  for (const auto& ep : group.endpoints) {
+    inner.cluster_in_flight += ep.state->active_requests.load(std::memory_order_relaxed);
+  }
+  return group.strategy->pick(inner, state.groups[group.slot]);
 }
 
 const Endpoint* Locality::pick(const PickContext& ctx, WorkerLbState& state) const {

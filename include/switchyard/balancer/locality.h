@@ -58,7 +58,8 @@ class Locality final : public Strategy {
 
   double min_healthy_;
   config::Fallback fallback_;
-  bool zones_;  // zone preference (off for hashing: one ring per region)
+  bool zones_;         // zone preference (off for hashing: one ring per region)
+  bool bounded_load_;  // hashing with bounded_load: caps count the region's requests
   std::unique_ptr<Group> all_;
   std::vector<std::unique_ptr<Region>> regions_;
   size_t groups_ = 0;

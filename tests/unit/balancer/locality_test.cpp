@@ -183,6 +183,36 @@ TEST(Locality, ResourceAwareScoresWithinTheRegion) {
   for (int i = 0; i < 50; ++i) EXPECT_EQ(s->pick(client("east"), lb)->address_text, "a");
 }
 
+// Bounded load inside a region counts the region's requests in flight: with the cluster's
+// average, every endpoint of a busy region would be over its cap and the hot key would stay.
+TEST(Locality, BoundedLoadCountsTheRegion) {
+  std::vector<uint32_t> weights(10, 1);
+  auto eps = testing::endpoints(weights);
+  for (auto& ep : eps) {
+    ep.region = ep.index < 2 ? "east" : "west";
+    ep.address_text = "10.0.0." + std::to_string(ep.index + 1) + ":80";
+  }
+  config::Cluster cluster;
+  cluster.strategy = config::Strategy::kConsistentHash;
+  cluster.hash.bounded_load = 1.25;
+  cluster.locality = config::Locality{};
+  auto s = build_strategy(cluster, eps);
+  s->tick();
+  WorkerLbState lb(eps.size(), 5);
+  s->prepare(lb);
+  auto ctx = client("east");
+  ctx.hash_key = "hot";
+  ctx.has_hash_key = true;
+  ctx.usable_endpoints = 10;
+  const Endpoint* owner = s->pick(ctx, lb);
+  ASSERT_EQ(owner->region, "east");
+  const Endpoint& other = eps[owner->index == 0 ? 1 : 0];
+  owner->state->active_requests = 10;
+  other.state->active_requests = 3;
+  ctx.cluster_in_flight = 13;  // all of it in east: cap ceil(1.25 * 14 / 2) = 9
+  EXPECT_EQ(s->pick(ctx, lb)->address_text, other.address_text);
+}
+
 TEST(Locality, WarmTargetsAreTheNearestRegionsUsableEndpoints) {
   Fixture f({"east", "west", "west", "far"});
   f.endpoints[1].state->observe_latency(5);
