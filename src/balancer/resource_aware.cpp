@@ -131,8 +131,8 @@ const Endpoint* ResourceAware::pick(const PickContext& ctx, WorkerLbState& state
           refresh = &ep;
         }
       }
-      candidates[n++] = Candidate{model_.estimate(ep, now).score,
-                                  static_cast<uint32_t>(&ep - endpoints_.data())};
+      candidates[n++] =
+          Candidate{model_.estimate(ep, now).score, static_cast<uint32_t>(&ep - endpoints_.data())};
     };
     if (endpoints_.size() <= kMaxScan) {
       for (const auto& ep : endpoints_) {

@@ -22,12 +22,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_line() {  # file pattern
-  for _ in $(seq 100); do grep -q "$2" "$1" && return 0; sleep 0.05; done
-  echo "timed out waiting for '$2' in $1" >&2
-  return 1
-}
+. tests/bench/lib.sh
 names=(e1 e2 w1 w2 s1 s2)
 regions=(us-east us-east eu-west eu-west ap-south ap-south)
 rtts=(0 0 4 4 30 30)
@@ -82,12 +77,12 @@ done
 
 summary() {  # wrk output file, label
   local p50 p99 reqs errors non2xx
-  p50=$(awk '$1 == "50%" {print $2}' "$1")
-  p99=$(awk '$1 == "99%" {print $2}' "$1")
+  p50=$(wrk_percentile "$1" 50%)
+  p99=$(wrk_percentile "$1" 99%)
   reqs=$(awk '/requests in/ {print $1}' "$1")
-  errors=$(awk '/Socket errors/ {gsub(",", ""); s = $4 + $6 + $8 + $10} END {print s + 0}' "$1")
-  non2xx=$(awk '/Non-2xx/ {print $5}' "$1")
-  printf "| %-34s | %8s | %8s | %8s | %s | %s |\n" "$2" "$reqs" "$p50" "$p99" "$errors" "${non2xx:-0}"
+  errors=$(wrk_errors "$1")
+  non2xx=$(wrk_non2xx "$1")
+  printf "| %-34s | %8s | %8s | %8s | %s | %s |\n" "$2" "$reqs" "$p50" "$p99" "$errors" "$non2xx"
 }
 picks() {
   curl -s "http://127.0.0.1:$admin/metrics" | awk -v l="$1" -F' ' '$1 ~ "switchyard_picks_total" && $1 ~ "locality=\""l"\"" {print $2}'

@@ -21,12 +21,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_line() {  # file pattern
-  for _ in $(seq 100); do grep -q "$2" "$1" && return 0; sleep 0.05; done
-  echo "timed out waiting for '$2' in $1" >&2
-  return 1
-}
+. tests/bench/lib.sh
 ports=("$(free_port)" "$(free_port)" "$(free_port)")
 start_backend() {  # index
   "$BUILD/demo_backend" --listen "127.0.0.1:${ports[$1]}" --name "b$(($1 + 1))" \
@@ -70,12 +65,12 @@ done
 
 summary() {  # wrk output file, label
   local p99 reqs errors non2xx
-  p99=$(awk '$1 == "99%" {print $2}' "$1")
+  p99=$(wrk_percentile "$1" 99%)
   reqs=$(awk '/requests in/ {print $1}' "$1")
-  errors=$(awk '/Socket errors/ {gsub(",", ""); s = $4 + $6 + $8 + $10} END {print s + 0}' "$1")
-  non2xx=$(awk '/Non-2xx/ {print $5}' "$1")
+  errors=$(wrk_errors "$1")
+  non2xx=$(wrk_non2xx "$1")
   printf "%-28s requests %8s  p99 %8s  socket errors %s  non-2xx %s\n" "$2" "$reqs" "$p99" \
-    "$errors" "${non2xx:-0}"
+    "$errors" "$non2xx"
 }
 
 echo "== continuous: wrk -t1 -c$CONNS -d20s; b2 killed at 5 s, restarted at 12 s"

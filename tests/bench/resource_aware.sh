@@ -27,15 +27,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() {  # port
-  for _ in $(seq 200); do
-    curl -s -o /dev/null "http://127.0.0.1:$1/" && return 0
-    sleep 0.05
-  done
-  echo "nothing answers on port $1" >&2
-  return 1
-}
+. tests/bench/lib.sh
 ports=("$(free_port)" "$(free_port)" "$(free_port)")
 names=(fast1 fast2 slow)
 for i in 0 1 2; do
@@ -73,13 +65,13 @@ run_wrk() {  # label port
     > "$work/$1.txt"
   local rps p50 p99 share errors non2xx
   rps=$(awk '/Requests\/sec/ {print $2}' "$work/$1.txt")
-  p50=$(awk '$1 == "50%" {print $2}' "$work/$1.txt")
-  p99=$(awk '$1 == "99%" {print $2}' "$work/$1.txt")
+  p50=$(wrk_percentile "$work/$1.txt" 50%)
+  p99=$(wrk_percentile "$work/$1.txt" 99%)
   share=$(awk '/slow_share/ {print $2}' "$work/$1.txt")
-  errors=$(awk '/Socket errors/ {gsub(",", ""); s = $4 + $6 + $8 + $10} END {print s + 0}' "$work/$1.txt")
-  non2xx=$(awk '/Non-2xx/ {print $5}' "$work/$1.txt")
+  errors=$(wrk_errors "$work/$1.txt")
+  non2xx=$(wrk_non2xx "$work/$1.txt")
   printf "| %-28s | %9s | %8s | %8s | %8s | %s / %s |\n" "$1" "$rps" "$p50" "$p99" "$share" \
-    "$errors" "${non2xx:-0}"
+    "$errors" "$non2xx"
 }
 
 endpoints=""

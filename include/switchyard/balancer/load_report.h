@@ -36,7 +36,6 @@ enum class LoadReportResult : uint8_t {
   kInvalidValue,  // NaN, +-inf, negative, not a number
   kDuplicate,     // a key given twice
 };
-constexpr int kLoadReportResults = 4;
 
 std::string_view to_string(LoadReportResult result);
 
