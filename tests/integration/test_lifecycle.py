@@ -60,7 +60,13 @@ class AdminTest(ProxyTestCase):
         for _ in range(3):
             request(sy.port, "GET", "/")
         request(sy.port, "GET", "/status?code=404")
-        status, text = admin_get(sy, "/metrics")
+        # A request is counted once its response is written, which may finish just after the
+        # client has read it: poll briefly (bounded) before asserting.
+        for _ in range(40):
+            status, text = admin_get(sy, "/metrics")
+            if 'switchyard_downstream_requests_total{code="404",listener="ingress"} 1' in text:
+                break
+            time.sleep(0.05)
         self.assertEqual(status, 200)
         self.assertIn('switchyard_downstream_requests_total{code="200",listener="ingress"} 3',
                       text)
