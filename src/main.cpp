@@ -113,11 +113,7 @@ class Daemon {
   // A load report on a health-check response: same parsing and counting as on requests.
   void on_check_load_report(const std::string& cluster, registry::EndpointState& state,
                             std::string_view header) {
-    balancer::LoadReport report;
-    auto result = balancer::parse_load_report(header, report);
-    if (result == balancer::LoadReportResult::kOk) {
-      balancer::apply_load_report(state, report, balancer::steady_now_ns());
-    }
+    auto result = balancer::receive_load_report(state, header);
     metrics_.cluster(cluster)->load_reports[static_cast<size_t>(result)]->Increment();
   }
 

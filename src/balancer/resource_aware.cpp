@@ -107,6 +107,13 @@ void apply_load_report(registry::EndpointState& s, const LoadReport& report, int
   s.reports.fetch_add(1, std::memory_order_relaxed);
 }
 
+LoadReportResult receive_load_report(registry::EndpointState& state, std::string_view header) {
+  LoadReport report;
+  const auto result = parse_load_report(header, report);
+  if (result == LoadReportResult::kOk) apply_load_report(state, report, steady_now_ns());
+  return result;
+}
+
 ResourceAware::ResourceAware(const config::Cluster& cluster, const std::vector<Endpoint>& endpoints)
     : endpoints_(endpoints), model_(cluster.resource_aware) {}
 

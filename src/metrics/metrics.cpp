@@ -2,7 +2,13 @@
 
 #include <prometheus/text_serializer.h>
 
+#include "switchyard/balancer/load_report.h"
+
 namespace switchyard::metrics {
+
+static_assert(static_cast<size_t>(balancer::LoadReportResult::kDuplicate) + 1 ==
+                  std::tuple_size_v<decltype(ClusterMetrics::load_reports)>,
+              "one load_reports counter per parse result");
 
 CodeCounters::CodeCounters(prometheus::Family<prometheus::Counter>& family,
                            std::map<std::string, std::string> labels)
@@ -161,13 +167,16 @@ std::shared_ptr<ClusterMetrics> Metrics::cluster(const std::string& name) {
                            ejections_.Add({{"cluster", name}}),
                            ejections_skipped_.Add({{"cluster", name}}),
                            ring_rebuild_.Add({{"cluster", name}}, kRebuildBuckets),
-                           {&load_reports_.Add({{"cluster", name}, {"result", "ok"}}),
-                            &load_reports_.Add({{"cluster", name}, {"result", "malformed"}}),
-                            &load_reports_.Add({{"cluster", name}, {"result", "invalid_value"}}),
-                            &load_reports_.Add({{"cluster", name}, {"result", "duplicate"}})},
+                           {},
                            &picks_.Add({{"cluster", name}, {"locality", "local"}}),
                            &picks_.Add({{"cluster", name}, {"locality", "fallback"}}),
                            &warm_connections_.Add({{"cluster", name}})});
+    // One series per parse result, in LoadReportResult order, named as the parser names them.
+    for (size_t r = 0; r < slot->load_reports.size(); ++r) {
+      auto label = balancer::to_string(static_cast<balancer::LoadReportResult>(r));
+      slot->load_reports[r] =
+          &load_reports_.Add({{"cluster", name}, {"result", std::string(label)}});
+    }
   }
   return slot;
 }

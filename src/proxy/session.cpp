@@ -518,11 +518,7 @@ void Session::consume_load_report() {
   // Only the first header counts; any repeat is dropped with it.
   auto it = res.find(kLoadReportHeader);
   if (it == res.end()) return;
-  balancer::LoadReport report;
-  auto result = balancer::parse_load_report(it->value(), report);
-  if (result == balancer::LoadReportResult::kOk) {
-    balancer::apply_load_report(*endpoint_->state, report, balancer::steady_now_ns());
-  }
+  auto result = balancer::receive_load_report(*endpoint_->state, it->value());
   cluster_->metrics->load_reports[static_cast<size_t>(result)]->Increment();
   res.erase(kLoadReportHeader);
 }

@@ -51,6 +51,10 @@ class LoadModel {
 constexpr double kMaxStepPerReport = 0.25;
 void apply_load_report(registry::EndpointState& state, const LoadReport& report, int64_t now_ns);
 
+// An endpoint-load-metrics header as received (on a response or a health check): parsed and,
+// when valid, applied now. Returns the parse result, for switchyard_load_reports_total.
+LoadReportResult receive_load_report(registry::EndpointState& state, std::string_view header);
+
 // The `resource_aware` strategy: the usable endpoint with the lowest score, where every
 // endpoint within 5% + 0.02 of the lowest counts as a near-tie and the pick among near-ties
 // is the better of two random ones (power of two choices), so that the endpoint that looked
