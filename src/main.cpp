@@ -15,6 +15,7 @@
 #include "switchyard/balancer/resource_aware.h"
 #include "switchyard/breaker/outlier_detector.h"
 #include "switchyard/common/logging.h"
+#include "switchyard/common/stats.h"
 #include "switchyard/config/loader.h"
 #include "switchyard/health/health_checker.h"
 #include "switchyard/metrics/metrics.h"
@@ -97,7 +98,7 @@ class Daemon {
         config_(std::move(config)),
         registry_(metrics_),
         outliers_(control_),
-        proxy_(*config_),
+        proxy_(*config_, metrics_),
         admin_(control_, metrics_, registry_, admin_state_),
         health_(control_, health::HealthChecker::Observer{
                               [this](registry::EndpointState& state, bool passed) {
@@ -114,7 +115,8 @@ class Daemon {
   void on_check_load_report(const std::string& cluster, registry::EndpointState& state,
                             std::string_view header) {
     auto result = balancer::receive_load_report(state, header);
-    metrics_.cluster(cluster)->load_reports[static_cast<size_t>(result)]->Increment();
+    metrics_.cluster(cluster)->counters.add(
+        static_cast<size_t>(metrics::ClusterCounter::kLoadReportOk) + static_cast<size_t>(result));
   }
 
   int run() {
@@ -161,7 +163,7 @@ class Daemon {
     if (!result.ok()) {
       for (const auto& e : result.errors) logs::config().error("{}", e.to_string());
       logs::config().error("reload failed: keeping the running configuration");
-      metrics_.config_reloads(false).Increment();
+      metrics_.config_reload(false);
       return;
     }
     if (result.config->workers != config_->workers ||
@@ -173,7 +175,8 @@ class Daemon {
     proxy_.publish(snapshot);
     outliers_.update(snapshot);
     health_.update(*snapshot);
-    metrics_.config_reloads(true).Increment();
+    metrics_.prune();
+    metrics_.config_reload(true);
     logs::config().info("reload succeeded");
   }
 
@@ -250,6 +253,8 @@ int main(int argc, char** argv) {
     std::cout << options.config_path << ": ok\n";
     return 0;
   }
+  // One statistics shard per worker thread, plus one for every other thread.
+  stats::set_shard_count(result.config->workers + 1);
   Daemon daemon(options, result.config);
   return daemon.run();
 }

@@ -7,6 +7,7 @@
 
 #include "switchyard/common/asio_endpoint.h"
 #include "switchyard/common/logging.h"
+#include "switchyard/metrics/exposition.h"
 
 namespace switchyard::admin {
 
@@ -48,8 +49,9 @@ struct AdminServer::Impl : std::enable_shared_from_this<AdminServer::Impl> {
       return {http::status::service_unavailable, "text/plain", "not ready\n"};
     }
     if (path == "/metrics") {
-      registry.refresh_gauges();
-      return {http::status::ok, "text/plain; version=0.0.4", metrics.serialize()};
+      if (!registry.current()) return {http::status::service_unavailable, "text/plain", "none\n"};
+      return {http::status::ok, "text/plain; version=0.0.4",
+              metrics::render(*registry.current(), metrics)};
     }
     if (path == "/admin/clusters") {
       if (!registry.current()) return {http::status::service_unavailable, "text/plain", "none\n"};

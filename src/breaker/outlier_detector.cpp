@@ -162,7 +162,7 @@ void OutlierDetector::eject(const registry::Endpoint& ep, const registry::Cluste
     auto allowed = static_cast<size_t>(
         std::floor(cb.max_ejected_fraction * static_cast<double>(cluster.endpoints.size()) + 1e-9));
     if (ejected + 1 > allowed) {
-      cluster.metrics->ejections_skipped.Increment();
+      cluster.metrics->add(metrics::ClusterCounter::kEjectionsSkipped);
       logs::registry().warn(
           "endpoint {} of cluster '{}' failed {} times in a row but stays in: {} of {} endpoints "
           "are ejected already (max_ejected_fraction {})",
@@ -178,7 +178,7 @@ void OutlierDetector::eject(const registry::Endpoint& ep, const registry::Cluste
   state.ejected_until = now + duration;
   state.consecutive_failures.store(0, kRelaxed);
   state.breaker.store(Breaker::kOpen, kRelaxed);
-  cluster.metrics->ejections.Increment();
+  cluster.metrics->add(metrics::ClusterCounter::kEjections);
   logs::registry().warn("endpoint {} of cluster '{}' ejected for {} ({})", ep.address_text,
                         cluster.config->name, format_duration(duration),
                         after_trial

@@ -318,7 +318,10 @@ void read_limits(Loader& l, const YAML::Node& node, const std::string& path, Lim
 }
 
 void read_retries(Loader& l, const YAML::Node& node, const std::string& path, Retries* out) {
-  MapView m(l, node, path, {"attempts", "on", "max_body_bytes"});
+  MapView m(l, node, path, {"attempts", "on", "max_body_bytes", "non_idempotent"});
+  if (auto v = m.get("non_idempotent"); v.IsDefined()) {
+    l.boolean(v, m.child("non_idempotent"), &out->non_idempotent);
+  }
   if (auto v = m.get("attempts"); v.IsDefined()) {
     l.integer<uint32_t>(v, m.child("attempts"), &out->attempts, 0, 10);
   }
@@ -400,7 +403,7 @@ void read_listener(Loader& l, const YAML::Node& node, const std::string& path,
                    const std::vector<Cluster>& clusters, Listener* out) {
   MapView m(l, node, path,
             {"name", "listen", "local_region", "local_zone", "debug_headers", "trusted_proxies",
-             "region_map", "limits", "routes"});
+             "region_map", "limits", "upgrade_protocols", "routes"});
   if (!m.valid()) return;
   if (auto v = m.required("name"); v.IsDefined()) {
     if (l.scalar(v, m.child("name"), &out->name) && out->name.empty()) {
@@ -446,6 +449,25 @@ void read_listener(Loader& l, const YAML::Node& node, const std::string& path,
     }
   }
   read_limits(l, m.get("limits"), m.child("limits"), &out->limits);
+  if (auto v = m.get("upgrade_protocols"); v.IsDefined()) {
+    out->upgrade_protocols.clear();
+    auto items = sequence(l, v, m.child("upgrade_protocols"));
+    for (size_t i = 0; i < items.size(); ++i) {
+      std::string p = indexed(m.child("upgrade_protocols"), i);
+      std::string s;
+      if (!l.scalar(items[i], p, &s)) continue;
+      std::string lower = s;
+      std::transform(lower.begin(), lower.end(), lower.begin(),
+                     [](unsigned char c) { return std::tolower(c); });
+      if (!valid_token(s)) {
+        l.error(items[i], p, "expected a protocol name, like websocket");
+      } else if (lower == "h2c") {
+        l.error(items[i], p, "h2c is never tunnelled (it would bypass routing and limits)");
+      } else {
+        out->upgrade_protocols.push_back(s);
+      }
+    }
+  }
   auto routes_node = m.required("routes");
   if (routes_node.IsDefined()) {
     auto items = sequence(l, routes_node, m.child("routes"));

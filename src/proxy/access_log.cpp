@@ -2,12 +2,14 @@
 
 #include <unistd.h>
 
+#include <cstring>
 #include <ctime>
 
 namespace switchyard::proxy {
 namespace {
 
-constexpr size_t kBatchBytes = 3584;  // below PIPE_BUF (4096): one atomic write(2)
+constexpr size_t kRingBytes = 1 << 20;
+constexpr auto kDrainInterval = std::chrono::milliseconds(10);
 
 // Escapes for both formats: quotes, backslashes and control bytes never reach the log raw, so a
 // crafted request target cannot forge a second line or break the JSON.
@@ -24,7 +26,78 @@ void append_escaped(fmt::memory_buffer& out, std::string_view s) {
   }
 }
 
+void write_all(std::string_view s) {
+  while (!s.empty()) {
+    ssize_t n = ::write(STDOUT_FILENO, s.data(), s.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;  // stdout gone: the lines are lost, nobody can read them
+    s.remove_prefix(static_cast<size_t>(n));
+  }
+}
+
 }  // namespace
+
+LineRing::LineRing(size_t capacity) : data_(std::make_unique<char[]>(capacity)), capacity_(capacity) {}
+
+bool LineRing::push(std::string_view line) {
+  const uint64_t head = head_.load(std::memory_order_relaxed);
+  const uint64_t tail = tail_.load(std::memory_order_acquire);
+  if (head - tail + line.size() > capacity_) return false;
+  size_t at = head % capacity_;
+  size_t first = std::min(line.size(), capacity_ - at);
+  std::memcpy(data_.get() + at, line.data(), first);
+  std::memcpy(data_.get(), line.data() + first, line.size() - first);
+  head_.store(head + line.size(), std::memory_order_release);
+  return true;
+}
+
+size_t LineRing::readable(std::string_view* first, std::string_view* second) const {
+  const uint64_t tail = tail_.load(std::memory_order_relaxed);
+  const uint64_t head = head_.load(std::memory_order_acquire);
+  size_t n = head - tail;
+  size_t at = tail % capacity_;
+  size_t a = std::min(n, capacity_ - at);
+  *first = std::string_view(data_.get() + at, a);
+  *second = std::string_view(data_.get(), n - a);
+  return n;
+}
+
+void LineRing::consume(size_t n) {
+  tail_.store(tail_.load(std::memory_order_relaxed) + n, std::memory_order_release);
+}
+
+AccessLogWriter::AccessLogWriter(size_t rings, metrics::Metrics& metrics) : metrics_(metrics) {
+  for (size_t i = 0; i < rings; ++i) rings_.push_back(std::make_unique<LineRing>(kRingBytes));
+  thread_ = std::thread([this] { run(); });
+}
+
+AccessLogWriter::~AccessLogWriter() {
+  stop_.store(true, std::memory_order_relaxed);
+  thread_.join();
+  drain();
+}
+
+size_t AccessLogWriter::drain() {
+  size_t total = 0;
+  for (auto& ring : rings_) {
+    std::string_view a, b;
+    size_t n = ring->readable(&a, &b);
+    if (n == 0) continue;
+    write_all(a);
+    write_all(b);
+    ring->consume(n);
+    total += n;
+  }
+  return total;
+}
+
+void AccessLogWriter::run() {
+  // Polls: a worker never signals (that would be a futex on the request path). Blocking
+  // writes happen here only.
+  while (!stop_.load(std::memory_order_relaxed)) {
+    if (drain() == 0) std::this_thread::sleep_for(kDrainInterval);
+  }
+}
 
 void AccessLog::append(const AccessEntry& e, config::AccessLogFormat format) {
   auto now = std::chrono::system_clock::now();
@@ -62,28 +135,7 @@ void AccessLog::append(const AccessEntry& e, config::AccessLogFormat format) {
                    e.version / 10, e.version % 10, e.status, e.bytes_sent, cluster, endpoint,
                    duration_ms);
   }
-  if (batch_.size() + line_.size() > kBatchBytes) flush();
-  batch_.append(line_.data(), line_.data() + line_.size());
-  if (!armed_) {
-    armed_ = true;
-    timer_.expires_after(std::chrono::milliseconds(100));
-    timer_.async_wait([this](boost::system::error_code ec) {
-      armed_ = false;
-      if (!ec) flush();
-    });
-  }
-}
-
-void AccessLog::flush() {
-  const char* p = batch_.data();
-  size_t left = batch_.size();
-  while (left > 0) {
-    ssize_t n = ::write(STDOUT_FILENO, p, left);
-    if (n <= 0) break;  // stdout gone: drop the batch rather than block the worker
-    p += n;
-    left -= static_cast<size_t>(n);
-  }
-  batch_.clear();
+  if (!ring_->push(std::string_view(line_.data(), line_.size()))) metrics_->access_log_dropped(1);
 }
 
 }  // namespace switchyard::proxy

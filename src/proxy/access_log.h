@@ -1,13 +1,21 @@
 #pragma once
 
+// The access log: one line per request, formatted on the worker into a per-worker ring and
+// written to stdout by one writer thread, so that a worker never makes a syscall or takes a
+// lock for it and a stdout that stops being read never stalls a request: when a worker's ring
+// is full its lines are dropped and counted (switchyard_access_log_dropped_total).
+
 #include <fmt/format.h>
 
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/steady_timer.hpp>
+#include <atomic>
 #include <chrono>
+#include <memory>
 #include <string_view>
+#include <thread>
+#include <vector>
 
 #include "switchyard/config/config.h"
+#include "switchyard/metrics/metrics.h"
 
 namespace switchyard::proxy {
 
@@ -24,24 +32,52 @@ struct AccessEntry {
   std::chrono::steady_clock::duration duration{};
 };
 
-// One per worker. Lines are formatted into a worker-local buffer and written to stdout in
-// batches (when the batch nears PIPE_BUF, or 100 ms after the first line of a batch), so the
-// request path takes no lock and makes no syscall per line; a batch of whole lines no larger
-// than PIPE_BUF is written atomically, so workers' lines never interleave mid-line.
-// Worker thread only.
-class AccessLog {
+// A single-producer, single-consumer byte ring of whole lines.
+class LineRing {
  public:
-  explicit AccessLog(boost::asio::io_context& ioc) : timer_(ioc) {}
-  ~AccessLog() { flush(); }
-
-  void append(const AccessEntry& entry, config::AccessLogFormat format);
-  void flush();
+  explicit LineRing(size_t capacity);
+  // Producer: false (nothing written) if the line does not fit now.
+  bool push(std::string_view line);
+  // Consumer: the readable bytes as up to two spans; then consume(n).
+  size_t readable(std::string_view* first, std::string_view* second) const;
+  void consume(size_t n);
 
  private:
+  std::unique_ptr<char[]> data_;
+  size_t capacity_;
+  alignas(64) std::atomic<uint64_t> head_{0};  // written by the producer
+  alignas(64) std::atomic<uint64_t> tail_{0};  // written by the consumer
+};
+
+// The writer thread and one ring per worker. Constructed before the workers start, destroyed
+// after they stopped (it then writes what is left).
+class AccessLogWriter {
+ public:
+  AccessLogWriter(size_t rings, metrics::Metrics& metrics);
+  ~AccessLogWriter();
+  LineRing& ring(size_t i) { return *rings_[i]; }
+  metrics::Metrics& metrics() { return metrics_; }
+
+ private:
+  void run();
+  size_t drain();
+
+  metrics::Metrics& metrics_;
+  std::vector<std::unique_ptr<LineRing>> rings_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+// A worker's side: formats entries and hands them to its ring. Worker thread only.
+class AccessLog {
+ public:
+  AccessLog(LineRing* ring, metrics::Metrics* metrics) : ring_(ring), metrics_(metrics) {}
+  void append(const AccessEntry& entry, config::AccessLogFormat format);
+
+ private:
+  LineRing* ring_;
+  metrics::Metrics* metrics_;
   fmt::memory_buffer line_;
-  fmt::memory_buffer batch_;
-  boost::asio::steady_timer timer_;
-  bool armed_ = false;
   int64_t cached_second_ = -1;
   char cached_time_[32] = {};
 };

@@ -19,7 +19,7 @@ bool address_free(const SocketAddress& addr) {
   asio::io_context ioc;
   tcp::endpoint ep = to_endpoint(addr);
   tcp::acceptor probe(ioc);
-  beast::error_code ec;
+  boost::system::error_code ec;
   probe.open(ep.protocol(), ec);
   if (!ec) probe.set_option(asio::socket_base::reuse_address(true), ec);
   if (!ec) probe.bind(ep, ec);
@@ -29,17 +29,26 @@ bool address_free(const SocketAddress& addr) {
 }  // namespace
 
 struct ProxyServer::Impl {
-  explicit Impl(const config::Config& cfg) : config(cfg), shared(cfg.listeners.size()) {
+  Impl(const config::Config& cfg, metrics::Metrics& m)
+      : config(cfg), shared(cfg.listeners.size()), access_log(cfg.workers, m) {
+    shared.access_log = &access_log;
+    shared.metrics = &m;
     for (size_t i = 0; i < cfg.workers; ++i) {
       workers.push_back(std::make_unique<Worker>(i, shared));
     }
   }
+  ~Impl() {
+    for (auto& worker : workers) worker->stop();
+    workers.clear();  // before the access log writer, which then writes what is left
+  }
   const config::Config& config;
   SharedCounters shared;
+  AccessLogWriter access_log;
   std::vector<std::unique_ptr<Worker>> workers;
 };
 
-ProxyServer::ProxyServer(const config::Config& config) : impl_(std::make_unique<Impl>(config)) {}
+ProxyServer::ProxyServer(const config::Config& config, metrics::Metrics& metrics)
+    : impl_(std::make_unique<Impl>(config, metrics)) {}
 
 ProxyServer::~ProxyServer() { stop(); }
 
@@ -55,7 +64,7 @@ bool ProxyServer::bind() {
     for (auto& worker : impl_->workers) {
       tcp::endpoint ep = to_endpoint(addr);
       Acceptor acceptor(worker->ioc().get_executor());
-      beast::error_code ec;
+      boost::system::error_code ec;
       acceptor.open(ep.protocol(), ec);
       if (!ec) acceptor.set_option(asio::socket_base::reuse_address(true), ec);
       if (!ec) acceptor.set_option(ReusePort(true), ec);
@@ -93,7 +102,7 @@ void ProxyServer::drain() {
 
 size_t ProxyServer::open_connections() const {
   size_t total = 0;
-  for (const auto& worker : impl_->workers) total += worker->open_sessions();
+  for (const auto& worker : impl_->workers) total += worker->open_connections();
   return total;
 }
 

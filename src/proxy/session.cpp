@@ -3,240 +3,252 @@
 #include <sys/socket.h>
 
 #include <boost/asio/write.hpp>
-#include <boost/beast/http/read.hpp>
-#include <boost/beast/http/write.hpp>
-#include <charconv>
 
-#include "request_head.h"
 #include "switchyard/balancer/resource_aware.h"
-#include "switchyard/common/asio_endpoint.h"
+#include "switchyard/common/ascii.h"
 #include "switchyard/common/logging.h"
-#include "switchyard/proxy/framing.h"
-#include "switchyard/proxy/retry.h"
+#include "switchyard/proxy/response_rules.h"
 #include "switchyard/routing/client_region.h"
 #include "switchyard/routing/hash_key.h"
+#include "tunnel.h"
 
 namespace switchyard::proxy {
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using boost::system::error_code;
 
-constexpr uint32_t kResponseHeaderLimit = 64 * 1024;
-constexpr size_t kFirstReadSize = 4096;
 constexpr auto kLingerTimeout = std::chrono::seconds(2);
-// A session keeps a replay buffer this large between requests; a larger one is freed.
-constexpr size_t kKeptReplayCapacity = 8 * 1024;
+constexpr auto kErrorWriteTimeout = std::chrono::seconds(5);
 // Hash keys are hashed on at most this prefix.
 constexpr size_t kMaxHashKeyBytes = 256;
-constexpr std::string_view kLoadReportHeader = "endpoint-load-metrics";
 constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+// Heads are read in pieces of at least this much room.
+constexpr size_t kHeadReadRoom = 2048;
 
-bool is_timeout(const beast::error_code& ec) { return ec == beast::error::timeout; }
+bool hashing(config::Strategy s) {
+  return s == config::Strategy::kConsistentHash || s == config::Strategy::kMaglev;
+}
 
 }  // namespace
 
 Session::Session(Worker& worker, size_t listener_index, Socket socket)
-    : worker_(worker), listener_index_(listener_index), client_(std::move(socket)) {
-  beast::error_code ec;
-  auto remote = client_.socket().remote_endpoint(ec);
+    : worker_(worker),
+      listener_index_(listener_index),
+      client_(std::move(socket)),
+      attempt_(worker) {
+  error_code ec;
+  auto remote = client_.remote_endpoint(ec);
   client_ip_ = ec ? "unknown" : remote.address().to_string();
   if (!ec) {
-    auto ip = IpAddress::parse(client_ip_);
-    if (ip) client_addr_ = *ip;
+    if (auto ip = IpAddress::parse(client_ip_)) client_addr_ = *ip;
   }
   listener_metrics_ = worker_.view()->snapshot->listeners[listener_index_]->metrics;
-  listener_metrics_->connections_active.Increment();
+  slot_ = ConnectionSlot(&worker_.shared(), listener_index_, listener_metrics_.get(),
+                         listener_metrics_);
   worker_.link(this);
 }
 
 Session::~Session() {
-  release_endpoint();
-  release_retry();
+  attempt_.cancel();
   if (body_buffer_) worker_.release_buffer(std::move(body_buffer_));
-  if (tunnel_buffer_) worker_.release_buffer(std::move(tunnel_buffer_));
-  listener_metrics_->connections_active.Decrement();
-  worker_.shared().listener_connections[listener_index_].fetch_sub(1, std::memory_order_relaxed);
   worker_.unlink(this);
 }
 
-void Session::start() { do_wait_request(); }
+void Session::start() { wait_request(); }
+
+void Session::set_deadline(std::chrono::milliseconds timeout) { deadline_ = worker_.now() + timeout; }
 
 void Session::on_drain() {
   close_after_response_ = true;
-  if (phase_ == Phase::kIdle) {
-    beast::error_code ec;
-    client_.socket().shutdown(Socket::shutdown_both, ec);
-    client_.cancel();
-  }
+  if (phase_ == Phase::kIdle) close_now();
 }
 
 void Session::abort() {
   close_after_response_ = true;
-  client_.close();
-  if (upstream_) upstream_->stream.close();
+  attempt_.cancel();
+  close_now();
 }
 
-// Between requests: wait for the first byte of the next one under idle_timeout, so that the
-// header_timeout below measures only how long the head itself takes to arrive.
-void Session::do_wait_request() {
-  phase_ = Phase::kIdle;
-  if (close_after_response_ || worker_.draining()) return close_gracefully();
-  if (client_buffer_.size() > 0) return do_read_head();  // pipelined bytes already here
-  const auto& limits = worker_.view()->snapshot->listeners[listener_index_]->config->limits;
-  client_.expires_after(limits.idle_timeout);
-  client_.async_read_some(client_buffer_.prepare(kFirstReadSize),
-                          beast::bind_front_handler(&Session::on_first_bytes, shared_from_this()));
-}
-
-void Session::on_first_bytes(beast::error_code ec, size_t bytes) {
-  if (ec) return;  // peer closed, idle timeout or drain: the connection just ends
-  client_buffer_.commit(bytes);
-  do_read_head();
-}
-
-void Session::do_read_head() {
-  phase_ = Phase::kHead;
-  view_ = worker_.view();
-  listener_ = view_->snapshot->listeners[listener_index_].get();
-  const auto& limits = listener_->config->limits;
-  route_ = nullptr;
-  cluster_ = nullptr;
-  endpoint_ = nullptr;
-  tried_count_ = 0;
-  retries_done_ = 0;
-  response_bytes_ = 0;
-  response_head_sent_ = false;
-  head_timed_out_ = false;
-  logged_ = false;
-  request_.emplace();
-  request_->header_limit(limits.max_request_header_bytes);
-  if (limits.max_request_body_bytes == 0) {
-    request_->body_limit(boost::none);
-  } else {
-    request_->body_limit(limits.max_request_body_bytes);
-  }
-  start_ = Clock::now();
-  // header_timeout is enforced by the worker's sweep (on_sweep), not by the
-  // stream's timer: a timed-out stream is closed, and the client is owed a 408 first.
-  head_deadline_ = start_ + limits.header_timeout;
-  client_.expires_never();
-  parse_head();
-}
-
-// Offers the buffered bytes to the parser. Beast parses a head only once it is complete and
-// contiguous, so until then nothing is consumed; once it is, the raw head bytes are still in
-// the buffer for the checks Beast does not make.
-void Session::parse_head() {
-  beast::error_code ec;
-  size_t used = request_->put(client_buffer_.data(), ec);
-  if (ec == http::error::need_more) {
-    client_.async_read_some(client_buffer_.prepare(kFirstReadSize),
-                            beast::bind_front_handler(&Session::on_head_bytes, shared_from_this()));
-    return;
-  }
-  phase_ = Phase::kRequest;
-  if (ec) {
-    client_keep_alive_ = false;
-    client_version_ = 11;
-    if (ec == http::error::header_limit)
-      return respond_error(431, "request header too large", true);
-    if (ec == http::error::body_limit) return respond_error(413, "request body too large", true);
-    return respond_error(400, "malformed request", true);
-  }
-  const char* head = static_cast<const char*>(client_buffer_.data().data());
-  bool folded = has_obs_fold(std::string_view(head, used));
-  client_buffer_.consume(used);
-  if (folded) {
-    client_keep_alive_ = false;
-    return respond_error(400, "obsolete line folding in header", true);
-  }
-  on_head_complete();
-}
-
-void Session::on_head_bytes(beast::error_code ec, size_t bytes) {
-  if (ec) {
-    if (head_timed_out_) {
-      phase_ = Phase::kRequest;
-      client_keep_alive_ = false;
-      return respond_error(408, "request header timeout", true);
-    }
-    return;  // the client went away mid-head: nobody to answer
-  }
-  client_buffer_.commit(bytes);
-  parse_head();
+void Session::close_now() {
+  phase_ = Phase::kClosing;
+  error_code ec;
+  client_.close(ec);
 }
 
 void Session::on_sweep(Clock::time_point now) {
-  if (phase_ == Phase::kTunnel) {
-    if (now - tunnel_activity_ > listener_->config->limits.idle_timeout) end_tunnel();
+  if (phase_ == Phase::kHead) {
+    if (now < head_deadline_ || timed_out_) return;
+  } else if (now < deadline_ || timed_out_) {
     return;
   }
-  if (phase_ != Phase::kHead || now < head_deadline_ || head_timed_out_) return;
-  head_timed_out_ = true;
-  beast::error_code ignored;
-  client_.socket().cancel(ignored);  // on_head_bytes sees operation_aborted and answers 408
+  timed_out_ = true;
+  error_code ignored;
+  client_.cancel(ignored);  // the pending handler sees operation_aborted and timed_out_
 }
 
-void Session::on_head_complete() {
-  auto& req = request_->get();
-  client_version_ = req.version() == 10 ? 10 : 11;
-  client_keep_alive_ = request_->keep_alive();
-  const auto& limits = listener_->config->limits;
-  auto verdict = check_request_head(req, limits);
-  if (verdict.status != 0) return respond_error(verdict.status, verdict.reason, true);
-  request_has_body_ = verdict.framing != Framing::kNone;
-  auto expect = req[http::field::expect];
-  expect_continue_ = !expect.empty() && iequals(expect, "100-continue");
-  auto host = req[http::field::host];
-  auto target = routing::parse_target(req.target(), host);
-  if (!target.valid) return respond_error(400, "invalid request target", true);
-  route_ = listener_->router.match(target.host, target.path);
-  if (route_ == nullptr) return respond_error(404, "no route for this request", request_has_body_);
+// --- request heads ---------------------------------------------------------------------------
+
+// Between requests: wait for the first byte of the next one under idle_timeout, so that the
+// header_timeout measures only how long the head itself takes to arrive.
+void Session::wait_request() {
+  phase_ = Phase::kIdle;
+  if (close_after_response_ || worker_.draining()) return close_gracefully();
+  view_ = worker_.view();
+  listener_ = view_->snapshot->listeners[listener_index_].get();
+  scanned_ = 0;
+  timed_out_ = false;
+  // Nothing of the last request may show in this one's log line or error.
+  head_.method_text = {};
+  head_.target = {};
+  head_.fields.clear();
+  route_ = nullptr;
+  cluster_ = nullptr;
+  client_region_ = {};
+  status_ = 0;
+  response_bytes_ = 0;
+  response_started_ = false;
+  logged_ = false;
+  has_body_ = false;
+  attempt_.clear();
+  if (!in_.empty()) {  // pipelined bytes already here
+    begin_head();
+    return try_head();
+  }
+  in_.shrink();
+  set_deadline(limits().idle_timeout);
+  read_head();
+}
+
+void Session::read_head() {
+  in_.prepare(kHeadReadRoom, limits().max_request_header_bytes + kHeadReadRoom);
+  client_.async_read_some(asio::buffer(in_.tail(), in_.room()),
+                          [self = shared_from_this()](error_code ec, size_t bytes) {
+                            self->on_head_bytes(ec, bytes);
+                          });
+}
+
+void Session::on_head_bytes(error_code ec, size_t bytes) {
+  if (ec) {
+    if (phase_ == Phase::kHead && timed_out_) {
+      client_keep_alive_ = false;
+      return respond_error(408, "request header timeout", true);
+    }
+    return close_now();  // peer closed, idle timeout or drain: the connection just ends
+  }
+  in_.commit(bytes);
+  if (phase_ == Phase::kIdle) begin_head();
+  try_head();
+}
+
+// The first bytes of a head: from here the request uses the snapshot current now (a reload
+// between two requests of a keep-alive connection applies to the second).
+void Session::begin_head() {
+  phase_ = Phase::kHead;
+  view_ = worker_.view();
+  listener_ = view_->snapshot->listeners[listener_index_].get();
+  start_ = Clock::now();
+  head_deadline_ = start_ + limits().header_timeout;
+}
+
+void Session::try_head() {
+  const auto& lim = limits();
+  size_t end = http1::find_head_end(in_.view(), &scanned_);
+  client_version_ = 11;
+  client_keep_alive_ = false;  // until a head says otherwise, errors close the connection
+  if (end == SIZE_MAX) return respond_error(400, "malformed request", true);
+  if (end == 0 || end > lim.max_request_header_bytes) {
+    if (in_.size() >= lim.max_request_header_bytes) {
+      unsigned status = oversized_head_status(in_.view(), lim);
+      return respond_error(status, status == 414 ? "request target too long"
+                                                 : "request header too large",
+                           true);
+    }
+    return read_head();
+  }
+  on_head(end);
+}
+
+void Session::on_head(size_t head_size) {
+  const auto& lim = limits();
+  phase_ = Phase::kRequest;
+  std::string_view raw = in_.view().substr(0, head_size);
+  if (has_obs_fold(raw)) return respond_error(400, "obsolete line folding in header", true);
+  parser_.start(lim.max_request_header_bytes,
+                lim.max_request_body_bytes == 0 ? std::nullopt
+                                                : std::optional<uint64_t>(lim.max_request_body_bytes));
+  auto parsed = parser_.parse_head(raw, head_);
+  in_.consume(head_size);  // the head's bytes stay in place until the request ends
+  if (parsed == http1::ParseStatus::kBodyLimit) {
+    return respond_error(413, "request body too large", true);
+  }
+  if (parsed != http1::ParseStatus::kOk) return respond_error(400, "malformed request", true);
+  client_version_ = head_.version == 10 ? 10 : 11;
+  client_keep_alive_ = head_.keep_alive;
+  verdict_ = check_request_head(head_, lim);
+  has_body_ = verdict_.framing == Framing::kContentLength || verdict_.framing == Framing::kChunked;
+  if (verdict_.status != 0) return respond_error(verdict_.status, verdict_.reason, true);
+  auto expect = head_.fields.value(FieldId::kExpect);
+  expect_continue_ = has_body_ && iequals(trim_ows(expect), "100-continue");
+  continue_sent_ = false;
+  target_ = routing::parse_target(head_.target, head_.fields.value(FieldId::kHost));
+  if (!target_.valid) return respond_error(400, "invalid request target", true);
+  route_ = listener_->router.match(target_.host, target_.path);
+  if (route_ == nullptr) return respond_error(404, "no route for this request", has_body_);
   cluster_ = view_->snapshot->clusters[route_->cluster_index].get();
   peer_trusted_ = routing::peer_trusted(*listener_->config, client_addr_);
-  client_region_ = {};
-  client_zone_ = {};
+
+  AttemptRequest req;
+  req.view = view_.get();
+  req.cluster = cluster_;
+  req.route = route_;
+  req.head = &head_;
+  req.forward = &forward_;
+  req.origin_needs_slash = target_.origin_needs_slash;
+  req.has_body = has_body_;
+  req.pick.cross_region = route_->cross_region;
+
+  ForwardContext ctx;
+  ctx.client_ip = client_ip_;
+  ctx.peer_trusted = peer_trusted_;
+  ctx.asserted_headers = listener_->asserted_headers;
+  ctx.upgrade_protocols = listener_->config->upgrade_protocols;
+  ctx.has_body = has_body_;
   if (const auto& locality = cluster_->config->locality) {
-    client_region_ = routing::client_region(*listener_->config, req[locality->client_region_header],
-                                            peer_trusted_, client_addr_);
+    req.pick.client_region = routing::client_region(
+        *listener_->config, head_.fields.value(locality->client_region_header), peer_trusted_,
+        client_addr_);
+    ctx.region_header = locality->client_region_header;
+    ctx.region_value = req.pick.client_region;
     if (!locality->client_zone_header.empty()) {
-      client_zone_ = routing::client_zone(*listener_->config, req[locality->client_zone_header],
-                                          peer_trusted_);
+      req.pick.client_zone = routing::client_zone(
+          *listener_->config, head_.fields.value(locality->client_zone_header), peer_trusted_);
+      ctx.zone_header = locality->client_zone_header;
+      ctx.zone_value = req.pick.client_zone;
     }
   }
-  if (!extract_hash_key(req, target.path)) {
-    return respond_error(400, "request has no hash key", request_has_body_);
-  }
-  prepare_upstream_request();
-  // A body is kept for a replay only while it fits retries.max_body_bytes.
-  const auto& retries = route_->retries;
-  auto length = request_->content_length();
-  replay_.clear();
-  replaying_ = false;
-  body_touched_ = false;
-  replay_ok_ = request_has_body_ && retries.attempts > 0 && retries.max_body_bytes > 0 &&
-               (!length || *length <= retries.max_body_bytes);
-  deadline_ = Clock::now() + route_->timeout;
-  pick_endpoint();
+  client_region_ = req.pick.client_region;
+  if (!extract_hash_key()) return respond_error(400, "request has no hash key", has_body_);
+  req.pick.hash_key = hash_key_;
+  req.pick.has_hash_key = has_hash_key_;
+  plan_request_forward(head_, verdict_, target_, ctx, forward_);
+  attempt_.start(req, this, shared_from_this());
 }
 
-// For consistent_hash and maglev: the key per hash.key, copied (its source headers are
-// rewritten before the pick). False when it is missing and on_missing_key is reject.
-bool Session::extract_hash_key(const http::request<http::buffer_body>& req, std::string_view path) {
+// For consistent_hash and maglev: the key per hash.key, copied (its source fields are views
+// into this request). False when it is missing and on_missing_key is reject.
+bool Session::extract_hash_key() {
+  hash_key_.clear();
   has_hash_key_ = false;
   const auto& cc = *cluster_->config;
-  if (cc.strategy != config::Strategy::kConsistentHash &&
-      cc.strategy != config::Strategy::kMaglev) {
-    return true;
-  }
+  if (!hashing(cc.strategy)) return true;
   const auto& hk = cc.hash.key;
   routing::HashKeyInputs in;
-  in.target = req.target();
-  in.path = path;
-  if (hk.source == config::HashKeySource::kHeader) in.header = req[hk.name];
-  if (hk.source == config::HashKeySource::kCookie) in.cookie = req[http::field::cookie];
+  in.target = head_.target;
+  in.path = target_.path;
+  if (hk.source == config::HashKeySource::kHeader) in.header = head_.fields.value(hk.name);
+  if (hk.source == config::HashKeySource::kCookie) in.cookie = head_.fields.value(FieldId::kCookie);
   in.client_ip = client_ip_;
-  if (peer_trusted_) in.forwarded_for = req["X-Forwarded-For"];
+  if (peer_trusted_) in.forwarded_for = head_.fields.value(FieldId::kXForwardedFor);
   auto key = routing::hash_key(hk, in);
   if (!key) return cc.hash.on_missing_key != config::OnMissingKey::kReject;
   hash_key_.assign(key->data(), std::min(key->size(), kMaxHashKeyBytes));
@@ -244,669 +256,287 @@ bool Session::extract_hash_key(const http::request<http::buffer_body>& req, std:
   return true;
 }
 
-void Session::prepare_upstream_request() {
-  auto& req = request_->get();
-  // An upgrade (WebSocket, h2c...) is offered to the endpoint only for a request without a
-  // body; the two hop-by-hop fields it needs are put back after stripping.
-  upgrade_requested_ = request_->upgrade() && !request_has_body_;
-  if (upgrade_requested_) upgrade_protocol_ = std::string(req[http::field::upgrade]);
-  strip_hop_by_hop(req, hop_scratch_);
-  if (upgrade_requested_) {
-    req.set(http::field::upgrade, upgrade_protocol_);
-    req.set(http::field::connection, "Upgrade");
-  }
-  req.erase(http::field::expect);  // answered here (100 Continue), not by the endpoint
-  const bool trusted = peer_trusted_;
-  auto xff = req["X-Forwarded-For"];
-  if (trusted && !xff.empty()) {
-    forwarded_for_.assign(xff.data(), xff.size());
-    forwarded_for_.append(", ");
-    forwarded_for_.append(client_ip_);
-    req.set("X-Forwarded-For", forwarded_for_);
-  } else {
-    req.set("X-Forwarded-For", client_ip_);
-  }
-  if (!trusted || req.find("X-Forwarded-Proto") == req.end()) {
-    req.set("X-Forwarded-Proto", "http");
-  }
-  req.version(11);  // upstream connections are HTTP/1.1 keep-alive
-}
+// --- request body ----------------------------------------------------------------------------
 
-void Session::pick_endpoint() {
-  auto& cluster_state = *cluster_->state;
-  // max_pending_requests: requests in flight to the cluster beyond it get 503 at once, not a
-  // queue. Counted before picking so that concurrent workers cannot overshoot.
-  int64_t others_in_flight = cluster_state.active_tries.fetch_add(1, std::memory_order_relaxed);
-  if (others_in_flight >= cluster_->config->circuit_breaker.max_pending_requests) {
-    cluster_state.active_tries.fetch_sub(1, std::memory_order_relaxed);
-    cluster_->metrics->overflow.Increment();
-    std::string reason = "cluster '" + cluster_->config->name + "' is overloaded";
-    return respond_error(503, reason, request_has_body_ && !request_->is_done());
-  }
-  if (tried_count_ == 0) view_->retry_budgets[cluster_->index].on_request();
-  balancer::PickContext ctx;
-  ctx.client_region = client_region_;
-  ctx.client_zone = client_zone_;
-  ctx.cross_region = route_->cross_region;
-  ctx.hash_key = hash_key_;
-  ctx.has_hash_key = has_hash_key_;
-  ctx.cluster_in_flight = others_in_flight;
-  ctx.usable_endpoints = cluster_state.usable_endpoints.load(std::memory_order_relaxed);
-  // A half-open endpoint takes one request (its trial); a pick that lands on one whose trial
-  // another request holds picks again without it.
-  for (int round = 0;; ++round) {
-    ctx.attempt = tried_count_;
-    ctx.tried = std::span<const uint32_t>(tried_.data(), tried_count_);
-    endpoint_ = cluster_->strategy->pick(ctx, view_->lb[cluster_->index]);
-    if (endpoint_ == nullptr) break;
-    if (tried_count_ < tried_.size()) tried_[tried_count_++] = endpoint_->index;
-    auto& state = *endpoint_->state;
-    if (state.breaker.load(std::memory_order_relaxed) != registry::Breaker::kHalfOpen) break;
-    if (breaker::claim_trial(state)) {
-      trial_ = true;
-      break;
-    }
-    if (round == 2 || tried_count_ >= tried_.size()) {
-      endpoint_ = nullptr;
-      break;
-    }
-  }
-  if (endpoint_ == nullptr) {
-    cluster_state.active_tries.fetch_sub(1, std::memory_order_relaxed);
-    cluster_->metrics->no_endpoint.Increment();
-    std::string reason = ctx.locality == balancer::LocalityOutcome::kDenied
-                             ? "no healthy endpoint in region '" + std::string(client_region_) +
-                                   "' of cluster '" + cluster_->config->name +
-                                   "', and this route denies cross-region traffic"
-                             : "no healthy endpoint in cluster '" + cluster_->config->name + "'";
-    return respond_error(503, reason, request_has_body_ && !request_->is_done());
-  }
-  if (ctx.locality == balancer::LocalityOutcome::kLocal) {
-    cluster_->metrics->picks_local->Increment();
-  } else if (ctx.locality == balancer::LocalityOutcome::kFallback) {
-    cluster_->metrics->picks_fallback->Increment();
-  }
-  endpoint_->state->active_requests.fetch_add(1, std::memory_order_relaxed);
-  active_counted_ = true;
-  outcome_recorded_ = false;
-  upstream_start_ = Clock::now();
-  upstream_ = worker_.take_idle(endpoint_->state->id);
-  reused_connection_ = upstream_ != nullptr;
-  if (upstream_) return send_request();
-  do_connect();
-}
-
-// Feeds the circuit breaker and the health score: success is any response below 500.
-void Session::record_outcome(bool success) {
-  if (!active_counted_ || outcome_recorded_) return;
-  outcome_recorded_ = true;
-  auto& state = *endpoint_->state;
-  bool notify = success
-                    ? breaker::record_success(state, trial_)
-                    : breaker::record_failure(
-                          state, cluster_->config->circuit_breaker.consecutive_failures, trial_);
-  trial_ = false;
-  if (notify && worker_.shared().outliers != nullptr) {
-    worker_.shared().outliers->notify(endpoint_->state);
-  }
-}
-
-void Session::do_connect() {
-  upstream_ = std::make_unique<UpstreamConnection>(worker_.ioc());
-  upstream_->endpoint_id = endpoint_->state->id;
-  upstream_->stream.expires_after(cluster_->config->upstream.connect_timeout);
-  upstream_->stream.async_connect(
-      to_endpoint(endpoint_->address),
-      beast::bind_front_handler(&Session::on_connect, shared_from_this()));
-}
-
-void Session::on_connect(beast::error_code ec) {
-  if (ec) {
-    endpoint_->state->metrics->connect_failures.Increment();
-    record_outcome(false);
-    if (logs::proxy().should_log(spdlog::level::debug)) {
-      logs::proxy().debug("connect to {} failed: {}", endpoint_->address_text, ec.message());
-    }
-    if (try_retry(RetryReason::kConnectFailure, 0)) return;
-    upstream_.reset();
-    return respond_error(502, "upstream connect failed", request_has_body_);
-  }
-  upstream_->stream.socket().set_option(tcp::no_delay(true), ec);
-  send_request();
-}
-
-void Session::send_request() {
-  auto& req = request_->get();
-  serialize_request_head(req);
-  out_framing_ = !request_has_body_    ? BodyFraming::kNone
-                 : request_->chunked() ? BodyFraming::kChunked
-                                       : BodyFraming::kLength;
-  upstream_->stream.expires_at(deadline_);
-  if (replaying_) {
-    // A retry of a request whose whole body was kept: head and body in one write.
-    asio::async_write(upstream_->stream, frame_piece(replay_.data(), replay_.size(), true),
-                      beast::bind_front_handler(&Session::on_request_written, shared_from_this()));
+void Session::want_request_body() {
+  if (expect_continue_ && !continue_sent_) {
+    // The client waits for this before sending a body (RFC 9110 §10.1.1). The endpoint never
+    // sees Expect: by the time its connection is ready, the proxy streams the body itself.
+    continue_sent_ = true;
+    set_deadline(limits().idle_timeout);
+    asio::async_write(client_, asio::buffer(kContinue.data(), kContinue.size()),
+                      [self = shared_from_this()](error_code ec, size_t) {
+                        if (ec) {
+                          self->attempt_.cancel();
+                          return self->close_now();
+                        }
+                        self->produce_body();
+                      });
     return;
   }
-  if (request_has_body_) {
-    if (!body_buffer_) body_buffer_ = worker_.acquire_buffer();
-    // Body bytes that came with the head go out in the same write as the head (one syscall);
-    // otherwise the head goes first, so the endpoint can start while the body streams in.
-    if (client_buffer_.size() > 0 && !expect_continue_) return do_read_request_body();
-  }
-  asio::async_write(upstream_->stream, frame_piece(nullptr, 0, !request_has_body_),
-                    beast::bind_front_handler(&Session::on_request_written, shared_from_this()));
+  produce_body();
 }
 
-void Session::on_request_written(beast::error_code ec, size_t) {
-  if (ec) return upstream_failed(ec, "write");
-  if (!request_has_body_ || replaying_) return do_read_response_head();
-  if (expect_continue_) return do_send_continue();
-  do_read_request_body();
-}
-
-// The client waits for this before sending a body (RFC 9110 §10.1.1). The endpoint never sees
-// the Expect header: by the time it gets the request head, the proxy is already streaming.
-void Session::do_send_continue() {
-  expect_continue_ = false;
-  client_.expires_after(listener_->config->limits.idle_timeout);
-  asio::async_write(client_, asio::buffer(kContinue.data(), kContinue.size()),
-                    [self = shared_from_this()](beast::error_code ec, size_t) {
-                      if (ec) {
-                        self->upstream_.reset();
-                        return;
-                      }
-                      self->do_read_request_body();
-                    });
-}
-
-void Session::do_read_request_body() {
-  body_touched_ = true;
-  auto& body = request_->get().body();
-  body.data = body_buffer_.get();
-  body.size = kBodyBufferSize;
-  client_.expires_after(listener_->config->limits.idle_timeout);
-  http::async_read_some(
-      client_, client_buffer_, *request_,
-      beast::bind_front_handler(&Session::on_request_body_read, shared_from_this()));
-}
-
-void Session::on_request_body_read(beast::error_code ec, size_t) {
-  if (ec == http::error::need_buffer) ec = {};
-  if (ec) {
-    // The client failed mid-body: the endpoint got a truncated request, so that connection
-    // cannot be reused.
-    upstream_.reset();
-    if (ec == http::error::body_limit) return respond_error(413, "request body too large", true);
-    if (ec == http::error::end_of_stream || ec == http::error::partial_message || is_timeout(ec) ||
-        ec == asio::error::operation_aborted) {
-      return;
+// Hands the attempt the next body pieces: first those that came with the head (views into
+// in_), then what the client sends (read into a body buffer, views into it).
+void Session::produce_body() {
+  body_pieces_.clear();
+  body_trailers_.clear();
+  body_pieces_.trailers = &body_trailers_;
+  http1::ParseStatus st = http1::ParseStatus::kNeedMore;
+  if (!in_.empty()) {
+    size_t used = parser_.parse_body(in_.view(), body_pieces_, &st);
+    in_.consume(used);
+    if (st == http1::ParseStatus::kNeedMore && body_pieces_.count == 0 && !in_.empty()) {
+      // An incomplete chunk header at the end of what came with the head: continue it in the
+      // body buffer, where the rest will be read.
+      if (!body_buffer_) body_buffer_ = worker_.acquire_buffer();
+      auto rest = in_.view();
+      std::memcpy(body_buffer_.get(), rest.data(), rest.size());
+      body_fill_ = rest.size();
+      body_parsed_ = 0;
+      in_.consume(rest.size());
     }
+  } else if (body_parsed_ < body_fill_) {
+    size_t used = parser_.parse_body(
+        std::string_view(body_buffer_.get() + body_parsed_, body_fill_ - body_parsed_),
+        body_pieces_, &st);
+    body_parsed_ += used;
+  }
+  if (st == http1::ParseStatus::kBodyLimit) {
+    attempt_.cancel();
+    return respond_error(413, "request body too large", true);
+  }
+  if (st == http1::ParseStatus::kBad) {
+    attempt_.cancel();
     return respond_error(400, "malformed request body", true);
   }
-  size_t filled = kBodyBufferSize - request_->get().body().size;
-  bool last = request_->is_done();
-  if (filled == 0 && !last) return do_read_request_body();  // only framing was parsed
-  if (replay_ok_) {
-    if (replay_.size() + filled > route_->retries.max_body_bytes) {
-      replay_ok_ = false;  // too large to keep (a chunked body of unknown length)
-      replay_.clear();
-    } else {
-      replay_.append(body_buffer_.get(), filled);
+  const bool last = parser_.done();
+  if (body_pieces_.count > 0 || last) return attempt_.send_body(body_pieces_, last);
+  read_body();
+}
+
+void Session::read_body() {
+  if (!body_buffer_) body_buffer_ = worker_.acquire_buffer();
+  if (body_parsed_ > 0) {
+    std::memmove(body_buffer_.get(), body_buffer_.get() + body_parsed_, body_fill_ - body_parsed_);
+    body_fill_ -= body_parsed_;
+    body_parsed_ = 0;
+  }
+  size_t room = kBodyBufferSize - body_fill_;
+  // A Content-Length body is read exactly: nothing of a pipelined next request with it.
+  if (auto remaining = parser_.remaining()) room = std::min<uint64_t>(room, *remaining - body_fill_);
+  if (room == 0) {
+    attempt_.cancel();
+    return respond_error(400, "malformed request body", true);  // a 64 KiB chunk header
+  }
+  set_deadline(limits().idle_timeout);
+  client_.async_read_some(asio::buffer(body_buffer_.get() + body_fill_, room),
+                          [self = shared_from_this()](error_code ec, size_t bytes) {
+                            self->on_body_bytes(ec, bytes);
+                          });
+}
+
+void Session::on_body_bytes(error_code ec, size_t bytes) {
+  if (phase_ != Phase::kRequest) return;  // answered meanwhile (the attempt failed)
+  if (ec) {
+    // The client failed mid-body: the endpoint got a truncated request, so that connection
+    // cannot be reused; nobody is left to answer.
+    attempt_.cancel();
+    return close_now();
+  }
+  body_fill_ += bytes;
+  produce_body();
+}
+
+// --- responses -------------------------------------------------------------------------------
+
+void Session::on_response_head(ResponseHead& head, http1::BodyPieces& body, bool last) {
+  phase_ = Phase::kResponse;
+  const bool keep_alive = client_keep_alive_ && !close_after_response_ && !worker_.draining() &&
+                          !body_unread();
+  auto plan = plan_response(head, client_version_, keep_alive);
+  const registry::Endpoint* ep = attempt_.endpoint();
+  if (!plan.load_report.empty() || plan.load_report_repeated) {
+    // Load reports are for the proxy, never for the client (DESIGN.md, Backend load
+    // reports). Only the first counts; any repeat is dropped with it.
+    auto result = balancer::receive_load_report(*ep->state, plan.load_report);
+    cluster_->metrics->counters.add(static_cast<size_t>(metrics::ClusterCounter::kLoadReportOk) +
+                                    static_cast<size_t>(result));
+  }
+  extra_.clear();
+  if (listener_->config->debug_headers) {
+    extra_.append("x-switchyard-endpoint: ").append(ep->address_text).append("\r\n");
+    if (!ep->region.empty()) extra_.append("x-switchyard-region: ").append(ep->region).append("\r\n");
+    if (!client_region_.empty()) {
+      extra_.append("x-switchyard-client-region: ").append(client_region_).append("\r\n");
     }
   }
-  upstream_->stream.expires_at(deadline_);
-  asio::async_write(upstream_->stream, frame_piece(body_buffer_.get(), filled, last),
-                    [self = shared_from_this(), last](beast::error_code ec, size_t) {
-                      if (ec) return self->upstream_failed(ec, "write");
-                      if (last) return self->do_read_response_head();
-                      self->do_read_request_body();
+  status_ = head.status;
+  client_keep_alive_ = plan.keep_alive;
+  wire::ResponseWrite w;
+  w.version = client_version_;
+  w.mode = plan.mode;
+  w.content_length = plan.content_length;
+  w.keep_alive = plan.keep_alive;
+  w.extra = extra_;
+  wire::write_response_head(out_head_, head, w);
+  framer_.reset(plan.mode);
+  response_started_ = true;
+  write_response(body, last, true);
+}
+
+void Session::on_response_body(http1::BodyPieces& body, bool last) { write_response(body, last, false); }
+
+void Session::write_response(http1::BodyPieces& body, bool last, bool with_head) {
+  framer_.begin(with_head ? std::string_view(out_head_) : std::string_view());
+  for (size_t i = 0; i < body.count; ++i) framer_.add(body.data[i]);
+  if (last) {
+    trailer_lines_.clear();
+    if (framer_.mode() == wire::BodyMode::kChunked && body.trailers != nullptr) {
+      wire::write_trailers(trailer_lines_, *body.trailers);
+    }
+    framer_.finish(trailer_lines_);
+  }
+  response_bytes_ += body.bytes;
+  const size_t n = framer_.count();
+  for (size_t i = 0; i < n; ++i) {
+    iov_[i] = asio::const_buffer(framer_.slices()[i].data, framer_.slices()[i].size);
+  }
+  set_deadline(limits().idle_timeout);
+  asio::async_write(client_, std::span<const asio::const_buffer>(iov_.data(), n),
+                    [self = shared_from_this(), last](error_code ec, size_t) {
+                      self->on_response_written(ec, last);
                     });
 }
 
-void Session::do_read_response_head() {
-  response_.emplace();
-  response_->header_limit(kResponseHeaderLimit);
-  response_->body_limit(boost::none);
-  if (request_->get().method() == http::verb::head) response_->skip(true);
-  upstream_->stream.expires_at(deadline_);
-  http::async_read_header(
-      upstream_->stream, upstream_->buffer, *response_,
-      beast::bind_front_handler(&Session::on_response_head, shared_from_this()));
-}
-
-void Session::on_response_head(beast::error_code ec, size_t) {
-  if (ec) return upstream_failed(ec, "read");
-  unsigned status = response_->get().result_int();
-  if (status >= 100 && status < 200) {
-    // Interim responses (103 Early Hints, a stray 100) are not forwarded in this version; the
-    // final response follows on the same connection. 101 only answers an upgrade we offered.
-    if (status == 101) {
-      if (!upgrade_requested_) return upstream_failed(http::error::bad_version, "upgrade");
-      endpoint_->state->metrics->upstream_requests.increment(status);
-      record_outcome(true);
-      return start_tunnel();
-    }
-    return do_read_response_head();
-  }
-  endpoint_->state->metrics->upstream_requests.increment(status);
-  endpoint_->state->observe_latency(
-      std::chrono::duration<double, std::milli>(Clock::now() - upstream_start_).count());
-  record_outcome(status < 500);
-  if (try_retry(RetryReason::kStatus, status)) return;
-  prepare_response();
-  serialize_response_head(response_->get());
-  client_.expires_after(listener_->config->limits.idle_timeout);
-  if (response_->is_done() || out_framing_ == BodyFraming::kNone) {
-    response_head_sent_ = true;
-    asio::async_write(client_, frame_piece(nullptr, 0, true),
-                      beast::bind_front_handler(&Session::on_response_written, shared_from_this()));
-    return;
-  }
-  if (!body_buffer_) body_buffer_ = worker_.acquire_buffer();
-  // As for requests: body bytes already read with the head share its write; if none are
-  // here yet, the head goes out alone now (a streaming endpoint may take its time).
-  if (upstream_->buffer.size() > 0) return do_read_response_body();
-  response_head_sent_ = true;
-  asio::async_write(client_, frame_piece(nullptr, 0, false),
-                    beast::bind_front_handler(&Session::on_response_written, shared_from_this()));
-}
-
-void Session::consume_load_report() {
-  auto& res = response_->get();
-  // Load reports are for the proxy, never for the client (DESIGN.md, Backend load reports).
-  // Only the first header counts; any repeat is dropped with it.
-  auto it = res.find(kLoadReportHeader);
-  if (it == res.end()) return;
-  auto result = balancer::receive_load_report(*endpoint_->state, it->value());
-  cluster_->metrics->load_reports[static_cast<size_t>(result)]->Increment();
-  res.erase(kLoadReportHeader);
-}
-
-void Session::prepare_response() {
-  auto& res = response_->get();
-  strip_hop_by_hop(res, hop_scratch_);
-  consume_load_report();
-  if (listener_->config->debug_headers) {
-    res.set("x-switchyard-endpoint", endpoint_->address_text);
-    if (!endpoint_->region.empty()) res.set("x-switchyard-region", endpoint_->region);
-    if (!client_region_.empty()) res.set("x-switchyard-client-region", client_region_);
-  }
-  unsigned status = res.result_int();
-  bool has_body = request_->get().method() != http::verb::head && status != 204 && status != 304 &&
-                  !(status >= 100 && status < 200);
-  bool keep_alive = client_keep_alive_ && !close_after_response_ && !worker_.draining();
-  if (!has_body) {
-    out_framing_ = BodyFraming::kNone;
-  } else if (response_->content_length().has_value() && !response_->chunked()) {
-    out_framing_ = BodyFraming::kLength;
-  } else if (client_version_ == 11) {
-    // Chunked from the endpoint, or close-delimited (an HTTP/1.0 endpoint): chunked to 1.1.
-    res.chunked(true);
-    out_framing_ = BodyFraming::kChunked;
-  } else {
-    res.chunked(false);  // 1.0 clients do not know chunked: delimit by closing
-    out_framing_ = BodyFraming::kUntilClose;
-    keep_alive = false;
-  }
-  res.version(client_version_);
-  res.keep_alive(keep_alive);
-  client_keep_alive_ = keep_alive;
-}
-
-void Session::do_read_response_body() {
-  auto& body = response_->get().body();
-  body.data = body_buffer_.get();
-  body.size = kBodyBufferSize;
-  upstream_->stream.expires_at(deadline_);
-  http::async_read_some(
-      upstream_->stream, upstream_->buffer, *response_,
-      beast::bind_front_handler(&Session::on_response_body_read, shared_from_this()));
-}
-
-void Session::on_response_body_read(beast::error_code ec, size_t) {
-  if (ec == http::error::need_buffer) ec = {};
-  if (ec && !response_head_sent_) return upstream_failed(ec, "read");
+void Session::on_response_written(error_code ec, bool last) {
   if (ec) {
-    // The head is already on its way to the client: the only honest signal left is to close
-    // the connection so that the truncation is visible.
-    if (logs::proxy().should_log(spdlog::level::debug)) {
-      logs::proxy().debug("response body from {} failed: {}", endpoint_->address_text,
-                          ec.message());
-    }
-    upstream_.reset();
-    log_request(response_->get().result_int());
-    release_endpoint();
-    client_.close();
-    return;
+    attempt_.cancel();  // the client left mid-response; the endpoint's stream is mid-message
+    log_request(status_);
+    return close_now();
   }
-  size_t filled = kBodyBufferSize - response_->get().body().size;
-  bool last = response_->is_done();
-  if (filled == 0 && !last) return do_read_response_body();
-  response_bytes_ += filled;
-  response_head_sent_ = true;
-  client_.expires_after(listener_->config->limits.idle_timeout);
-  asio::async_write(client_, frame_piece(body_buffer_.get(), filled, last),
-                    beast::bind_front_handler(&Session::on_response_written, shared_from_this()));
-}
-
-void Session::on_response_written(beast::error_code ec, size_t) {
-  if (ec) {
-    upstream_.reset();  // the client left mid-response; the endpoint's stream is mid-message
-    log_request(response_->get().result_int());
-    release_endpoint();
-    return;
-  }
-  if (!response_->is_done()) return do_read_response_body();
+  if (!last) return attempt_.resume();
+  attempt_.done();
   finish_request();
 }
 
-// --- upgrade tunnel ----------------------------------------------------------------------
-// After a 101 the connection is a byte pipe in both directions: each direction reads into its
-// own buffer and writes to the other side, and an end of stream is passed on as a half-close,
-// so either side may finish sending first. Inactivity beyond idle_timeout (in either
-// direction) is enforced by the worker's sweep, not by stream timers: one Beast stream carries
-// a read and a write at once here, and their timeouts would interfere.
+void Session::on_attempt_failed(unsigned status, std::string_view reason) {
+  respond_error(status, reason, body_unread());
+}
 
-void Session::start_tunnel() {
-  auto& res = response_->get();
-  std::string upgrade(res[http::field::upgrade]);
-  strip_hop_by_hop(res, hop_scratch_);
-  consume_load_report();
-  res.set(http::field::upgrade, upgrade);
-  res.set(http::field::connection, "Upgrade");
-  serialize_response_head(res);
-  out_framing_ = BodyFraming::kLength;  // raw bytes from here on
-  phase_ = Phase::kTunnel;
-  tunnel_activity_ = Clock::now();
-  tunnel_open_ = 2;
-  response_head_sent_ = true;
+void Session::on_response_broken() {
+  log_request(status_);
+  close_now();
+}
+
+void Session::on_upgraded(ResponseHead& head, std::unique_ptr<UpstreamConnection> conn,
+                          std::string_view early) {
+  wire::ResponseWrite w;
+  w.version = client_version_;
+  w.upgrade = true;
+  w.upgrade_protocol = head.fields.value(FieldId::kUpgrade);
+  for (auto& f : head.fields.items) {
+    if (f.id == FieldId::kUpgrade) f.drop = true;  // written once, by the writer
+  }
+  wire::write_response_head(out_head_, head, w);
+  status_ = 101;
   log_request(101);
-  client_.expires_never();
-  upstream_->stream.expires_never();
-  if (!body_buffer_) body_buffer_ = worker_.acquire_buffer();
-  tunnel_buffer_ = worker_.acquire_buffer();
-  // Bytes the endpoint sent right after its 101 go out with the head.
-  size_t early = std::min(upstream_->buffer.size(), kBodyBufferSize);
-  asio::buffer_copy(asio::buffer(body_buffer_.get(), early), upstream_->buffer.data());
-  upstream_->buffer.consume(early);
-  asio::async_write(client_, frame_piece(body_buffer_.get(), early, false),
-                    [self = shared_from_this()](beast::error_code ec, size_t) {
-                      self->on_tunnel_written(false, ec);
-                    });
-  // Bytes the client sent after its request head go to the endpoint first.
-  size_t pending = std::min(client_buffer_.size(), kBodyBufferSize);
-  asio::buffer_copy(asio::buffer(tunnel_buffer_.get(), pending), client_buffer_.data());
-  client_buffer_.consume(pending);
-  asio::async_write(upstream_->stream.socket(), asio::buffer(tunnel_buffer_.get(), pending),
-                    [self = shared_from_this()](beast::error_code ec, size_t) {
-                      self->on_tunnel_written(true, ec);
-                    });
-}
-
-// to_upstream: the client -> endpoint direction (tunnel_buffer_), else endpoint -> client
-// (body_buffer_).
-void Session::tunnel_read(bool to_upstream) {
-  auto& from = to_upstream ? client_.socket() : upstream_->stream.socket();
-  char* buffer = to_upstream ? tunnel_buffer_.get() : body_buffer_.get();
-  from.async_read_some(asio::buffer(buffer, kBodyBufferSize),
-                       [self = shared_from_this(), to_upstream](beast::error_code ec, size_t n) {
-                         self->on_tunnel_read(to_upstream, ec, n);
-                       });
-}
-
-void Session::on_tunnel_read(bool to_upstream, beast::error_code ec, size_t n) {
-  auto& to = to_upstream ? upstream_->stream.socket() : client_.socket();
-  if (ec) {
-    beast::error_code ignored;
-    if (ec == asio::error::eof) {
-      to.shutdown(Socket::shutdown_send, ignored);  // pass the end of stream on
-      if (--tunnel_open_ == 0) end_tunnel();
-    } else {
-      end_tunnel();
-    }
-    return;
-  }
-  tunnel_activity_ = Clock::now();
-  if (!to_upstream) response_bytes_ += n;
-  char* buffer = to_upstream ? tunnel_buffer_.get() : body_buffer_.get();
-  asio::async_write(to, asio::buffer(buffer, n),
-                    [self = shared_from_this(), to_upstream](beast::error_code ec, size_t) {
-                      self->on_tunnel_written(to_upstream, ec);
-                    });
-}
-
-void Session::on_tunnel_written(bool to_upstream, beast::error_code ec) {
-  if (ec) return end_tunnel();
-  tunnel_read(to_upstream);
-}
-
-void Session::end_tunnel() {
-  if (phase_ != Phase::kTunnel) return;
-  phase_ = Phase::kIdle;
-  close_after_response_ = true;
-  beast::error_code ignored;
-  client_.socket().close(ignored);
-  if (upstream_) upstream_->stream.socket().close(ignored);
-  release_endpoint();
-}
-
-// --- outgoing messages ---------------------------------------------------------------------
-// Heads are serialized into one reused string and bodies framed by hand, so that each write is
-// a single gather of at most five buffers (Beast's serializer walks one buffer per header
-// field, which showed in profiles at proxy request rates).
-
-void Session::serialize_request_head(const http::request<http::buffer_body>& req) {
-  out_head_.clear();
-  out_head_.append(req.method_string());
-  out_head_.push_back(' ');
-  out_head_.append(req.target());
-  out_head_.append(" HTTP/1.1\r\n");
-  append_fields(req);
-}
-
-void Session::serialize_response_head(const http::response<http::buffer_body>& res) {
-  out_head_.clear();
-  out_head_.append(client_version_ == 10 ? "HTTP/1.0 " : "HTTP/1.1 ");
-  unsigned status = res.result_int();
-  char code[4] = {static_cast<char>('0' + status / 100 % 10),
-                  static_cast<char>('0' + status / 10 % 10), static_cast<char>('0' + status % 10),
-                  ' '};
-  out_head_.append(code, 4);
-  std::string_view reason = res.reason();
-  if (reason.empty()) reason = http::obsolete_reason(res.result());
-  out_head_.append(reason);
-  out_head_.append("\r\n");
-  append_fields(res);
-}
-
-template <typename Fields>
-void Session::append_fields(const Fields& fields) {
-  for (const auto& field : fields) {
-    out_head_.append(field.name_string());
-    out_head_.append(": ");
-    out_head_.append(field.value());
-    out_head_.append("\r\n");
-  }
-  out_head_.append("\r\n");
-  out_head_pending_ = true;
-}
-
-const std::array<asio::const_buffer, 5>& Session::frame_piece(const char* data, size_t size,
-                                                              bool last) {
-  size_t n = 0;
-  if (out_head_pending_) {
-    out_buffers_[n++] = asio::buffer(out_head_);
-    out_head_pending_ = false;
-  }
-  if (out_framing_ == BodyFraming::kChunked) {
-    if (size > 0) {
-      auto [end, ec] = std::to_chars(chunk_line_, chunk_line_ + sizeof(chunk_line_) - 2, size, 16);
-      end[0] = '\r';
-      end[1] = '\n';
-      out_buffers_[n++] = asio::buffer(chunk_line_, static_cast<size_t>(end + 2 - chunk_line_));
-      out_buffers_[n++] = asio::buffer(data, size);
-      out_buffers_[n++] = asio::buffer("\r\n", 2);
-    }
-    if (last) out_buffers_[n++] = asio::buffer("0\r\n\r\n", 5);
-  } else if (size > 0) {
-    out_buffers_[n++] = asio::buffer(data, size);
-  }
-  while (n < out_buffers_.size()) out_buffers_[n++] = asio::const_buffer();
-  return out_buffers_;
+  phase_ = Phase::kClosing;
+  auto tunnel = std::make_shared<Tunnel>(worker_, std::move(client_), std::move(conn->socket),
+                                         std::move(slot_), limits().idle_timeout);
+  tunnel->start(out_head_, early, in_.view());
+  in_.consume(in_.size());
 }
 
 void Session::finish_request() {
-  unsigned status = response_->get().result_int();
-  auto elapsed = Clock::now() - upstream_start_;
-  cluster_->metrics->upstream_duration.Observe(std::chrono::duration<double>(elapsed).count());
-  log_request(status);
-  release_endpoint();
-  if (upstream_ && response_->keep_alive() && upstream_->buffer.size() == 0) {
-    const auto& up = cluster_->config->upstream;
-    worker_.put_idle(std::move(upstream_), up.idle_timeout, up.max_idle_per_endpoint);
+  log_request(status_);
+  if (body_buffer_) {
+    // Bytes read past a chunked body belong to the next request.
+    if (body_parsed_ < body_fill_) {
+      in_.prepend(std::string_view(body_buffer_.get() + body_parsed_, body_fill_ - body_parsed_),
+                  limits().max_request_header_bytes + kHeadReadRoom);
+    }
+    worker_.release_buffer(std::move(body_buffer_));
+    body_fill_ = body_parsed_ = 0;
   }
-  upstream_.reset();
-  response_.reset();
-  request_.reset();
-  if (body_buffer_) worker_.release_buffer(std::move(body_buffer_));
-  if (replay_.capacity() > kKeptReplayCapacity) replay_ = std::string();
-  view_.reset();
+  in_.compact();
   if (!client_keep_alive_) return close_gracefully();
-  do_wait_request();
+  wait_request();
 }
 
-void Session::upstream_failed(beast::error_code ec, const char* what) {
-  if (logs::proxy().should_log(spdlog::level::debug)) {
-    logs::proxy().debug("upstream {} to {} failed: {}", what, endpoint_->address_text,
-                        ec.message());
-  }
-  bool closed = ec == http::error::end_of_stream || ec == asio::error::connection_reset ||
-                ec == asio::error::eof || ec == asio::error::broken_pipe;
-  // A pooled connection that the endpoint closed while it sat idle fails before the first
-  // response byte. A request without a body is replayed once, on a fresh connection.
-  if (closed && reused_connection_ && can_replay() && upstream_ && upstream_->buffer.size() == 0) {
-    reused_connection_ = false;
-    replaying_ = body_touched_;
-    response_.reset();
-    return do_connect();
-  }
-  record_outcome(false);
-  if (try_retry(is_timeout(ec) ? RetryReason::kTimeout : RetryReason::kReset, 0)) return;
-  upstream_.reset();
-  bool body_unread = request_has_body_ && !request_->is_done();
-  if (is_timeout(ec)) return respond_error(504, "upstream timeout", body_unread);
-  if (closed) return respond_error(502, "upstream connection closed", body_unread);
-  if (std::string_view(ec.category().name()) == "beast.http") {
-    return respond_error(502, "invalid response from upstream", body_unread);
-  }
-  respond_error(502, "upstream failure", body_unread);
-}
+// --- errors and closing ----------------------------------------------------------------------
 
 void Session::respond_error(unsigned status, std::string_view reason, bool close) {
-  upstream_.reset();
-  release_endpoint();
-  if (response_head_sent_) {
-    client_.close();
-    return;
+  attempt_.cancel();
+  if (response_started_) {
+    log_request(status_);
+    return close_now();
   }
-  if (close) client_keep_alive_ = false;
-  if (close_after_response_ || worker_.draining()) client_keep_alive_ = false;
-  error_response_.emplace(static_cast<http::status>(status), client_version_);
-  auto& res = *error_response_;
-  res.set(http::field::content_type, "text/plain; charset=utf-8");
-  if (status == 503) res.set(http::field::retry_after, "1");
-  res.body().assign(reason.data(), reason.size());
-  res.body().push_back('\n');
-  res.keep_alive(client_keep_alive_);
-  res.prepare_payload();
-  response_bytes_ = res.body().size();
+  phase_ = Phase::kResponse;
+  if (close || close_after_response_ || worker_.draining()) client_keep_alive_ = false;
+  status_ = status;
+  out_head_.clear();
+  out_head_.append(client_version_ == 10 ? "HTTP/1.0 " : "HTTP/1.1 ");
+  out_head_.append(std::to_string(status)).push_back(' ');
+  out_head_.append(wire::reason_phrase(status));
+  out_head_.append("\r\nContent-Type: text/plain; charset=utf-8\r\n");
+  if (status == 503) out_head_.append("Retry-After: 1\r\n");
+  out_head_.append("Content-Length: ").append(std::to_string(reason.size() + 1)).append("\r\n");
+  if (!client_keep_alive_) {
+    out_head_.append("Connection: close\r\n");
+  } else if (client_version_ == 10) {
+    out_head_.append("Connection: keep-alive\r\n");
+  }
+  out_head_.append("\r\n").append(reason).push_back('\n');
+  response_bytes_ = reason.size() + 1;
+  response_started_ = true;
   log_request(status);
-  client_.expires_after(std::chrono::seconds(5));
-  http::async_write(client_, res,
-                    beast::bind_front_handler(&Session::on_error_written, shared_from_this()));
+  deadline_ = worker_.now() + kErrorWriteTimeout;
+  timed_out_ = false;
+  asio::async_write(client_, asio::buffer(out_head_),
+                    [self = shared_from_this()](error_code ec, size_t) {
+                      if (ec) return self->close_now();
+                      self->finish_request();
+                    });
 }
 
-void Session::on_error_written(beast::error_code ec, size_t) {
-  error_response_.reset();
-  response_.reset();
-  request_.reset();
-  if (body_buffer_) worker_.release_buffer(std::move(body_buffer_));
-  view_.reset();
-  if (ec || !client_keep_alive_) return close_gracefully();
-  do_wait_request();
+// Half-close, then read and discard what the client still sends for a short while before
+// closing: closing a socket with unread input makes the kernel send RST, which can destroy the
+// response we just wrote before the client reads it.
+void Session::close_gracefully() {
+  phase_ = Phase::kClosing;
+  error_code ec;
+  client_.shutdown(Socket::shutdown_send, ec);
+  if (ec) return close_now();
+  deadline_ = worker_.now() + kLingerTimeout;
+  timed_out_ = false;
+  linger();
 }
 
-// A request can go to another connection if it has no body, if none of its body was read yet
-// (a connect failure), or if all of it was read and kept (retries.max_body_bytes).
-bool Session::can_replay() const {
-  return !request_has_body_ || !body_touched_ || (replay_ok_ && request_->is_done());
-}
-
-// Retries (routes[].retries): only before any response byte went to the client, only for a
-// request that can be replayed (can_replay), at most `attempts` times, within the cluster's
-// retry budget. The next try avoids the endpoints already tried while another is usable, and
-// gets the full route timeout again.
-bool Session::try_retry(RetryReason reason, unsigned status) {
-  if (!can_replay() || response_head_sent_ || upgrade_requested_ ||
-      retries_done_ >= route_->retries.attempts || !should_retry(route_->retries, reason, status)) {
-    return false;
-  }
-  auto& cluster_state = *cluster_->state;
-  if (!view_->retry_budgets[cluster_->index].allow(
-          cluster_state.active_retries.load(std::memory_order_relaxed))) {
-    cluster_->metrics->retry_budget_exhausted.Increment();
-    return false;
-  }
-  if (!retry_counted_) {
-    cluster_state.active_retries.fetch_add(1, std::memory_order_relaxed);
-    retry_counted_ = true;
-  }
-  ++retries_done_;
-  cluster_->metrics->retries.Increment();
-  if (logs::proxy().should_log(spdlog::level::debug)) {
-    logs::proxy().debug("retrying after a failure on {} (try {})", endpoint_->address_text,
-                        retries_done_ + 1);
-  }
-  upstream_.reset();  // mid-message or failed: never reused
-  response_.reset();
-  release_endpoint();
-  replaying_ = body_touched_;
-  deadline_ = Clock::now() + route_->timeout;
-  pick_endpoint();
-  return true;
-}
-
-void Session::release_retry() {
-  if (!retry_counted_) return;
-  retry_counted_ = false;
-  cluster_->state->active_retries.fetch_sub(1, std::memory_order_relaxed);
-}
-
-void Session::release_endpoint() {
-  if (!active_counted_) return;
-  active_counted_ = false;
-  if (trial_) {
-    trial_ = false;
-    breaker::abandon_trial(*endpoint_->state);  // no outcome: the next request is the trial
-  }
-  endpoint_->state->active_requests.fetch_sub(1, std::memory_order_relaxed);
-  cluster_->state->active_tries.fetch_sub(1, std::memory_order_relaxed);
+void Session::linger() {
+  in_.prepare(kHeadReadRoom, in_.capacity() > 0 ? in_.capacity() : InBuffer::kInitial);
+  in_.consume(in_.size());
+  in_.compact();
+  client_.async_read_some(asio::buffer(in_.tail(), in_.room()),
+                          [self = shared_from_this()](error_code ec, size_t) {
+                            if (ec) return self->close_now();  // EOF, timeout or error: done
+                            self->linger();
+                          });
 }
 
 void Session::log_request(unsigned status) {
-  release_retry();  // the request is answered: it no longer counts against the budget
   if (logged_) return;
   logged_ = true;
-  listener_metrics_->downstream_requests.increment(status);
+  listener_metrics_->downstream_requests.add(status);
   const auto& cfg = *view_->snapshot->config;
   if (!cfg.access_log.enabled) return;
   AccessEntry entry;
   entry.listener = listener_->config->name;
   entry.client = client_ip_;
-  if (request_ && request_->is_header_done()) {
-    entry.method = request_->get().method_string();
-    entry.target = request_->get().target();
+  if (!head_.method_text.empty()) {
+    entry.method = head_.method_text;
+    entry.target = head_.target;
   } else {
     entry.method = "-";
     entry.target = "-";
@@ -915,31 +545,9 @@ void Session::log_request(unsigned status) {
   entry.status = status;
   entry.bytes_sent = response_bytes_;
   if (cluster_) entry.cluster = cluster_->config->name;
-  if (endpoint_) entry.endpoint = endpoint_->address_text;
+  if (const auto* ep = attempt_.endpoint()) entry.endpoint = ep->address_text;
   entry.duration = Clock::now() - start_;
   worker_.access_log().append(entry, cfg.access_log.format);
-}
-
-// Half-close, then read and discard what the client still sends for a short while before
-// closing: closing a socket with unread input makes the kernel send RST, which can destroy the
-// error response we just wrote before the client reads it.
-void Session::close_gracefully() {
-  phase_ = Phase::kIdle;
-  beast::error_code ec;
-  client_.socket().shutdown(Socket::shutdown_send, ec);
-  if (ec) return;
-  if (!body_buffer_) body_buffer_ = worker_.acquire_buffer();
-  client_.expires_after(kLingerTimeout);
-  client_.async_read_some(
-      asio::buffer(body_buffer_.get(), kBodyBufferSize),
-      beast::bind_front_handler(&Session::on_lingering_read, shared_from_this()));
-}
-
-void Session::on_lingering_read(beast::error_code ec, size_t) {
-  if (ec) return;  // EOF, timeout or error: done, the destructor closes the socket
-  client_.async_read_some(
-      asio::buffer(body_buffer_.get(), kBodyBufferSize),
-      beast::bind_front_handler(&Session::on_lingering_read, shared_from_this()));
 }
 
 }  // namespace switchyard::proxy

@@ -1,15 +1,13 @@
 #pragma once
 
-// Private to the proxy module: one event loop thread with its own acceptors, sessions,
-// upstream connection pools and view of the current snapshot.
+// Private to the proxy module: one event loop thread with its own acceptors, connections,
+// upstream pool, body buffers and view of the current snapshot.
 
 #include <atomic>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
 #include <chrono>
 #include <memory>
 #include <thread>
@@ -24,10 +22,13 @@
 namespace switchyard::proxy {
 
 namespace asio = boost::asio;
-namespace beast = boost::beast;
 using tcp = asio::ip::tcp;
+using Clock = std::chrono::steady_clock;
 
-constexpr size_t kBodyBufferSize = 32 * 1024;
+// Body bytes move through buffers of this size, taken from the worker's free list only while a
+// body is on its way (an idle keep-alive connection holds none). A response head must fit in
+// one (else 502).
+constexpr size_t kBodyBufferSize = 64 * 1024;
 
 // I/O objects bound to the worker's concrete executor type rather than asio::any_io_executor:
 // every async operation copies its executor, and the type-erased one costs a virtual copy and
@@ -35,19 +36,19 @@ constexpr size_t kBodyBufferSize = 32 * 1024;
 using Executor = asio::io_context::executor_type;
 using Socket = asio::basic_stream_socket<tcp, Executor>;
 using Acceptor = asio::basic_socket_acceptor<tcp, Executor>;
-using Stream = beast::basic_stream<tcp, Executor, beast::unlimited_rate_policy>;
-using Timer = asio::basic_waitable_timer<std::chrono::steady_clock,
-                                         asio::wait_traits<std::chrono::steady_clock>, Executor>;
+using Timer = asio::basic_waitable_timer<Clock, asio::wait_traits<Clock>, Executor>;
 
-// A keep-alive connection to one endpoint, owned by a session while it carries a request and by
-// the worker's idle pool between requests.
+// A pooled body buffer (kBodyBufferSize bytes).
+using BodyBuffer = std::unique_ptr<char[]>;
+
+// A keep-alive connection to one endpoint, owned by an attempt while it carries a request and
+// by the worker's pool between requests.
 struct UpstreamConnection {
-  explicit UpstreamConnection(asio::io_context& ioc) : stream(ioc.get_executor()) {}
-  Stream stream;
-  beast::flat_buffer buffer;
+  explicit UpstreamConnection(asio::io_context& ioc) : socket(ioc.get_executor()) {}
+  Socket socket;
   uint32_t endpoint_id = 0;
-  std::chrono::steady_clock::time_point idle_since;
-  std::chrono::steady_clock::time_point idle_deadline;
+  Clock::time_point idle_since;
+  Clock::time_point idle_deadline;
 };
 
 // A snapshot as one worker uses it: the shared immutable part plus this worker's own mutable
@@ -63,9 +64,47 @@ struct SharedCounters {
   explicit SharedCounters(size_t listeners) : listener_connections(listeners) {}
   std::vector<std::atomic<uint32_t>> listener_connections;  // by listener index
   breaker::OutlierDetector* outliers = nullptr;             // set before start, then read-only
+  AccessLogWriter* access_log = nullptr;                    // likewise
+  metrics::Metrics* metrics = nullptr;                      // likewise
 };
 
-class Session;
+class Worker;
+
+// Anything the worker must be able to time out, drain and stop: client sessions and tunnels.
+// Kept in an intrusive list so that the periodic sweep and drain cost no allocation.
+class Connection {
+ public:
+  virtual ~Connection() = default;
+  // Every kSweepInterval: deadlines (header, idle, tunnel inactivity) are enforced here.
+  virtual void on_sweep(Clock::time_point now) = 0;
+  // The worker is draining: close now if between requests, else after the current response.
+  virtual void on_drain() = 0;
+  // The worker is stopping: close everything now; pending operations end with an error.
+  virtual void abort() = 0;
+
+  Connection* prev = nullptr;
+  Connection* next = nullptr;
+};
+
+// A client connection's share of its listener's counts (max_connections and the active
+// connections gauge), handed from a session to the tunnel it may become. Worker thread.
+class ConnectionSlot {
+ public:
+  ConnectionSlot() = default;
+  ConnectionSlot(SharedCounters* shared, size_t listener, metrics::ListenerMetrics* metrics,
+                 std::shared_ptr<metrics::ListenerMetrics> keep);
+  ConnectionSlot(ConnectionSlot&& other) noexcept { *this = std::move(other); }
+  ConnectionSlot& operator=(ConnectionSlot&& other) noexcept;
+  ~ConnectionSlot() { release(); }
+
+ private:
+  void release();
+  SharedCounters* shared_ = nullptr;
+  size_t listener_ = 0;
+  std::shared_ptr<metrics::ListenerMetrics> metrics_;
+};
+
+class UpstreamPool;
 
 class Worker {
  public:
@@ -73,6 +112,7 @@ class Worker {
   ~Worker();
 
   asio::io_context& ioc() { return ioc_; }
+  size_t index() const { return index_; }
 
   // Main thread, before start().
   void add_acceptor(size_t listener_index, Acceptor acceptor);
@@ -81,34 +121,28 @@ class Worker {
   void publish(std::shared_ptr<const registry::RuntimeSnapshot> snapshot);
   void drain();
   void stop();
-  size_t open_sessions() const { return open_sessions_.load(std::memory_order_relaxed); }
+  size_t open_connections() const { return open_.load(std::memory_order_relaxed); }
 
   // --- worker thread only ---
   const std::shared_ptr<WorkerView>& view() const { return view_; }
   bool draining() const { return draining_; }
   SharedCounters& shared() { return shared_; }
-  AccessLog& access_log() { return access_log_; }
+  AccessLog& access_log() { return *access_log_; }
+  UpstreamPool& pool() { return *pool_; }
+  // The time of the last sweep (at most kSweepInterval old): deadlines are set from it, so
+  // arming one costs no clock read.
+  Clock::time_point now() const { return now_; }
 
-  // An idle connection to the endpoint that is still open, or nullptr.
-  std::unique_ptr<UpstreamConnection> take_idle(uint32_t endpoint_id);
-  // Keeps conn for reuse until idle_timeout, unless the pool for its endpoint is full.
-  void put_idle(std::unique_ptr<UpstreamConnection> conn, std::chrono::milliseconds idle_timeout,
-                uint32_t max_idle);
+  BodyBuffer acquire_buffer();
+  void release_buffer(BodyBuffer buffer);
 
-  std::unique_ptr<char[]> acquire_buffer();
-  void release_buffer(std::unique_ptr<char[]> buffer);
-
-  void link(Session* session);
-  void unlink(Session* session);
+  void link(Connection* c);
+  void unlink(Connection* c);
 
  private:
   void do_accept(size_t slot);
   void on_accept(size_t slot, boost::system::error_code ec, Socket socket);
-  void sweep_idle();
-  void sweep_heads();
-  // Keeps kWarmConnections idle connections open to each endpoint of the regions that the
-  // listeners' local regions fail over to (locality clusters with fallback: nearest).
-  void warm_fallbacks();
+  void sweep();
 
   struct ListenSlot {
     size_t listener_index;
@@ -125,15 +159,15 @@ class Worker {
   std::vector<ListenSlot> acceptors_;
   std::shared_ptr<WorkerView> view_;
   bool draining_ = false;
-  AccessLog access_log_;
-  std::vector<std::vector<std::unique_ptr<UpstreamConnection>>> idle_;  // by endpoint id
-  std::vector<uint8_t> warming_;  // connects in progress, by endpoint id
-  std::vector<std::unique_ptr<char[]>> free_buffers_;
+  std::unique_ptr<AccessLog> access_log_;
+  std::unique_ptr<UpstreamPool> pool_;
+  std::vector<BodyBuffer> free_buffers_;
   Timer sweep_timer_;
-  Timer head_sweep_timer_;
   Timer accept_backoff_;
-  Session* sessions_ = nullptr;  // intrusive list, for drain
-  std::atomic<size_t> open_sessions_{0};
+  Clock::time_point now_;
+  int sweeps_ = 0;
+  Connection* connections_ = nullptr;  // intrusive list
+  std::atomic<size_t> open_{0};
   std::thread thread_;
 };
 

@@ -1,9 +1,8 @@
 #include "switchyard/registry/registry.h"
 
+#include <algorithm>
 #include <chrono>
 
-#include "switchyard/balancer/locality.h"
-#include "switchyard/balancer/resource_aware.h"
 #include "switchyard/common/logging.h"
 
 namespace switchyard::registry {
@@ -52,14 +51,25 @@ std::shared_ptr<const RuntimeSnapshot> Registry::build(std::shared_ptr<const con
     cs->strategy = balancer::build_strategy(cc, cs->endpoints);
     if (cc.strategy == config::Strategy::kConsistentHash ||
         cc.strategy == config::Strategy::kMaglev) {
-      cs->metrics->ring_rebuild.Observe(
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+      cs->metrics->ring_rebuild.observe_ns(static_cast<uint64_t>(
+          std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() -
+                                                               started)
+              .count()));
     }
     snap->clusters.push_back(std::move(cs));
   }
+  std::vector<std::string> asserted{"X-Client-Region"};
+  for (const auto& cc : cfg->clusters) {
+    if (!cc.locality) continue;
+    for (const auto& h : {cc.locality->client_region_header, cc.locality->client_zone_header}) {
+      if (!h.empty() && std::find(asserted.begin(), asserted.end(), h) == asserted.end()) {
+        asserted.push_back(h);
+      }
+    }
+  }
   for (const auto& lc : cfg->listeners) {
     auto ls = std::make_unique<ListenerSnapshot>(
-        ListenerSnapshot{&lc, routing::Router(lc), metrics_.listener(lc.name)});
+        ListenerSnapshot{&lc, routing::Router(lc), metrics_.listener(lc.name), asserted});
     snap->listeners.push_back(std::move(ls));
   }
   // Endpoints that left the config drop out of the state map; snapshots (and in-flight
@@ -67,33 +77,6 @@ std::shared_ptr<const RuntimeSnapshot> Registry::build(std::shared_ptr<const con
   states_ = std::move(live);
   current_ = snap;
   return snap;
-}
-
-void Registry::refresh_gauges() const {
-  if (!current_) return;
-  const int64_t now = balancer::steady_now_ns();
-  for (const auto& cluster : current_->clusters) {
-    balancer::LoadModel model(cluster->config->resource_aware);
-    for (const auto& ep : cluster->endpoints) {
-      const auto& s = *ep.state;
-      s.metrics->healthy.Set(s.healthy.load(std::memory_order_relaxed) ? 1 : 0);
-      s.metrics->ejected.Set(s.ejected() ? 1 : 0);
-      s.metrics->health_score.Set(s.health_score.load(std::memory_order_relaxed));
-      s.metrics->active_requests.Set(
-          static_cast<double>(s.active_requests.load(std::memory_order_relaxed)));
-      auto load = model.estimate(ep, now);
-      s.metrics->load_score.Set(load.score);
-      s.metrics->load_report_age.Set(load.report_age_s);
-    }
-    if (const auto* locality = dynamic_cast<const balancer::Locality*>(cluster->strategy.get())) {
-      for (const auto& r : locality->regions()) {
-        auto g = metrics_.region(cluster->config->name, r.name);
-        g.latency_seconds.Set(r.latency_ms < 0 ? -1 : r.latency_ms / 1000);
-        g.usable_endpoints.Set(r.usable);
-        g.spill_fraction.Set(r.spill);
-      }
-    }
-  }
 }
 
 }  // namespace switchyard::registry

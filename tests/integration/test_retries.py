@@ -124,13 +124,14 @@ class BodyReplayTest(ProxyTestCase):
             extra_cluster="    circuit_breaker: { consecutive_failures: 0 }\n").replace(
             "    endpoints:\n", f"    endpoints:\n      - address: {self.drop.address}\n"))
 
-    def post(self, port, body, chunked):
+    def post(self, port, body, chunked, method="PUT"):
+        # PUT: idempotent, so it may be sent again (RFC 9110 §9.2.2); POST never is, below.
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
         if chunked:
-            conn.request("POST", "/echo", body=iter([body[:1000], body[1000:]]),
+            conn.request(method, "/echo", body=iter([body[:1000], body[1000:]]),
                          encode_chunked=True)
         else:
-            conn.request("POST", "/echo", body=body)
+            conn.request(method, "/echo", body=body)
         res = conn.getresponse()
         res.read()
         conn.close()
@@ -147,6 +148,37 @@ class BodyReplayTest(ProxyTestCase):
                 self.assertEqual(int(length), len(body))
                 self.assertEqual(int(got_crc), zlib.crc32(body))
         self.assertGreaterEqual(self.drop.dropped, 5)  # the dropper did get bodies to replay
+
+    def test_post_reset_after_it_was_read_is_sent_once(self):
+        # RFC 9110 §9.2.2: a POST that reached an endpoint is never sent again automatically,
+        # even with retries on reset: the client gets 502, and across both backends every POST
+        # arrived exactly once.
+        self.good.stop()
+        self.processes.remove(self.good)
+        self.good = self.backend("good", extra=("--log-requests",))
+        sy = self.start(65536)
+        results = [self.post(sy.port, b"p" * 100, chunked, method="POST")[0]
+                   for chunked in (False, True) for _ in range(3)]
+        self.assertEqual(sorted(results), [200] * 3 + [502] * 3)
+        self.assertEqual(self.drop.dropped, 3)
+        import time
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and \
+                len([l for l in self.good.stdout if "REQUEST POST" in l]) < 3:
+            time.sleep(0.02)
+        self.assertEqual(len([l for l in self.good.stdout if "REQUEST POST" in l]), 3)
+
+    def test_non_idempotent_opt_in_replays_post(self):
+        # routes[].retries.non_idempotent: true treats POST like PUT.
+        sy = self.switchyard(config(
+            [self.good], workers=1,
+            routes="      - cluster: app\n        retries: { attempts: 1, on: [reset],"
+                   " non_idempotent: true }\n",
+            extra_cluster="    circuit_breaker: { consecutive_failures: 0 }\n").replace(
+            "    endpoints:\n", f"    endpoints:\n      - address: {self.drop.address}\n"))
+        results = [self.post(sy.port, b"p" * 100, False, method="POST")[0] for _ in range(4)]
+        self.assertEqual(results, [200] * 4)
+        self.assertGreaterEqual(self.drop.dropped, 2)
 
     def test_body_over_the_limit_is_not_replayed(self):
         sy = self.start(1024)

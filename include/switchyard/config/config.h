@@ -50,6 +50,9 @@ struct Retries {
   // Extension: a request body up to this size is kept so that the request can be replayed;
   // a request with a larger body is retried only if it failed before its body was read.
   uint32_t max_body_bytes = 64 * 1024;
+  // Extension: retry (and replay) methods that are not idempotent (POST, PATCH...) too, as if
+  // they were; off by default (RFC 9110 §9.2.2).
+  bool non_idempotent = false;
 };
 
 struct Route {
@@ -78,6 +81,8 @@ struct Listener {
   std::vector<Cidr> trusted_proxies;  // default: none (no peer's forwarding headers believed)
   std::vector<RegionMapEntry> region_map;
   Limits limits;
+  // Extension: the Upgrade protocols tunnelled after a 101 (case-insensitive); h2c never is.
+  std::vector<std::string> upgrade_protocols{"websocket"};
   std::vector<Route> routes;
 };
 

@@ -1,127 +1,95 @@
 #pragma once
 
-#include <prometheus/counter.h>
-#include <prometheus/family.h>
-#include <prometheus/gauge.h>
-#include <prometheus/histogram.h>
-#include <prometheus/registry.h>
+// The statistics switchyard keeps per listener, cluster and endpoint (lock-free: common/stats.h),
+// and their Prometheus exposition. Handles are created once per listener, cluster and endpoint
+// on the control thread; the request path only increments them (no label lookup, no lock).
+// The exposition (exposition.h) is built at scrape time from the current snapshot, so the series
+// of listeners, clusters and endpoints that a reload removed disappear with them.
 
 #include <array>
 #include <atomic>
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <string>
 
+#include "switchyard/common/stats.h"
+
 namespace switchyard::metrics {
 
-// Counters of one family split by HTTP status code. The handle for a code is looked up by labels
-// (prometheus-cpp takes a mutex for that) only the first time that code is seen; afterwards
-// increment() is one atomic load plus the counter's own atomic add. Any thread may call it.
-class CodeCounters {
- public:
-  CodeCounters(prometheus::Family<prometheus::Counter>& family,
-               std::map<std::string, std::string> labels);
-  void increment(unsigned code);
-
- private:
-  prometheus::Family<prometheus::Counter>& family_;
-  std::map<std::string, std::string> labels_;
-  std::array<std::atomic<prometheus::Counter*>, 600> by_code_{};
-};
+// Upstream response-time buckets, seconds: 0.5 ms .. 30 s (loopback sidecars and slow edge
+// backends both resolve).
+inline constexpr std::array<double, 15> kDurationBounds{
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
+// Ring and table builds: 0.1 ms .. 1 s.
+inline constexpr std::array<double, 9> kRebuildBounds{0.0001, 0.001, 0.005, 0.01, 0.02,
+                                                      0.05,   0.1,   0.5,   1};
 
 struct EndpointMetrics {
-  CodeCounters upstream_requests;
-  prometheus::Counter& connect_failures;
-  // Gauges below are sampled from EndpointState when /metrics is scraped, not per request.
-  prometheus::Gauge& healthy;
-  prometheus::Gauge& ejected;
-  prometheus::Gauge& active_requests;
-  prometheus::Gauge& health_score;
-  prometheus::Gauge& load_score;
-  prometheus::Gauge& load_report_age;  // seconds; -1 before the first report
+  stats::CodeCounters upstream_requests;  // responses received, by status
+  stats::Counters<1> connect_failures;
+};
+
+// The cluster's counters, by index into ClusterMetrics::counters.
+enum class ClusterCounter : size_t {
+  kNoEndpoint,            // 503: nothing usable to pick
+  kRetries,               // tries that were retries
+  kRetryBudgetExhausted,  // retries not made: budget spent
+  kOverflow,              // 503: max_pending_requests reached
+  kEjections,
+  kEjectionsSkipped,  // max_ejected_fraction kept an endpoint in
+  kLoadReportOk,      // the four load-report results, in balancer::LoadReportResult order
+  kLoadReportMalformed,
+  kLoadReportInvalidValue,
+  kLoadReportDuplicate,
+  kPicksLocal,  // locality clusters: picks in the client's region / elsewhere
+  kPicksFallback,
+  kWarmConnections,  // opened ahead of a failover
+  kCount,
 };
 
 struct ClusterMetrics {
-  prometheus::Histogram& upstream_duration;
-  prometheus::Counter& no_endpoint;  // 503: nothing usable to pick
-  prometheus::Counter& retries;
-  prometheus::Counter& retry_budget_exhausted;
-  prometheus::Counter& overflow;  // 503: max_pending_requests reached
-  prometheus::Counter& ejections;
-  prometheus::Counter& ejections_skipped;  // max_ejected_fraction kept an endpoint in
-  prometheus::Histogram& ring_rebuild;     // hash ring / Maglev table build time (control)
-  // switchyard_load_reports_total by result, indexed by balancer::LoadReportResult.
-  std::array<prometheus::Counter*, 4> load_reports;
-  // switchyard_picks_total{locality="local"|"fallback"} (clusters with a locality block).
-  prometheus::Counter* picks_local;
-  prometheus::Counter* picks_fallback;
-  prometheus::Counter* warm_connections;  // opened ahead of a failover (locality)
+  ClusterMetrics() : upstream_duration(kDurationBounds), ring_rebuild(kRebuildBounds) {}
+  void add(ClusterCounter c, uint64_t n = 1) { counters.add(static_cast<size_t>(c), n); }
+  uint64_t value(ClusterCounter c) const { return counters.value(static_cast<size_t>(c)); }
+
+  stats::Histogram upstream_duration;  // pick to end of response
+  stats::Histogram ring_rebuild;       // control thread
+  stats::Counters<static_cast<size_t>(ClusterCounter::kCount)> counters;
 };
 
 struct ListenerMetrics {
-  CodeCounters downstream_requests;
-  prometheus::Gauge& connections_active;
+  stats::CodeCounters downstream_requests;
+  std::atomic<int64_t> connections_active{0};
 };
 
-// Owns the registry and every family. Handles are created once per listener, cluster and
-// endpoint (control thread) and live as long as the process: a reload that keeps an endpoint
-// keeps its series.
+// Owns the handles; a reload that keeps an endpoint (same cluster, same address) keeps its
+// handle and so its counts. Control thread, except where noted.
 class Metrics {
  public:
-  Metrics();
+  Metrics() = default;
   Metrics(const Metrics&) = delete;
   Metrics& operator=(const Metrics&) = delete;
 
-  // Control thread only.
   std::shared_ptr<EndpointMetrics> endpoint(const std::string& cluster, const std::string& address);
   std::shared_ptr<ClusterMetrics> cluster(const std::string& name);
   std::shared_ptr<ListenerMetrics> listener(const std::string& name);
-  // Per-region gauges of a locality cluster (control thread, at scrape time).
-  struct RegionGauges {
-    prometheus::Gauge& latency_seconds;
-    prometheus::Gauge& usable_endpoints;
-    prometheus::Gauge& spill_fraction;
-  };
-  RegionGauges region(const std::string& cluster, const std::string& region);
-  prometheus::Counter& config_reloads(bool success) {
-    return success ? reload_success_ : reload_failure_;
-  }
+  // Drops the handles nobody else holds any more (listeners, clusters and endpoints that left
+  // the configuration and whose last snapshot is gone).
+  void prune();
 
-  // Prometheus text exposition of every family. Any thread.
-  std::string serialize() const;
+  // Any thread.
+  void config_reload(bool success) { reloads_.add(success ? 0 : 1); }
+  uint64_t config_reloads(bool success) const { return reloads_.value(success ? 0 : 1); }
+  void access_log_dropped(uint64_t n) { access_log_dropped_.add(0, n); }
+  uint64_t access_log_dropped() const { return access_log_dropped_.value(0); }
 
  private:
-  std::shared_ptr<prometheus::Registry> registry_;
-  prometheus::Family<prometheus::Counter>& downstream_requests_;
-  prometheus::Family<prometheus::Gauge>& downstream_connections_;
-  prometheus::Family<prometheus::Counter>& upstream_requests_;
-  prometheus::Family<prometheus::Histogram>& upstream_duration_;
-  prometheus::Family<prometheus::Counter>& connect_failures_;
-  prometheus::Family<prometheus::Counter>& no_endpoint_;
-  prometheus::Family<prometheus::Counter>& retries_;
-  prometheus::Family<prometheus::Counter>& retry_budget_exhausted_;
-  prometheus::Family<prometheus::Gauge>& endpoint_healthy_;
-  prometheus::Family<prometheus::Gauge>& endpoint_ejected_;
-  prometheus::Family<prometheus::Gauge>& endpoint_active_;
-  prometheus::Family<prometheus::Counter>& overflow_;
-  prometheus::Family<prometheus::Counter>& ejections_;
-  prometheus::Family<prometheus::Counter>& ejections_skipped_;
-  prometheus::Family<prometheus::Gauge>& endpoint_health_score_;
-  prometheus::Family<prometheus::Histogram>& ring_rebuild_;
-  prometheus::Family<prometheus::Gauge>& endpoint_load_score_;
-  prometheus::Family<prometheus::Gauge>& endpoint_report_age_;
-  prometheus::Family<prometheus::Counter>& load_reports_;
-  prometheus::Family<prometheus::Counter>& picks_;
-  prometheus::Family<prometheus::Counter>& warm_connections_;
-  prometheus::Family<prometheus::Gauge>& region_latency_;
-  prometheus::Family<prometheus::Gauge>& region_usable_;
-  prometheus::Family<prometheus::Gauge>& region_spill_;
-  prometheus::Family<prometheus::Counter>& config_reloads_;
-  prometheus::Counter& reload_success_;
-  prometheus::Counter& reload_failure_;
   std::map<std::string, std::shared_ptr<EndpointMetrics>> endpoints_;
   std::map<std::string, std::shared_ptr<ClusterMetrics>> clusters_;
   std::map<std::string, std::shared_ptr<ListenerMetrics>> listeners_;
+  stats::Counters<2> reloads_;  // success, failure
+  stats::Counters<1> access_log_dropped_;
 };
 
 }  // namespace switchyard::metrics

@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "switchyard/metrics/metrics.h"
 #include "switchyard/registry/registry.h"
 
 namespace switchyard::breaker {
@@ -17,7 +18,7 @@ namespace switchyard::proxy {
 // this interface.
 class ProxyServer {
  public:
-  explicit ProxyServer(const config::Config& config);
+  ProxyServer(const config::Config& config, metrics::Metrics& metrics);
   ~ProxyServer();
   ProxyServer(const ProxyServer&) = delete;
   ProxyServer& operator=(const ProxyServer&) = delete;

@@ -38,6 +38,9 @@ struct ListenerSnapshot {
   const config::Listener* config = nullptr;
   routing::Router router;
   std::shared_ptr<metrics::ListenerMetrics> metrics;
+  // Headers switchyard asserts itself (X-Client-Region and every cluster's client_region and
+  // client_zone header): an untrusted client's are never forwarded.
+  std::vector<std::string> asserted_headers;
 };
 
 // One published version of the whole configuration and cluster membership. Built on the
@@ -59,9 +62,6 @@ class Registry {
   std::shared_ptr<const RuntimeSnapshot> build(std::shared_ptr<const config::Config> cfg);
 
   const std::shared_ptr<const RuntimeSnapshot>& current() const { return current_; }
-
-  // Copies live endpoint state into the scrape-time gauges. Call before serializing metrics.
-  void refresh_gauges() const;
 
  private:
   metrics::Metrics& metrics_;

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "switchyard/config/loader.h"
+#include "switchyard/metrics/exposition.h"
 
 namespace switchyard::registry {
 namespace {
@@ -42,15 +43,14 @@ TEST(Registry, PersistingEndpointsKeepState) {
   EXPECT_EQ(reg.current(), s2);
 }
 
-// The scrape-time gauges copy the live state.
-TEST(Registry, RefreshGauges) {
+// The scrape-time gauges read the live state.
+TEST(Registry, GaugesReadLiveState) {
   metrics::Metrics m;
   Registry reg(m);
   auto s = reg.build(load("      - address: 127.0.0.1:9001\n"));
   s->clusters[0]->endpoints[0].state->active_requests = 7;
   s->clusters[0]->endpoints[0].state->breaker = registry::Breaker::kOpen;
-  reg.refresh_gauges();
-  auto text = m.serialize();
+  auto text = metrics::render(*s, m);
   EXPECT_NE(
       text.find(
           "switchyard_endpoint_active_requests{cluster=\"app\",endpoint=\"127.0.0.1:9001\"} 7"),

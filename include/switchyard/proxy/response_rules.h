@@ -1,0 +1,28 @@
+#pragma once
+
+// What switchyard changes in an endpoint's response head before a client sees it. Pure.
+
+#include <string_view>
+
+#include "switchyard/proxy/message.h"
+#include "switchyard/proxy/wire.h"
+
+namespace switchyard::proxy {
+
+struct ResponsePlan {
+  wire::BodyMode mode = wire::BodyMode::kNone;
+  uint64_t content_length = 0;
+  bool keep_alive = true;         // the client connection stays open after this response
+  std::string_view load_report;   // the first endpoint-load-metrics value, or empty
+  bool load_report_repeated = false;
+};
+
+// Marks what is not forwarded: hop-by-hop fields and those Connection names (except framing
+// fields and Host: a Connection header never changes how a message is delimited), the framing
+// fields themselves (the writer sets them from the plan), and every endpoint-load-metrics field
+// (it is for the proxy). Decides the client-side framing: Content-Length as received; chunked
+// or close-delimited bodies are chunked for HTTP/1.1 clients and close-delimited for HTTP/1.0
+// ones. A response without a body (HEAD, 204, 304) keeps its Content-Length as information.
+ResponsePlan plan_response(ResponseHead& head, unsigned client_version, bool client_keep_alive);
+
+}  // namespace switchyard::proxy

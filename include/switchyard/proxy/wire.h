@@ -1,0 +1,91 @@
+#pragma once
+
+// The HTTP/1.1 wire writer: heads serialized into one reused string and bodies framed by hand,
+// so that every write is a single gather of a head, body pieces and their chunk framing. Pure:
+// no I/O; the caller turns the slices into its socket's buffer type.
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "switchyard/proxy/framing.h"
+#include "switchyard/proxy/message.h"
+#include "switchyard/proxy/request_rules.h"
+
+namespace switchyard::proxy::wire {
+
+// The request head sent to an endpoint: `METHOD origin-target HTTP/1.1`, Host (out.host, else
+// fallback_host), every field not marked dropped, the forwarding fields, the upgrade offer, and
+// the framing fields from out.framing, nothing else. Appends to `out` after clearing it.
+void write_request_head(std::string& out, const RequestHead& head, const RequestForward& fwd,
+                        bool origin_needs_slash, std::string_view fallback_host);
+
+// How a body leaves switchyard.
+enum class BodyMode : uint8_t {
+  kNone,        // no body
+  kLength,      // Content-Length (the pieces as they are)
+  kChunked,     // re-chunked: one chunk per piece
+  kUntilClose,  // delimited by closing the connection (HTTP/1.0 clients)
+};
+
+// A response head for the client: `HTTP/1.x status reason`, every field not marked dropped,
+// `extra` fields (already formatted "Name: value\r\n" lines), framing per mode (Content-Length
+// for kLength, Transfer-Encoding: chunked for kChunked), and Connection: close / keep-alive as
+// needed for the client's version.
+struct ResponseWrite {
+  unsigned version = 11;  // the client's
+  BodyMode mode = BodyMode::kNone;
+  uint64_t content_length = 0;
+  bool keep_alive = true;
+  std::string_view extra;   // pre-formatted extra lines
+  bool upgrade = false;     // a 101: Connection: Upgrade
+  std::string_view upgrade_protocol;
+};
+void write_response_head(std::string& out, const ResponseHead& head, const ResponseWrite& w);
+
+struct Slice {
+  const char* data = nullptr;
+  size_t size = 0;
+};
+
+// Frames body pieces for one write. Holds the chunk-size lines, so it must outlive the write.
+// kMaxSlices covers a head, 32 pieces as chunks (3 slices each) and the last-chunk with
+// trailers.
+class BodyFramer {
+ public:
+  static constexpr size_t kMaxPieces = 32;
+  static constexpr size_t kMaxSlices = 2 + 3 * kMaxPieces + 2;
+
+  void reset(BodyMode mode) { mode_ = mode; }
+  BodyMode mode() const { return mode_; }
+
+  // Starts a write: optional head, then add() pieces, then optionally finish(); slices() is
+  // then the gather list.
+  void begin(std::string_view head);
+  void add(std::string_view piece);
+  // The end of the body: for chunked, the last chunk and the (already serialized) trailer
+  // lines, "Name: value\r\n" each.
+  void finish(std::string_view trailer_lines = {});
+
+  const Slice* slices() const { return slices_.data(); }
+  size_t count() const { return count_; }
+  uint64_t bytes() const { return bytes_; }
+
+ private:
+  BodyMode mode_ = BodyMode::kNone;
+  std::array<Slice, kMaxSlices> slices_{};
+  std::array<std::array<char, 20>, kMaxPieces> sizes_{};
+  size_t count_ = 0;
+  size_t pieces_ = 0;
+  uint64_t bytes_ = 0;
+};
+
+// The reason phrase switchyard writes for a status it generates ("" for unknown codes).
+std::string_view reason_phrase(unsigned status);
+
+// Trailer fields as "Name: value\r\n" lines, minus those that must not be trailers (framing,
+// routing and hop-by-hop fields: RFC 9110 §6.5.1).
+void write_trailers(std::string& out, const FieldList& trailers);
+
+}  // namespace switchyard::proxy::wire

@@ -1,0 +1,72 @@
+#include "switchyard/proxy/response_rules.h"
+
+#include "switchyard/common/ascii.h"
+
+namespace switchyard::proxy {
+
+ResponsePlan plan_response(ResponseHead& head, unsigned client_version, bool client_keep_alive) {
+  ResponsePlan plan;
+  const bool upgrade = head.status == 101;
+  for (auto& field : head.fields.items) {
+    switch (field.id) {
+      case FieldId::kContentLength:
+        field.drop = head.has_body;  // information only on a body-less response
+        break;
+      case FieldId::kTransferEncoding:
+      case FieldId::kConnection:
+      case FieldId::kKeepAlive:
+      case FieldId::kProxyConnection:
+      case FieldId::kTe:
+      case FieldId::kTrailer:
+      case FieldId::kHttp2Settings:
+        field.drop = true;
+        break;
+      case FieldId::kUpgrade:
+        field.drop = !upgrade;
+        break;
+      case FieldId::kEndpointLoadMetrics:
+        if (plan.load_report.empty() && !plan.load_report_repeated) {
+          plan.load_report = field.value;
+        } else {
+          plan.load_report_repeated = true;
+        }
+        field.drop = true;
+        break;
+      default:
+        break;
+    }
+  }
+  for (const auto& field : head.fields.items) {
+    if (field.id != FieldId::kConnection) continue;
+    std::string_view value = field.value;
+    size_t tokens = 0;
+    while (!value.empty() && tokens++ < 32) {
+      auto comma = value.find(',');
+      std::string_view token = trim_ows(value.substr(0, comma));
+      value = comma == std::string_view::npos ? std::string_view{} : value.substr(comma + 1);
+      if (token.empty() || iequals(token, "content-length") ||
+          iequals(token, "transfer-encoding") || iequals(token, "host")) {
+        continue;  // never lets a Connection header unframe the response
+      }
+      for (auto& other : head.fields.items) {
+        if (other.name.size() == token.size() && iequals(other.name, token)) other.drop = true;
+      }
+    }
+  }
+  bool keep_alive = client_keep_alive;
+  if (!head.has_body || upgrade) {
+    plan.mode = wire::BodyMode::kNone;
+  } else if (head.content_length && !head.chunked) {
+    plan.mode = wire::BodyMode::kLength;
+    plan.content_length = *head.content_length;
+  } else if (client_version >= 11) {
+    plan.mode = wire::BodyMode::kChunked;
+  } else {
+    plan.mode = wire::BodyMode::kUntilClose;  // HTTP/1.0 clients do not know chunked
+    keep_alive = false;
+  }
+  plan.keep_alive = keep_alive && !upgrade;
+  return plan;
+}
+
+}  // namespace switchyard::proxy

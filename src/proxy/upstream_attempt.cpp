@@ -1,0 +1,609 @@
+#include "upstream_attempt.h"
+
+#include <boost/asio/write.hpp>
+#include <cstring>
+
+#include "switchyard/balancer/resource_aware.h"
+#include "switchyard/common/asio_endpoint.h"
+#include "switchyard/common/logging.h"
+#include "upstream_pool.h"
+
+namespace switchyard::proxy {
+namespace {
+
+using boost::system::error_code;
+
+bool closed(const error_code& ec) {
+  return ec == asio::error::eof || ec == asio::error::connection_reset ||
+         ec == asio::error::broken_pipe || ec == asio::error::connection_aborted ||
+         ec == asio::error::not_connected;
+}
+
+wire::BodyMode mode_for(Framing framing) {
+  switch (framing) {
+    case Framing::kContentLength:
+      return wire::BodyMode::kLength;
+    case Framing::kChunked:
+      return wire::BodyMode::kChunked;
+    default:
+      return wire::BodyMode::kNone;
+  }
+}
+
+}  // namespace
+
+UpstreamAttempt::UpstreamAttempt(Worker& worker)
+    : worker_(worker), timer_(worker.ioc().get_executor()) {}
+
+UpstreamAttempt::~UpstreamAttempt() {
+  release_endpoint();
+  if (retry_counted_) req_.cluster->state->active_retries.fetch_sub(1, std::memory_order_relaxed);
+  if (buffer_) worker_.release_buffer(std::move(buffer_));
+}
+
+void UpstreamAttempt::start(const AttemptRequest& request, AttemptSink* sink,
+                            std::shared_ptr<void> owner) {
+  req_ = request;
+  sink_ = sink;
+  owner_ = std::move(owner);
+  active_ = true;
+  retries_done_ = 0;
+  tried_count_ = 0;
+  stale_replayed_ = false;
+  head_delivered_ = false;
+  upstream_done_ = false;
+  body_done_ = !req_.has_body;
+  body_touched_ = false;
+  replaying_ = false;
+  replay_.clear();
+  pieces_ = nullptr;
+  const auto& retries = req_.route->retries;
+  const auto& fwd = *req_.forward;
+  replay_ok_ = req_.has_body && retries.attempts > 0 && retries.max_body_bytes > 0 &&
+               (idempotent(req_.head->method) || retries.non_idempotent) &&
+               (fwd.framing != Framing::kContentLength ||
+                fwd.content_length <= retries.max_body_bytes);
+  req_.view->retry_budgets[req_.cluster->index].on_request();
+  try_once();
+}
+
+// --- picking ---------------------------------------------------------------------------------
+
+void UpstreamAttempt::try_once() {
+  const auto& cluster = *req_.cluster;
+  auto& cluster_state = *cluster.state;
+  // max_pending_requests: tries in flight to the cluster beyond it get 503 at once, not a
+  // queue. Counted before picking so that concurrent workers cannot overshoot.
+  int64_t others = cluster_state.active_tries.fetch_add(1, std::memory_order_relaxed);
+  if (others >= cluster.config->circuit_breaker.max_pending_requests) {
+    cluster_state.active_tries.fetch_sub(1, std::memory_order_relaxed);
+    cluster.metrics->add(metrics::ClusterCounter::kOverflow);
+    return end_failed(503, "cluster '" + cluster.config->name + "' is overloaded");
+  }
+  balancer::PickContext ctx = req_.pick;
+  ctx.cluster_in_flight = others;
+  ctx.usable_endpoints = cluster_state.usable_endpoints.load(std::memory_order_relaxed);
+  auto& lb = req_.view->lb[cluster.index];
+  endpoint_ = nullptr;
+  trial_ = false;
+  // A half-open endpoint takes one request (its trial); a pick that lands on one whose trial
+  // another request holds picks again without it.
+  for (int round = 0; round < 3; ++round) {
+    ctx.attempt = retries_done_;
+    ctx.tried = std::span<const uint32_t>(tried_.data(), tried_count_);
+    const registry::Endpoint* ep = cluster.strategy->pick(ctx, lb);
+    if (ep == nullptr) break;
+    if (tried_count_ < tried_.size()) tried_[tried_count_++] = ep->index;
+    auto& state = *ep->state;
+    if (state.breaker.load(std::memory_order_relaxed) != registry::Breaker::kHalfOpen) {
+      endpoint_ = ep;
+      break;
+    }
+    if (breaker::claim_trial(state)) {
+      endpoint_ = ep;
+      trial_ = true;
+      break;
+    }
+  }
+  if (endpoint_ == nullptr) {
+    cluster_state.active_tries.fetch_sub(1, std::memory_order_relaxed);
+    cluster.metrics->add(metrics::ClusterCounter::kNoEndpoint);
+    return end_failed(503, ctx.locality == balancer::LocalityOutcome::kDenied
+                               ? "no healthy endpoint in region '" +
+                                     std::string(req_.pick.client_region) + "' of cluster '" +
+                                     cluster.config->name +
+                                     "', and this route denies cross-region traffic"
+                               : "no healthy endpoint in cluster '" + cluster.config->name + "'");
+  }
+  if (ctx.locality == balancer::LocalityOutcome::kLocal) {
+    cluster.metrics->add(metrics::ClusterCounter::kPicksLocal);
+  } else if (ctx.locality == balancer::LocalityOutcome::kFallback) {
+    cluster.metrics->add(metrics::ClusterCounter::kPicksFallback);
+  }
+  endpoint_->state->active_requests.fetch_add(1, std::memory_order_relaxed);
+  counted_ = true;
+  outcome_recorded_ = false;
+  reached_ = false;
+  got_bytes_ = false;
+  timed_out_ = false;
+  connect_timed_out_ = false;
+  connecting_ = false;
+  read_pending_ = false;
+  write_pending_ = false;
+  head_pending_ = true;
+  try_start_ = Clock::now();
+  // The route timeout runs from the end of the request (Envoy's rule): while the body streams,
+  // each upstream write gets it instead.
+  if (body_done_ || replaying_) arm_timer(try_start_ + req_.route->timeout);
+  // A request that must not be sent twice only goes on a pooled connection that is known to
+  // be open (a peek), so that it is never lost to an idle-close race.
+  const bool careful = !idempotent(req_.head->method) && !req_.route->retries.non_idempotent;
+  conn_ = worker_.pool().take(endpoint_->state->id, careful);
+  reused_ = conn_ != nullptr;
+  if (conn_) return begin_send();
+  connect();
+}
+
+void UpstreamAttempt::connect() {
+  conn_ = std::make_unique<UpstreamConnection>(worker_.ioc());
+  conn_->endpoint_id = endpoint_->state->id;
+  reused_ = false;
+  auto connect_deadline = Clock::now() + req_.cluster->config->upstream.connect_timeout;
+  const bool route_sooner = timer_armed_ && deadline_ < connect_deadline;
+  if (!route_sooner) arm_timer(connect_deadline, /*for_connect=*/true);
+  connecting_ = true;
+  conn_->socket.async_connect(to_endpoint(endpoint_->address),
+                              [this, keep = owner_.lock(), g = generation_](error_code ec) {
+                                if (g != generation_) return;
+                                connecting_ = false;
+                                on_connect(ec);
+                              });
+}
+
+void UpstreamAttempt::on_connect(error_code ec) {
+  if (connect_timed_out_) {
+    connect_timed_out_ = false;
+    timed_out_ = false;  // connect_timeout is a connect failure, not the route's timeout
+    if (!ec) ec = asio::error::timed_out;
+  }
+  if (ec) {
+    endpoint_->state->metrics->connect_failures.add(0);
+    if (logs::proxy().should_log(spdlog::level::debug)) {
+      logs::proxy().debug("connect to {} failed: {}", endpoint_->address_text, ec.message());
+    }
+    return fail(ec, Failure::kConnect);
+  }
+  conn_->socket.set_option(tcp::no_delay(true), ec);
+  if (body_done_ || replaying_) {
+    arm_timer(try_start_ + req_.route->timeout);
+  } else {
+    disarm_timer();
+  }
+  begin_send();
+}
+
+// --- sending ---------------------------------------------------------------------------------
+
+void UpstreamAttempt::begin_send() {
+  wire::write_request_head(out_head_, *req_.head, *req_.forward, req_.origin_needs_slash,
+                           endpoint_->address_text);
+  head_pending_ = true;
+  if (!req_.has_body || replaying_) return write();
+  if (pieces_ != nullptr) return write();  // a fresh connection for pieces not yet sent
+  sink_->want_request_body();
+}
+
+void UpstreamAttempt::send_body(http1::BodyPieces& pieces, bool last) {
+  pieces_ = &pieces;
+  body_done_ = last;
+  body_touched_ = true;
+  if (replay_ok_) {
+    if (replay_.size() + pieces.bytes > req_.route->retries.max_body_bytes) {
+      replay_ok_ = false;  // too large to keep (a chunked body of unknown length)
+      replay_.clear();
+    } else {
+      for (size_t i = 0; i < pieces.count; ++i) replay_.append(pieces.data[i]);
+    }
+  }
+  write();
+}
+
+void UpstreamAttempt::write() {
+  framer_.reset(req_.has_body ? mode_for(req_.forward->framing) : wire::BodyMode::kNone);
+  framer_.begin(head_pending_ ? std::string_view(out_head_) : std::string_view());
+  bool last = !req_.has_body;
+  if (replaying_) {
+    framer_.add(replay_);
+    last = true;
+  } else if (req_.has_body && pieces_ != nullptr) {
+    for (size_t i = 0; i < pieces_->count; ++i) framer_.add(pieces_->data[i]);
+    last = body_done_;
+  }
+  if (last && framer_.mode() == wire::BodyMode::kChunked) {
+    trailer_lines_.clear();
+    if (!replaying_ && pieces_ != nullptr && pieces_->trailers != nullptr) {
+      wire::write_trailers(trailer_lines_, *pieces_->trailers);
+    }
+    framer_.finish(trailer_lines_);
+  }
+  if (!last && !timer_armed_) arm_timer(Clock::now() + req_.route->timeout);  // a stalled endpoint
+  const size_t n = framer_.count();
+  for (size_t i = 0; i < n; ++i) iov_[i] = asio::const_buffer(framer_.slices()[i].data, framer_.slices()[i].size);
+  write_pending_ = true;
+  asio::async_write(conn_->socket, std::span<const asio::const_buffer>(iov_.data(), n),
+                    [this, keep = owner_.lock(), g = generation_, last](error_code ec,
+                                                                        size_t bytes) {
+                      if (g != generation_) return;
+                      write_pending_ = false;
+                      on_written(ec, bytes, last);
+                    });
+}
+
+void UpstreamAttempt::on_written(error_code ec, size_t bytes, bool last) {
+  if (bytes > 0) reached_ = true;
+  if (ec) return fail(ec, closed(ec) ? Failure::kClosed : Failure::kOther);
+  head_pending_ = false;
+  if (last) {
+    body_done_ = true;
+    // The request is complete: the route timeout starts now.
+    arm_timer(Clock::now() + req_.route->timeout);
+    return read_response_head();
+  }
+  disarm_timer();  // waiting for the client is the client's idle_timeout, not ours
+  sink_->want_request_body();
+}
+
+// --- receiving -------------------------------------------------------------------------------
+
+void UpstreamAttempt::read_response_head() {
+  if (!buffer_) buffer_ = worker_.acquire_buffer();
+  fill_ = 0;
+  parsed_ = 0;
+  scanned_ = 0;
+  head_delivered_ = false;
+  upstream_done_ = false;
+  trailers_.clear();
+  pieces_out_.trailers = &trailers_;
+  parser_.start(kBodyBufferSize, std::nullopt, req_.head->method == Method::kHead);
+  do_read_head();
+}
+
+void UpstreamAttempt::do_read_head() {
+  read_pending_ = true;
+  conn_->socket.async_read_some(
+      asio::buffer(buffer_.get() + fill_, kBodyBufferSize - fill_),
+      [this, keep = owner_.lock(), g = generation_](error_code ec, size_t bytes) {
+        if (g != generation_) return;
+        read_pending_ = false;
+        on_head_read(ec, bytes);
+      });
+}
+
+void UpstreamAttempt::on_head_read(error_code ec, size_t bytes) {
+  if (ec) return fail(ec, closed(ec) ? Failure::kClosed : Failure::kOther);
+  got_bytes_ = true;
+  fill_ += bytes;
+  for (;;) {
+    std::string_view rest(buffer_.get() + parsed_, fill_ - parsed_);
+    size_t end = http1::find_head_end(rest, &scanned_);
+    if (end == SIZE_MAX) return fail({}, Failure::kInvalid);
+    if (end == 0) {
+      if (fill_ == kBodyBufferSize) return fail({}, Failure::kInvalid);  // head too large
+      return do_read_head();
+    }
+    std::string_view raw = rest.substr(0, end);
+    if (has_obs_fold(raw) || parser_.parse_head(raw, head_) != http1::ParseStatus::kOk) {
+      return fail({}, Failure::kInvalid);
+    }
+    parsed_ += end;
+    scanned_ = 0;
+    if (head_.status >= 100 && head_.status < 200 && head_.status != 101) {
+      // Interim responses (100, 103 Early Hints) are not forwarded; the final one follows.
+      parser_.start(kBodyBufferSize, std::nullopt, req_.head->method == Method::kHead);
+      continue;
+    }
+    return on_response_head();
+  }
+}
+
+void UpstreamAttempt::on_response_head() {
+  const unsigned status = head_.status;
+  endpoint_->state->metrics->upstream_requests.add(status);
+  if (status == 101) {
+    if (req_.forward->upgrade.empty()) return fail({}, Failure::kInvalid);  // nothing offered
+    record_outcome(true);
+    disarm_timer();
+    release_endpoint();
+    release_retry();
+    active_ = false;
+    ++generation_;
+    auto conn = std::move(conn_);
+    std::string_view early(buffer_.get() + parsed_, fill_ - parsed_);
+    sink_->on_upgraded(head_, std::move(conn), early);  // copies `early` before returning
+    worker_.release_buffer(std::move(buffer_));
+    owner_.reset();
+    return;
+  }
+  endpoint_->state->observe_latency(
+      std::chrono::duration<double, std::milli>(Clock::now() - try_start_).count());
+  record_outcome(status < 500);
+  if (try_retry(RetryReason::kStatus, status)) return;
+  parse_body();
+}
+
+void UpstreamAttempt::parse_body() {
+  pieces_out_.clear();
+  http1::ParseStatus st = http1::ParseStatus::kOk;
+  size_t used = parser_.parse_body(std::string_view(buffer_.get() + parsed_, fill_ - parsed_),
+                                   pieces_out_, &st);
+  parsed_ += used;
+  if (st == http1::ParseStatus::kBad || st == http1::ParseStatus::kBodyLimit) {
+    return fail({}, Failure::kInvalid);
+  }
+  const bool last = parser_.done();
+  if (last) upstream_finished();
+  if (!head_delivered_) {
+    head_delivered_ = true;
+    return sink_->on_response_head(head_, pieces_out_, last);
+  }
+  if (pieces_out_.count > 0 || last) return sink_->on_response_body(pieces_out_, last);
+  read_body();  // nothing to hand over yet
+}
+
+void UpstreamAttempt::resume() {
+  if (!active_ || upstream_done_) return;
+  if (parsed_ < fill_) return parse_body();  // pieces left over from the last read
+  read_body();
+}
+
+void UpstreamAttempt::read_body() {
+  if (parsed_ > 0) {  // keep an incomplete chunk header; drop what was handed over
+    std::memmove(buffer_.get(), buffer_.get() + parsed_, fill_ - parsed_);
+    fill_ -= parsed_;
+    parsed_ = 0;
+  }
+  size_t room = kBodyBufferSize - fill_;
+  if (auto remaining = parser_.remaining()) room = std::min<uint64_t>(room, *remaining - fill_);
+  if (room == 0) return fail({}, Failure::kInvalid);  // a chunk header or trailer over 64 KiB
+  read_pending_ = true;
+  conn_->socket.async_read_some(
+      asio::buffer(buffer_.get() + fill_, room),
+      [this, keep = owner_.lock(), g = generation_](error_code ec, size_t bytes) {
+        if (g != generation_) return;
+        read_pending_ = false;
+        on_body_read(ec, bytes);
+      });
+}
+
+void UpstreamAttempt::on_body_read(error_code ec, size_t bytes) {
+  if (ec == asio::error::eof && head_.close_delimited && !timed_out_) {
+    if (parser_.parse_eof() != http1::ParseStatus::kOk) return fail(ec, Failure::kClosed);
+    conn_.reset();  // the end of the body was the end of the connection
+    pieces_out_.clear();
+    upstream_finished();
+    return sink_->on_response_body(pieces_out_, true);
+  }
+  if (ec) return fail(ec, closed(ec) ? Failure::kClosed : Failure::kOther);
+  fill_ += bytes;
+  parse_body();
+}
+
+void UpstreamAttempt::upstream_finished() {
+  upstream_done_ = true;
+  disarm_timer();
+  req_.cluster->metrics->upstream_duration.observe_ns(static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - try_start_).count()));
+  release_endpoint();
+  release_retry();
+  const bool reusable = conn_ && head_.keep_alive && !head_.close_delimited && parsed_ == fill_;
+  if (reusable) {
+    const auto& up = req_.cluster->config->upstream;
+    worker_.pool().put(std::move(conn_), up.idle_timeout, up.max_idle_per_endpoint);
+  }
+  conn_.reset();
+}
+
+void UpstreamAttempt::done() {
+  if (!active_) return;
+  active_ = false;
+  ++generation_;
+  disarm_timer();
+  conn_.reset();
+  release_endpoint();
+  release_retry();
+  if (buffer_) worker_.release_buffer(std::move(buffer_));
+  owner_.reset();
+}
+
+void UpstreamAttempt::cancel() {
+  if (!active_) return;
+  active_ = false;
+  ++generation_;  // handlers still pending see a stale generation and return
+  disarm_timer();
+  if (conn_) {
+    error_code ignored;
+    conn_->socket.close(ignored);
+  }
+  conn_.reset();
+  release_endpoint();
+  release_retry();
+  owner_.reset();
+}
+
+// --- failures and retries --------------------------------------------------------------------
+
+// What this try has of the request, to send it again on another connection: nothing to send
+// (no body), the whole body (kept in replay_), or the first pieces, still the sink's and not
+// yet written anywhere.
+bool UpstreamAttempt::can_resend() const {
+  if (!req_.has_body || replaying_) return true;
+  if (replay_ok_ && body_done_) return true;
+  return !body_touched_ || (head_pending_ && pieces_ != nullptr);
+}
+
+void UpstreamAttempt::fail(error_code ec, Failure kind) {
+  if (timed_out_) kind = Failure::kTimeout;
+  if (logs::proxy().should_log(spdlog::level::debug)) {
+    logs::proxy().debug("upstream {} failed: {}", endpoint_ ? endpoint_->address_text : "-",
+                        ec ? ec.message() : "invalid response");
+  }
+  if (head_delivered_) {
+    // The head is on its way to the client: the only honest signal left is to close the
+    // connection so that the truncation is visible.
+    conn_.reset();
+    active_ = false;
+    ++generation_;
+    disarm_timer();
+    release_endpoint();
+    release_retry();
+    owner_.reset();
+    return sink_->on_response_broken();
+  }
+  const bool may_repeat = idempotent(req_.head->method) || req_.route->retries.non_idempotent;
+  // A pooled connection that the endpoint closed while it sat idle fails before any response
+  // byte. If nothing of the request got through (the write failed), or the request may be
+  // sent twice, it goes again once on a fresh connection to the same endpoint.
+  if (kind == Failure::kClosed && reused_ && !got_bytes_ && !stale_replayed_ &&
+      (!reached_ || may_repeat) && can_resend()) {
+    stale_replayed_ = true;
+    if (reached_ && replay_ok_ && body_done_ && req_.has_body) replaying_ = true;
+    conn_.reset();
+    return connect();
+  }
+  record_outcome(false);
+  const RetryReason reason = kind == Failure::kConnect   ? RetryReason::kConnectFailure
+                             : kind == Failure::kTimeout ? RetryReason::kTimeout
+                                                         : RetryReason::kReset;
+  if (kind != Failure::kInvalid && try_retry(reason, 0)) return;
+  switch (kind) {
+    case Failure::kConnect:
+      return end_failed(502, "upstream connect failed");
+    case Failure::kTimeout:
+      return end_failed(504, "upstream timeout");
+    case Failure::kClosed:
+      return end_failed(502, "upstream connection closed");
+    case Failure::kInvalid:
+      return end_failed(502, "invalid response from upstream");
+    case Failure::kOther:
+      break;
+  }
+  end_failed(502, "upstream failure");
+}
+
+// Retries (routes[].retries): only before any response byte went to the client, at most
+// `attempts` times, within the cluster's retry budget, and only when the request can be sent
+// again: it never reached the endpoint (a connect failure), or its method may be repeated
+// (RFC 9110 §9.2.2, or retries.non_idempotent) and its body is kept whole. The next try avoids
+// the endpoints already tried while another is usable, and gets the full route timeout again.
+bool UpstreamAttempt::try_retry(RetryReason reason, unsigned status) {
+  const auto& policy = req_.route->retries;
+  const bool may_repeat = idempotent(req_.head->method) || policy.non_idempotent;
+  const bool body_ok = !req_.has_body || !body_touched_ || (replay_ok_ && body_done_);
+  if ((reached_ && !may_repeat) || !body_ok || !req_.forward->upgrade.empty() ||
+      retries_done_ >= policy.attempts || !should_retry(policy, reason, status)) {
+    return false;
+  }
+  auto& cluster_state = *req_.cluster->state;
+  if (!req_.view->retry_budgets[req_.cluster->index].allow(
+          cluster_state.active_retries.load(std::memory_order_relaxed))) {
+    req_.cluster->metrics->add(metrics::ClusterCounter::kRetryBudgetExhausted);
+    return false;
+  }
+  if (!retry_counted_) {
+    cluster_state.active_retries.fetch_add(1, std::memory_order_relaxed);
+    retry_counted_ = true;
+  }
+  ++retries_done_;
+  req_.cluster->metrics->add(metrics::ClusterCounter::kRetries);
+  if (logs::proxy().should_log(spdlog::level::debug)) {
+    logs::proxy().debug("retrying after a failure on {} (try {})", endpoint_->address_text,
+                        retries_done_ + 1);
+  }
+  ++generation_;  // a pending timer of the failed try must not touch the next one
+  disarm_timer();
+  conn_.reset();  // mid-message or failed: never reused
+  release_endpoint();
+  replaying_ = req_.has_body && body_touched_;
+  stale_replayed_ = false;
+  try_once();
+  return true;
+}
+
+void UpstreamAttempt::end_failed(unsigned status, std::string reason) {
+  active_ = false;
+  ++generation_;
+  disarm_timer();
+  conn_.reset();
+  release_endpoint();
+  release_retry();
+  if (buffer_) worker_.release_buffer(std::move(buffer_));
+  auto keep = owner_.lock();  // the sink may let go of its last reference in the callback
+  owner_.reset();
+  sink_->on_attempt_failed(status, reason);
+}
+
+// Feeds the circuit breaker and the health score: success is any response below 500.
+void UpstreamAttempt::record_outcome(bool success) {
+  if (!counted_ || outcome_recorded_) return;
+  outcome_recorded_ = true;
+  auto& state = *endpoint_->state;
+  const bool notify =
+      success ? breaker::record_success(state, trial_)
+              : breaker::record_failure(
+                    state, req_.cluster->config->circuit_breaker.consecutive_failures, trial_);
+  trial_ = false;
+  if (notify && worker_.shared().outliers != nullptr) {
+    worker_.shared().outliers->notify(endpoint_->state);
+  }
+}
+
+void UpstreamAttempt::release_endpoint() {
+  if (!counted_) return;
+  counted_ = false;
+  if (trial_) {
+    trial_ = false;
+    breaker::abandon_trial(*endpoint_->state);  // no outcome: the next request is the trial
+  }
+  endpoint_->state->active_requests.fetch_sub(1, std::memory_order_relaxed);
+  req_.cluster->state->active_tries.fetch_sub(1, std::memory_order_relaxed);
+}
+
+void UpstreamAttempt::release_retry() {
+  if (!retry_counted_) return;
+  retry_counted_ = false;
+  req_.cluster->state->active_retries.fetch_sub(1, std::memory_order_relaxed);
+}
+
+// --- the timer -------------------------------------------------------------------------------
+
+void UpstreamAttempt::arm_timer(Clock::time_point at, bool for_connect) {
+  deadline_ = at;
+  timer_armed_ = true;
+  timer_for_connect_ = for_connect;
+  timer_.expires_at(at);
+  timer_.async_wait(
+      [this, keep = owner_.lock(), g = ++timer_generation_](error_code ec) { on_timer(ec, g); });
+}
+
+void UpstreamAttempt::disarm_timer() {
+  if (!timer_armed_) return;
+  timer_armed_ = false;
+  ++timer_generation_;
+  timer_.cancel();
+}
+
+void UpstreamAttempt::on_timer(error_code ec, uint64_t generation) {
+  if (ec || generation != timer_generation_ || !active_) return;
+  timer_armed_ = false;
+  timed_out_ = true;
+  if (connecting_ && timer_for_connect_) connect_timed_out_ = true;
+  if (read_pending_ || write_pending_ || connecting_) {
+    // The pending operation ends with operation_aborted; its handler sees timed_out_.
+    error_code ignored;
+    if (conn_) conn_->socket.close(ignored);
+    return;
+  }
+  fail(asio::error::timed_out, Failure::kTimeout);
+}
+
+}  // namespace switchyard::proxy

@@ -1,0 +1,172 @@
+#pragma once
+
+// One request's trip to its cluster: pick an endpoint, take a pooled connection or connect,
+// send the head and body, read the response head and stream its body back, and when a try
+// fails, replay it or retry it on another endpoint when that is safe (RFC 9110 §9.2.2). It maps
+// failures to the status the client gets (502, 503, 504). Its downstream side is the
+// AttemptSink interface, which has no HTTP/1.1 or Beast type in it: an HTTP/1.1 session is one
+// sink, an HTTP/2 stream can be another.
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "switchyard/proxy/http1_parser.h"
+#include "switchyard/proxy/message.h"
+#include "switchyard/proxy/request_rules.h"
+#include "switchyard/proxy/wire.h"
+#include "worker.h"
+
+namespace switchyard::proxy {
+
+class UpstreamAttempt;
+
+// What an attempt needs from the client side. All calls come on the worker thread, from inside
+// the attempt's own handlers.
+class AttemptSink {
+ public:
+  virtual ~AttemptSink() = default;
+  // The attempt can send (more of) the request body: call UpstreamAttempt::send_body() once
+  // some is there. The pieces handed over stay valid until this is called again.
+  virtual void want_request_body() = 0;
+  // The final response head and whatever body came with it (views into the attempt's buffer,
+  // valid until UpstreamAttempt::resume()). The sink writes them, then calls resume(), or
+  // done() after the last piece.
+  virtual void on_response_head(ResponseHead& head, http1::BodyPieces& body, bool last) = 0;
+  virtual void on_response_body(http1::BodyPieces& body, bool last) = 0;
+  // No response can be had: the client gets this status and reason.
+  virtual void on_attempt_failed(unsigned status, std::string_view reason) = 0;
+  // The response broke off after its head went out: the client must see a truncation.
+  virtual void on_response_broken() = 0;
+  // The endpoint answered 101 to an upgrade the request offered: its connection and the bytes
+  // it sent after the head (views into the attempt's buffer) are the sink's now.
+  virtual void on_upgraded(ResponseHead& head, std::unique_ptr<UpstreamConnection> conn,
+                           std::string_view early) = 0;
+};
+
+// What the client side decided about the request before it goes upstream.
+struct AttemptRequest {
+  WorkerView* view = nullptr;
+  const registry::ClusterSnapshot* cluster = nullptr;
+  const config::Route* route = nullptr;
+  const RequestHead* head = nullptr;
+  const RequestForward* forward = nullptr;
+  bool origin_needs_slash = false;
+  bool has_body = false;
+  balancer::PickContext pick;  // region, zone, hash key, cross-region policy
+};
+
+class UpstreamAttempt {
+ public:
+  explicit UpstreamAttempt(Worker& worker);
+  ~UpstreamAttempt();
+  UpstreamAttempt(const UpstreamAttempt&) = delete;
+  UpstreamAttempt& operator=(const UpstreamAttempt&) = delete;
+
+  // Starts the exchange; owner keeps the sink alive while upstream operations are pending.
+  void start(const AttemptRequest& request, AttemptSink* sink, std::shared_ptr<void> owner);
+  // Request body pieces (last: the body ends with them); valid until want_request_body().
+  void send_body(http1::BodyPieces& pieces, bool last);
+  // The sink wrote the pieces handed over; the attempt may reuse its buffer.
+  void resume();
+  // The sink wrote the last piece: the exchange is over.
+  void done();
+  // The client went away or the worker stops: drop whatever is in flight.
+  void cancel();
+
+  bool active() const { return active_; }
+  // Forgets the last exchange (its endpoint) before the next request starts.
+  void clear() { endpoint_ = nullptr; }
+  // The endpoint of the current (last) try, for the access log and debug headers.
+  const registry::Endpoint* endpoint() const { return endpoint_; }
+
+ private:
+  enum class Failure { kConnect, kClosed, kTimeout, kInvalid, kOther };
+
+  void try_once();
+  void connect();
+  void on_connect(boost::system::error_code ec);
+  void begin_send();
+  void write();
+  void on_written(boost::system::error_code ec, size_t bytes, bool last);
+  void read_response_head();
+  void do_read_head();
+  void on_head_read(boost::system::error_code ec, size_t bytes);
+  void on_response_head();
+  void parse_body();
+  void read_body();
+  void on_body_read(boost::system::error_code ec, size_t bytes);
+  void upstream_finished();
+  bool can_resend() const;
+  void fail(boost::system::error_code ec, Failure kind);
+  bool try_retry(RetryReason reason, unsigned status);
+  void end_failed(unsigned status, std::string reason);
+  void record_outcome(bool success);
+  void release_endpoint();
+  void release_retry();
+  void arm_timer(Clock::time_point at, bool for_connect = false);
+  void disarm_timer();
+  void on_timer(boost::system::error_code ec, uint64_t generation);
+
+  Worker& worker_;
+  AttemptRequest req_;
+  AttemptSink* sink_ = nullptr;
+  std::weak_ptr<void> owner_;  // handlers hold it strongly while they are pending
+  bool active_ = false;
+  // Bumped whenever a try ends: a handler of an earlier try finds a different value and
+  // returns without touching anything.
+  uint64_t generation_ = 0;
+
+  const registry::Endpoint* endpoint_ = nullptr;
+  std::unique_ptr<UpstreamConnection> conn_;
+  bool reused_ = false;     // conn_ came from the pool
+  bool reached_ = false;    // some bytes of this try were written: it may have been processed
+  bool got_bytes_ = false;  // some response bytes arrived on this try
+  bool stale_replayed_ = false;
+  bool trial_ = false;  // this try holds its endpoint's half-open trial
+  bool counted_ = false;
+  bool outcome_recorded_ = false;
+  bool retry_counted_ = false;
+  bool connecting_ = false;
+  bool read_pending_ = false;
+  bool write_pending_ = false;
+  uint32_t retries_done_ = 0;
+  std::array<uint32_t, 48> tried_{};
+  uint32_t tried_count_ = 0;
+
+  // request side
+  std::string out_head_;
+  wire::BodyFramer framer_;
+  std::array<asio::const_buffer, wire::BodyFramer::kMaxSlices> iov_;
+  std::string trailer_lines_;
+  http1::BodyPieces* pieces_ = nullptr;  // the sink's pieces of the write in progress
+  bool head_pending_ = false;            // out_head_ not written yet on this try
+  bool body_done_ = false;               // the sink handed over the last piece
+  bool body_touched_ = false;            // some of the body was taken from the sink
+  std::string replay_;                   // the body, kept for a retry while it fits
+  bool replay_ok_ = false;               // replay_ holds every body byte taken so far
+  bool replaying_ = false;               // this try sends replay_, not the sink's pieces
+
+  // response side
+  BodyBuffer buffer_;
+  size_t fill_ = 0;    // bytes in buffer_
+  size_t parsed_ = 0;  // bytes of buffer_ the parser has consumed
+  size_t scanned_ = 0;
+  http1::ResponseParser parser_;
+  ResponseHead head_;
+  FieldList trailers_;
+  http1::BodyPieces pieces_out_;
+  bool head_delivered_ = false;
+  bool upstream_done_ = false;
+
+  Timer timer_;
+  uint64_t timer_generation_ = 0;
+  bool timer_armed_ = false;
+  bool timer_for_connect_ = false;
+  bool timed_out_ = false;
+  bool connect_timed_out_ = false;
+  Clock::time_point deadline_;
+  Clock::time_point try_start_;
+};
+
+}  // namespace switchyard::proxy

@@ -1,0 +1,104 @@
+#include "upstream_pool.h"
+
+#include <sys/socket.h>
+
+#include "switchyard/balancer/locality.h"
+#include "switchyard/common/asio_endpoint.h"
+
+namespace switchyard::proxy {
+namespace {
+
+// A pooled connection idle for less than this is reused without a liveness peek: under load
+// reuse is microseconds old and the peek would cost a syscall per request. The rare race (the
+// endpoint closes it right then) is covered by the replay rules of UpstreamAttempt.
+constexpr auto kPeekAfterIdle = std::chrono::milliseconds(200);
+constexpr uint32_t kWarmConnections = 2;
+
+// True if the endpoint has not closed (or written to) this idle connection: a non-blocking peek
+// sees 0 bytes (EOF), data (a protocol error: nothing was asked) or EAGAIN (still open, idle).
+bool still_open(UpstreamConnection& conn) {
+  char byte;
+  ssize_t n = ::recv(conn.socket.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
+}  // namespace
+
+std::unique_ptr<UpstreamConnection> UpstreamPool::take(uint32_t endpoint_id, bool always_check) {
+  if (endpoint_id >= idle_.size()) return nullptr;
+  auto& pool = idle_[endpoint_id];
+  const auto now = Clock::now();
+  while (!pool.empty()) {
+    auto conn = std::move(pool.back());
+    pool.pop_back();
+    if (conn->idle_deadline <= now) continue;
+    if ((!always_check && now - conn->idle_since < kPeekAfterIdle) || still_open(*conn)) {
+      return conn;
+    }
+  }
+  return nullptr;
+}
+
+void UpstreamPool::put(std::unique_ptr<UpstreamConnection> conn,
+                       std::chrono::milliseconds idle_timeout, uint32_t max_idle) {
+  if (conn->endpoint_id >= idle_.size()) idle_.resize(conn->endpoint_id + 1);
+  auto& pool = idle_[conn->endpoint_id];
+  if (pool.size() >= max_idle || worker_.draining()) return;  // conn closes here
+  conn->idle_since = Clock::now();
+  conn->idle_deadline = conn->idle_since + idle_timeout;
+  pool.push_back(std::move(conn));
+}
+
+void UpstreamPool::clear() { idle_.clear(); }
+
+void UpstreamPool::sweep(Clock::time_point now) {
+  for (auto& pool : idle_) {
+    std::erase_if(pool, [&](const auto& conn) { return conn->idle_deadline <= now; });
+  }
+  if (!worker_.draining()) warm_fallbacks();
+}
+
+void UpstreamPool::warm_fallbacks() {
+  const auto& view = worker_.view();
+  if (!view) return;
+  const auto& snapshot = *view->snapshot;
+  for (const auto& cluster : snapshot.clusters) {
+    const auto* locality = dynamic_cast<const balancer::Locality*>(cluster->strategy.get());
+    if (locality == nullptr) continue;
+    const auto& up = cluster->config->upstream;
+    const uint32_t want = std::min<uint32_t>(kWarmConnections, up.max_idle_per_endpoint);
+    for (const auto& listener : snapshot.config->listeners) {
+      if (listener.local_region.empty()) continue;
+      for (const auto* ep : locality->warm_targets(listener.local_region)) {
+        const uint32_t id = ep->state->id;
+        if (id >= idle_.size()) idle_.resize(id + 1);
+        if (id >= warming_.size()) warming_.resize(id + 1, 0);
+        for (uint32_t have = static_cast<uint32_t>(idle_[id].size()) + warming_[id]; have < want;
+             ++have) {
+          ++warming_[id];
+          auto conn = std::make_shared<std::unique_ptr<UpstreamConnection>>(
+              std::make_unique<UpstreamConnection>(worker_.ioc()));
+          (*conn)->endpoint_id = id;
+          auto timer = std::make_shared<Timer>(worker_.ioc().get_executor());
+          timer->expires_after(up.connect_timeout);
+          timer->async_wait([conn](boost::system::error_code ec) {
+            if (!ec && *conn) (*conn)->socket.close(ec);
+          });
+          (*conn)->socket.async_connect(
+              to_endpoint(ep->address),
+              [this, conn, timer, id, idle = up.idle_timeout, max = up.max_idle_per_endpoint,
+               metrics = cluster->metrics](boost::system::error_code ec) {
+                timer->cancel();
+                --warming_[id];
+                if (ec || worker_.draining()) return;
+                metrics->add(metrics::ClusterCounter::kWarmConnections);
+                (*conn)->socket.set_option(tcp::no_delay(true), ec);
+                put(std::move(*conn), idle, max);
+              });
+        }
+      }
+    }
+  }
+}
+
+}  // namespace switchyard::proxy
