@@ -3,7 +3,8 @@
 //   GET  /                 "hello from NAME (region REGION)"; --latency-ms, --error-rate apply
 //   GET  /healthz          200, or 500 while failing (--fail-health, or /control/health?fail=1)
 //   ANY  /echo...          echoes the request body back; X-Echo-* headers describe the request
-//   GET  /bytes?n=N        N bytes of a fixed pattern (byte i = 'a' + i % 26); &chunked=1
+//   GET  /bytes?n=N        N bytes of a fixed pattern (byte i = 'a' + i % 26), streamed; &chunked=1
+//   POST /discard          reads and drops the body (any size), answers X-Received-Length
 //   GET  /sleep?ms=N       answers after N ms
 //   GET  /status?code=N    answers with status N
 //   GET  /control/health?fail=0|1   flips /healthz at run time
@@ -26,6 +27,7 @@
 // Prints "demo_backend NAME listening on HOST:PORT" once ready (port 0 picks a free port).
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <boost/asio.hpp>
 #include <boost/beast.hpp>
@@ -97,20 +99,137 @@ uint64_t to_u64(std::string_view s, uint64_t fallback) {
 class Session : public std::enable_shared_from_this<Session> {
  public:
   explicit Session(tcp::socket socket)
-      : stream_(std::move(socket)), timer_(stream_.get_executor()) {}
+      : stream_(std::move(socket)), timer_(stream_.get_executor()) {
+    buffer_.reserve(64 * 1024);  // Beast reads as much as the buffer has room for (else 512 B)
+  }
 
   void start() { read(); }
 
  private:
+  // The head first: /discard streams its body away (any size), everything else reads the
+  // body whole (up to 64 MiB).
   void read() {
-    parser_.emplace();
-    parser_->body_limit(64 * 1024 * 1024);
+    head_parser_.emplace();
+    head_parser_->body_limit(boost::none);
     stream_.expires_after(std::chrono::seconds(60));
+    http::async_read_header(stream_, buffer_, *head_parser_,
+                            [self = shared_from_this()](beast::error_code ec, size_t) {
+                              if (ec) return;
+                              self->on_header();
+                            });
+  }
+
+  void on_header() {
+    std::string_view target = head_parser_->get().target();
+    if (target.substr(0, target.find('?')) == "/discard") {
+      discarded_ = 0;
+      return discard();
+    }
+    parser_.emplace(std::move(*head_parser_));
+    parser_->body_limit(64 * 1024 * 1024);
     http::async_read(stream_, buffer_, *parser_,
                      [self = shared_from_this()](beast::error_code ec, size_t) {
                        if (ec) return;
                        self->handle();
                      });
+  }
+
+  // POST /discard: counts the body and throws it away as it arrives, then answers with the
+  // count (X-Received-Length): an upload sink that holds no more than 64 KiB at a time.
+  void discard() {
+    if (head_parser_->is_done()) return answer_discard();
+    auto& body = head_parser_->get().body();
+    body.data = scratch_.data();
+    body.size = scratch_.size();
+    stream_.expires_after(std::chrono::seconds(60));
+    http::async_read_some(stream_, buffer_, *head_parser_,
+                          [self = shared_from_this()](beast::error_code ec, size_t) {
+                            if (ec == http::error::need_buffer) ec = {};
+                            if (ec) return;
+                            self->discarded_ +=
+                                self->scratch_.size() - self->head_parser_->get().body().size;
+                            self->discard();
+                          });
+  }
+
+  void answer_discard() {
+    res_ = {};
+    res_.version(11);
+    res_.result(http::status::ok);
+    res_.set("X-Backend-Name", g_opt.name);
+    res_.set("X-Received-Length", std::to_string(discarded_));
+    res_.body() = "discarded " + std::to_string(discarded_) + " bytes\n";
+    res_.keep_alive(head_parser_->keep_alive());
+    res_.prepare_payload();
+    write();
+  }
+
+  // GET /bytes?n=N[&chunked=1]: N bytes of the pattern, streamed in blocks whatever N is (a
+  // multi-gigabyte download costs 64 KiB of memory).
+  void stream_bytes(uint64_t n, bool chunked, bool keep_alive, bool head_only) {
+    std::string head = "HTTP/1.1 200 OK\r\nX-Backend-Name: " + g_opt.name +
+                       "\r\nX-Backend-Region: " + g_opt.region +
+                       "\r\nContent-Type: text/plain\r\n";
+    head += chunked ? "Transfer-Encoding: chunked\r\n"
+                    : "Content-Length: " + std::to_string(n) + "\r\n";
+    if (!keep_alive) head += "Connection: close\r\n";
+    head += "\r\n";
+    stream_head_ = std::move(head);
+    stream_left_ = head_only ? 0 : n;
+    stream_chunked_ = chunked && !head_only;
+    stream_keep_alive_ = keep_alive;
+    if (pattern_.empty()) {
+      pattern_.resize(kPatternBlock);
+      for (size_t i = 0; i < pattern_.size(); ++i) pattern_[i] = static_cast<char>('a' + i % 26);
+    }
+    if (in_flight_) {
+      g_in_flight.fetch_sub(1, std::memory_order_relaxed);
+      in_flight_ = false;
+    }
+    stream_.expires_after(std::chrono::seconds(60));
+    asio::async_write(stream_, asio::buffer(stream_head_),
+                      [self = shared_from_this()](beast::error_code ec, size_t) {
+                        if (ec) return;
+                        self->stream_block();
+                      });
+  }
+
+  void stream_block() {
+    if (stream_left_ == 0) {
+      if (stream_chunked_) {
+        stream_chunked_ = false;
+        asio::async_write(stream_, asio::buffer("0\r\n\r\n", 5),
+                          [self = shared_from_this()](beast::error_code ec, size_t) {
+                            if (!ec) self->stream_block();
+                          });
+        return;
+      }
+      if (!stream_keep_alive_) {
+        beast::error_code ignored;
+        stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+        return;
+      }
+      return read();
+    }
+    size_t n = static_cast<size_t>(std::min<uint64_t>(stream_left_, pattern_.size()));
+    stream_left_ -= n;
+    stream_.expires_after(std::chrono::seconds(60));
+    if (stream_chunked_) {
+      char line[24];
+      int len = std::snprintf(line, sizeof(line), "%zx\r\n", n);
+      chunk_line_.assign(line, static_cast<size_t>(len));
+      std::array<asio::const_buffer, 3> bufs{asio::buffer(chunk_line_),
+                                              asio::buffer(pattern_.data(), n),
+                                              asio::buffer("\r\n", 2)};
+      asio::async_write(stream_, bufs, [self = shared_from_this()](beast::error_code ec, size_t) {
+        if (!ec) self->stream_block();
+      });
+      return;
+    }
+    asio::async_write(stream_, asio::buffer(pattern_.data(), n),
+                      [self = shared_from_this()](beast::error_code ec, size_t) {
+                        if (!ec) self->stream_block();
+                      });
   }
 
   void handle() {
@@ -173,13 +292,9 @@ class Session : public std::enable_shared_from_this<Session> {
       res_.set(http::field::content_type, "application/octet-stream");
       res_.body() = std::move(req.body());
     } else if (path == "/bytes") {
-      uint64_t n = std::min<uint64_t>(to_u64(query_param(target, "n"), 0), 256 << 20);
-      std::string body(n, '\0');
-      for (uint64_t i = 0; i < n; ++i) body[i] = static_cast<char>('a' + i % 26);
-      res_.body() = std::move(body);
-      if (query_param(target, "chunked") == "1") {
-        res_.chunked(true);
-      }
+      uint64_t n = to_u64(query_param(target, "n"), 0);
+      return stream_bytes(n, query_param(target, "chunked") == "1", req.keep_alive(),
+                          req.method() == http::verb::head);
     } else if (path == "/sleep") {
       delay_ms = static_cast<int>(to_u64(query_param(target, "ms"), 0));
       res_.body() = "slept\n";
@@ -254,9 +369,19 @@ class Session : public std::enable_shared_from_this<Session> {
   beast::tcp_stream stream_;
   asio::steady_timer timer_;
   beast::flat_buffer buffer_;
+  static constexpr size_t kPatternBlock = 26 * 2520;  // 65,520: whole pattern periods
+  std::optional<http::request_parser<http::buffer_body>> head_parser_;
   std::optional<http::request_parser<http::string_body>> parser_;
   http::response<http::string_body> res_;
   bool in_flight_ = false;
+  std::array<char, 65536> scratch_;
+  uint64_t discarded_ = 0;
+  std::string pattern_;
+  std::string stream_head_;
+  std::string chunk_line_;
+  uint64_t stream_left_ = 0;
+  bool stream_chunked_ = false;
+  bool stream_keep_alive_ = true;
 };
 
 void accept_loop(tcp::acceptor& acceptor) {

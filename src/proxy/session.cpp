@@ -421,6 +421,20 @@ void Session::on_response_written(error_code ec, bool last) {
   finish_request();
 }
 
+// The body goes to the client unchanged when its framing here is the endpoint's own
+// (Content-Length): then the kernel can move it.
+Socket* Session::splice_target() {
+  return framer_.mode() == wire::BodyMode::kLength ? &client_ : nullptr;
+}
+
+void Session::on_response_spliced(uint64_t bytes, bool last) {
+  response_bytes_ += bytes;
+  set_deadline(limits().idle_timeout);
+  if (!last) return;
+  attempt_.done();
+  finish_request();
+}
+
 void Session::on_attempt_failed(unsigned status, std::string_view reason) {
   respond_error(status, reason, body_unread());
 }

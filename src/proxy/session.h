@@ -43,6 +43,8 @@ class Session final : public Connection,
   void on_response_broken() override;
   void on_upgraded(ResponseHead& head, std::unique_ptr<UpstreamConnection> conn,
                    std::string_view early) override;
+  Socket* splice_target() override;
+  void on_response_spliced(uint64_t bytes, bool last) override;
 
  private:
   enum class Phase {

@@ -13,6 +13,10 @@ namespace {
 
 using boost::system::error_code;
 
+// A Content-Length body with at least this much still to come after the first read is
+// spliced (when the sink allows it): below it, the pipe round trips cost more than the copies.
+constexpr uint64_t kSpliceMinBytes = kBodyBufferSize;
+
 bool closed(const error_code& ec) {
   return ec == asio::error::eof || ec == asio::error::connection_reset ||
          ec == asio::error::broken_pipe || ec == asio::error::connection_aborted ||
@@ -36,6 +40,7 @@ UpstreamAttempt::UpstreamAttempt(Worker& worker)
     : worker_(worker), timer_(worker.ioc().get_executor()) {}
 
 UpstreamAttempt::~UpstreamAttempt() {
+  end_splice(false);
   release_endpoint();
   if (retry_counted_) req_.cluster->state->active_retries.fetch_sub(1, std::memory_order_relaxed);
   if (buffer_) worker_.release_buffer(std::move(buffer_));
@@ -357,6 +362,7 @@ void UpstreamAttempt::resume() {
 }
 
 void UpstreamAttempt::read_body() {
+  if (parsed_ == fill_ && start_splice()) return;
   if (parsed_ > 0) {  // keep an incomplete chunk header; drop what was handed over
     std::memmove(buffer_.get(), buffer_.get() + parsed_, fill_ - parsed_);
     fill_ -= parsed_;
@@ -386,6 +392,105 @@ void UpstreamAttempt::on_body_read(error_code ec, size_t bytes) {
   if (ec) return fail(ec, closed(ec) ? Failure::kClosed : Failure::kOther);
   fill_ += bytes;
   parse_body();
+}
+
+// --- zero-copy bodies ----------------------------------------------------------------------
+
+bool UpstreamAttempt::start_splice() {
+  if (!head_.content_length || head_.chunked) return false;
+  auto remaining = parser_.remaining();
+  if (!remaining || *remaining < kSpliceMinBytes) return false;
+  Socket* to = sink_->splice_target();
+  if (to == nullptr) return false;
+  pipe_ = worker_.pipes().acquire();
+  if (pipe_.read_fd < 0) return false;  // out of pipes: copy as usual
+  splice_to_ = to;
+  splice_left_ = *remaining;
+  pipe_fill_ = 0;
+  spliced_ = 0;
+  run_splice();
+  return true;
+}
+
+// Moves bytes endpoint -> pipe -> client until one side would block, then waits for it. The
+// endpoint side waits only while the pipe has room; the client side only while it has bytes.
+void UpstreamAttempt::run_splice() {
+  const int from = conn_->socket.native_handle();
+  const int to = splice_to_->native_handle();
+  bool from_blocked = false;
+  bool to_blocked = false;
+  uint64_t moved_out = 0;
+  for (int round = 0; round < 64; ++round) {
+    bool progress = false;
+    if (splice_left_ > 0 && pipe_fill_ < pipe_.capacity && !from_blocked) {
+      size_t n = 0;
+      size_t want = static_cast<size_t>(std::min<uint64_t>(splice_left_, pipe_.capacity - pipe_fill_));
+      switch (splice_some(from, pipe_.write_fd, want, &n)) {
+        case SpliceStep::kProgress:
+          pipe_fill_ += n;
+          splice_left_ -= n;
+          progress = true;
+          break;
+        case SpliceStep::kWouldBlock:
+          from_blocked = true;
+          break;
+        case SpliceStep::kEnd:  // the endpoint closed before the end of its body
+        case SpliceStep::kError:
+          end_splice(false);
+          return fail(asio::error::eof, Failure::kClosed);
+      }
+    }
+    if (pipe_fill_ > 0 && !to_blocked) {
+      size_t n = 0;
+      switch (splice_some(pipe_.read_fd, to, pipe_fill_, &n)) {
+        case SpliceStep::kProgress:
+          pipe_fill_ -= n;
+          moved_out += n;
+          progress = true;
+          break;
+        case SpliceStep::kWouldBlock:
+          to_blocked = true;
+          break;
+        case SpliceStep::kEnd:
+        case SpliceStep::kError:  // the client went away
+          end_splice(false);
+          return fail(asio::error::broken_pipe, Failure::kOther);
+      }
+    }
+    if (splice_left_ == 0 && pipe_fill_ == 0) {
+      spliced_ += moved_out;
+      end_splice(true);
+      parsed_ = fill_ = 0;
+      upstream_finished();
+      return sink_->on_response_spliced(moved_out, true);
+    }
+    if (!progress) break;
+  }
+  spliced_ += moved_out;
+  if (moved_out > 0) sink_->on_response_spliced(moved_out, false);
+  auto resume = [this, keep = owner_.lock(), g = generation_](error_code ec) {
+    if (g != generation_) return;
+    read_pending_ = false;
+    if (ec) {
+      end_splice(false);
+      return fail(ec, timed_out_ ? Failure::kTimeout : Failure::kOther);
+    }
+    run_splice();
+  };
+  read_pending_ = true;  // a wait on either socket: the route timer cancels it
+  if (pipe_fill_ > 0 && (to_blocked || pipe_fill_ == pipe_.capacity || splice_left_ == 0)) {
+    splice_to_->async_wait(Socket::wait_write, resume);
+  } else {
+    conn_->socket.async_wait(Socket::wait_read, resume);
+  }
+}
+
+void UpstreamAttempt::end_splice(bool clean) {
+  if (pipe_.read_fd < 0) return;
+  worker_.pipes().release(pipe_, clean && pipe_fill_ == 0);
+  pipe_ = Pipe{};
+  pipe_fill_ = 0;
+  splice_to_ = nullptr;
 }
 
 void UpstreamAttempt::upstream_finished() {
@@ -420,6 +525,7 @@ void UpstreamAttempt::cancel() {
   active_ = false;
   ++generation_;  // handlers still pending see a stale generation and return
   disarm_timer();
+  end_splice(false);
   if (conn_) {
     error_code ignored;
     conn_->socket.close(ignored);
@@ -450,6 +556,7 @@ void UpstreamAttempt::fail(error_code ec, Failure kind) {
   if (head_delivered_) {
     // The head is on its way to the client: the only honest signal left is to close the
     // connection so that the truncation is visible.
+    end_splice(false);
     conn_.reset();
     active_ = false;
     ++generation_;
@@ -600,6 +707,7 @@ void UpstreamAttempt::on_timer(error_code ec, uint64_t generation) {
   if (read_pending_ || write_pending_ || connecting_) {
     // The pending operation ends with operation_aborted; its handler sees timed_out_.
     error_code ignored;
+    if (splice_to_) splice_to_->cancel(ignored);  // a splice waiting for the client
     if (conn_) conn_->socket.close(ignored);
     return;
   }

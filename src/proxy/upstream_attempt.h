@@ -42,6 +42,11 @@ class AttemptSink {
   // it sent after the head (views into the attempt's buffer) are the sink's now.
   virtual void on_upgraded(ResponseHead& head, std::unique_ptr<UpstreamConnection> conn,
                            std::string_view early) = 0;
+  // Zero-copy forwarding: the client socket, when the rest of the response body may be
+  // spliced into it unchanged (a raw body on a plain connection), else nullptr.
+  virtual Socket* splice_target() { return nullptr; }
+  // `bytes` more of the body went to the client by splice; last: the response is complete.
+  virtual void on_response_spliced(uint64_t /*bytes*/, bool /*last*/) {}
 };
 
 // What the client side decided about the request before it goes upstream.
@@ -97,6 +102,9 @@ class UpstreamAttempt {
   void read_body();
   void on_body_read(boost::system::error_code ec, size_t bytes);
   void upstream_finished();
+  bool start_splice();
+  void run_splice();
+  void end_splice(bool clean);
   bool can_resend() const;
   void fail(boost::system::error_code ec, Failure kind);
   bool try_retry(RetryReason reason, unsigned status);
@@ -158,6 +166,13 @@ class UpstreamAttempt {
   http1::BodyPieces pieces_out_;
   bool head_delivered_ = false;
   bool upstream_done_ = false;
+
+  // zero-copy (splice) state of the response body
+  Pipe pipe_;
+  Socket* splice_to_ = nullptr;
+  size_t pipe_fill_ = 0;
+  uint64_t splice_left_ = 0;
+  uint64_t spliced_ = 0;
 
   Timer timer_;
   uint64_t timer_generation_ = 0;

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "access_log.h"
+#include "splice.h"
 #include "switchyard/balancer/strategy.h"
 #include "switchyard/breaker/outlier_detector.h"
 #include "switchyard/proxy/retry.h"
@@ -135,6 +136,7 @@ class Worker {
 
   BodyBuffer acquire_buffer();
   void release_buffer(BodyBuffer buffer);
+  PipePool& pipes() { return pipes_; }
 
   void link(Connection* c);
   void unlink(Connection* c);
@@ -162,6 +164,7 @@ class Worker {
   std::unique_ptr<AccessLog> access_log_;
   std::unique_ptr<UpstreamPool> pool_;
   std::vector<BodyBuffer> free_buffers_;
+  PipePool pipes_;
   Timer sweep_timer_;
   Timer accept_backoff_;
   Clock::time_point now_;
