@@ -1,5 +1,6 @@
 #include "access_log.h"
 
+#include <pthread.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -68,7 +69,10 @@ void LineRing::consume(size_t n) {
 
 AccessLogWriter::AccessLogWriter(size_t rings, metrics::Metrics& metrics) : metrics_(metrics) {
   for (size_t i = 0; i < rings; ++i) rings_.push_back(std::make_unique<LineRing>(kRingBytes));
-  thread_ = std::thread([this] { run(); });
+  thread_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "sy-access-log");
+    run();
+  });
 }
 
 AccessLogWriter::~AccessLogWriter() {

@@ -502,8 +502,10 @@ void Session::respond_error(unsigned status, std::string_view reason, bool close
   } else if (client_version_ == 10) {
     out_head_.append("Connection: keep-alive\r\n");
   }
-  out_head_.append("\r\n").append(reason).push_back('\n');
-  response_bytes_ = reason.size() + 1;
+  out_head_.append("\r\n");
+  const bool head_request = head_.method == Method::kHead && !head_.method_text.empty();
+  if (!head_request) out_head_.append(reason).push_back('\n');  // HEAD: the length only
+  response_bytes_ = head_request ? 0 : reason.size() + 1;
   response_started_ = true;
   log_request(status);
   deadline_ = worker_.now() + kErrorWriteTimeout;

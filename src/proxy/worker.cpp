@@ -1,5 +1,7 @@
 #include "worker.h"
 
+#include <pthread.h>
+
 #include <boost/asio/post.hpp>
 #include <random>
 
@@ -68,7 +70,13 @@ void Worker::start() {
     for (size_t slot = 0; slot < acceptors_.size(); ++slot) do_accept(slot);
     sweep();
   });
-  thread_ = std::thread([this] { ioc_.run(); });
+  thread_ = std::thread([this] {
+    // Named so that operators (top -H) and the futex check (tests/bench/futex_check.sh) can
+    // tell the workers apart.
+    std::string name = "sy-worker-" + std::to_string(index_);
+    pthread_setname_np(pthread_self(), name.c_str());
+    ioc_.run();
+  });
 }
 
 void Worker::publish(std::shared_ptr<const registry::RuntimeSnapshot> snapshot) {

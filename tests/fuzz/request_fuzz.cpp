@@ -14,6 +14,7 @@
 #include <cstring>
 #include <string>
 
+#include "switchyard/common/ascii.h"
 #include "switchyard/proxy/http1_parser.h"
 #include "switchyard/proxy/request_rules.h"
 #include "switchyard/proxy/wire.h"
@@ -70,9 +71,23 @@ int on_complete(http_parser* p) {
   return 0;
 }
 
+// http_parser 2.9 flags a message as having Transfer-Encoding as soon as a field name *starts*
+// with "transfer-encoding" ("Transfer-Encodingng: x" then fails with "invalid
+// transfer-encoding"): a known limit of the oracle, not a disagreement about framing (such a
+// backend refuses the request; it cannot be smuggled into). Inputs with such names are not
+// judged by it.
+bool oracle_misreads(const RequestHead& head) {
+  constexpr std::string_view te = "transfer-encoding";
+  for (const auto& f : head.fields.items) {
+    if (f.name.size() > te.size() && iequals(f.name.substr(0, te.size()), te)) return true;
+  }
+  return false;
+}
+
 void check_with_second_parser(const std::string& out, const RequestHead& head,
                               const RequestForward& fwd, bool needs_slash,
                               const std::string& body) {
+  if (oracle_misreads(head)) return;
   http_parser_settings settings;
   http_parser_settings_init(&settings);
   settings.on_message_begin = on_begin;
