@@ -5,6 +5,7 @@
 #include <boost/json/basic_parser_impl.hpp>
 #include <charconv>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 
 namespace switchyard::balancer {
@@ -25,12 +26,16 @@ bool key_char(char c) {
          c == '-' || c == '.';
 }
 
-// Keys seen in one report, to refuse duplicates without allocating. A key longer than
-// kMaxKeyBytes never gets here (malformed).
+// Keys seen in one report, to refuse duplicates without allocating. Callers refuse a key
+// longer than kMaxKeyBytes as malformed first (for JSON that is the whole "outer.inner" key,
+// up to 14 + 1 + 128 bytes before this check: a copy of that into a 128-byte slot would write
+// into the next slot of the same object, invisible to ASan). The check below is the invariant,
+// kept even where callers are right: one comparison per key.
 class SeenKeys {
  public:
   // False when key was already seen.
   bool insert(std::string_view key) {
+    if (key.size() > kMaxKeyBytes) std::abort();  // a caller let an over-long key through
     for (size_t i = 0; i < count_; ++i) {
       if (std::string_view(keys_[i].data(), sizes_[i]) == key) return false;
     }
@@ -157,7 +162,8 @@ struct JsonHandler {
     if (!append_key(s, ec)) return false;
     std::string_view k(key.data(), key_size);
     std::string_view own = depth == 2 ? k.substr(outer_size + 1) : k;
-    if (!valid_key(own)) return fail(LoadReportResult::kMalformed, ec);
+    // The whole key ("named_metrics.queue") is what is stored and compared: it must fit.
+    if (!valid_key(own) || k.size() > kMaxKeyBytes) return fail(LoadReportResult::kMalformed, ec);
     if (seen.full()) return fail(LoadReportResult::kMalformed, ec);
     if (!seen.insert(k)) return fail(LoadReportResult::kDuplicate, ec);
     key_complete = true;  // the value that follows is stored under it; the next key starts anew

@@ -111,6 +111,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void read() {
     head_parser_.emplace();
     head_parser_->body_limit(boost::none);
+    head_parser_->header_limit(64 * 1024);  // big heads are for the proxy to judge
     stream_.expires_after(std::chrono::seconds(60));
     http::async_read_header(stream_, buffer_, *head_parser_,
                             [self = shared_from_this()](beast::error_code ec, size_t) {

@@ -56,6 +56,8 @@ void UpstreamAttempt::start(const AttemptRequest& request, AttemptSink* sink,
   tried_count_ = 0;
   stale_replayed_ = false;
   head_delivered_ = false;
+  head_parsed_ = false;
+  broken_after_head_ = false;
   upstream_done_ = false;
   body_done_ = !req_.has_body;
   body_touched_ = false;
@@ -266,8 +268,11 @@ void UpstreamAttempt::read_response_head() {
   parsed_ = 0;
   scanned_ = 0;
   head_delivered_ = false;
+  head_parsed_ = false;
+  broken_after_head_ = false;
   upstream_done_ = false;
   trailers_.clear();
+  pieces_out_.clear();
   pieces_out_.trailers = &trailers_;
   parser_.start(kBodyBufferSize, std::nullopt, req_.head->method == Method::kHead);
   do_read_head();
@@ -333,11 +338,14 @@ void UpstreamAttempt::on_response_head() {
       std::chrono::duration<double, std::milli>(Clock::now() - try_start_).count());
   record_outcome(status < 500);
   if (try_retry(RetryReason::kStatus, status)) return;
+  head_parsed_ = true;
   parse_body();
 }
 
 void UpstreamAttempt::parse_body() {
-  pieces_out_.clear();
+  // Until the head goes to the client, pieces accumulate (views into the buffer, which is not
+  // compacted meanwhile): see the coalescing below.
+  if (head_delivered_) pieces_out_.clear();
   http1::ParseStatus st = http1::ParseStatus::kOk;
   size_t used = parser_.parse_body(std::string_view(buffer_.get() + parsed_, fill_ - parsed_),
                                    pieces_out_, &st);
@@ -348,6 +356,13 @@ void UpstreamAttempt::parse_body() {
   const bool last = parser_.done();
   if (last) upstream_finished();
   if (!head_delivered_) {
+    // A small Content-Length body that has not all arrived with its head (a server that
+    // writes the head, then sends the file) is waited for, so that the client gets head and
+    // body in one write rather than two.
+    if (!last && head_.content_length && !head_.chunked && !pieces_out_.full() &&
+        parsed_ + *parser_.remaining() <= kBodyBufferSize) {
+      return read_body();
+    }
     head_delivered_ = true;
     return sink_->on_response_head(head_, pieces_out_, last);
   }
@@ -357,19 +372,23 @@ void UpstreamAttempt::parse_body() {
 
 void UpstreamAttempt::resume() {
   if (!active_ || upstream_done_) return;
+  if (broken_after_head_) return fail({}, Failure::kClosed);  // the head went out: now say so
   if (parsed_ < fill_) return parse_body();  // pieces left over from the last read
   read_body();
 }
 
 void UpstreamAttempt::read_body() {
-  if (parsed_ == fill_ && start_splice()) return;
-  if (parsed_ > 0) {  // keep an incomplete chunk header; drop what was handed over
+  if (head_delivered_ && parsed_ == fill_ && start_splice()) return;
+  if (head_delivered_ && parsed_ > 0) {  // keep an incomplete chunk header; drop the rest
     std::memmove(buffer_.get(), buffer_.get() + parsed_, fill_ - parsed_);
     fill_ -= parsed_;
     parsed_ = 0;
   }
   size_t room = kBodyBufferSize - fill_;
-  if (auto remaining = parser_.remaining()) room = std::min<uint64_t>(room, *remaining - fill_);
+  // A Content-Length body is read exactly: nothing past it (the connection may be reused).
+  if (auto remaining = parser_.remaining()) {
+    room = std::min<uint64_t>(room, *remaining - (fill_ - parsed_));
+  }
   if (room == 0) return fail({}, Failure::kInvalid);  // a chunk header or trailer over 64 KiB
   read_pending_ = true;
   conn_->socket.async_read_some(
@@ -565,6 +584,14 @@ void UpstreamAttempt::fail(error_code ec, Failure kind) {
     release_retry();
     owner_.reset();
     return sink_->on_response_broken();
+  }
+  if (head_parsed_ && !head_delivered_) {
+    // The head was held back for the rest of a small body (coalescing): the response had
+    // started, as far as the endpoint is concerned. The client gets what came, then sees the
+    // connection close (as if the head had gone out at once).
+    broken_after_head_ = true;
+    head_delivered_ = true;
+    return sink_->on_response_head(head_, pieces_out_, false);
   }
   const bool may_repeat = idempotent(req_.head->method) || req_.route->retries.non_idempotent;
   // A pooled connection that the endpoint closed while it sat idle fails before any response

@@ -165,6 +165,8 @@ class UpstreamAttempt {
   FieldList trailers_;
   http1::BodyPieces pieces_out_;
   bool head_delivered_ = false;
+  bool head_parsed_ = false;        // the final head is parsed (it may be held back)
+  bool broken_after_head_ = false;  // failed while the head was held back: report after it
   bool upstream_done_ = false;
 
   // zero-copy (splice) state of the response body

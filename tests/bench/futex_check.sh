@@ -2,7 +2,8 @@
 # Shows that the request path takes no lock: switchyard (2 workers, access log on) under
 # wrk -c64 for DURATION, with `strace -f -e trace=futex` attached to every thread; prints the
 # futex calls per thread name. Worker threads (sy-worker-N) should show none; the control
-# thread and the access-log writer are not on the request path. Loopback only.
+# thread and the access-log writer are not on the request path. TRACE=futex,epoll_wait shows
+# that the tracing itself works (the workers then show their epoll_wait calls). Loopback only.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source tests/bench/lib.sh
@@ -36,7 +37,7 @@ pids+=($sy)
 wait_line "$work/sy.err" "serving with"
 port=$(sed -n "s/.*listener 'in' listening on [0-9.]*:\([0-9]*\).*/\1/p" "$work/sy.err")
 wrk -t1 -c64 -d2s "http://127.0.0.1:$port/" > /dev/null  # warm up: pools, handles, codes
-strace -f -e trace=futex -o "$work/futex.txt" -p "$sy" 2> /dev/null &
+strace -f -e trace=${TRACE:-futex} -o "$work/futex.txt" -p "$sy" 2> /dev/null &
 st=$!
 sleep 0.5
 wrk -t1 -c64 -d"$DURATION" "http://127.0.0.1:$port/" > "$work/wrk.txt"

@@ -25,6 +25,12 @@ EXTRA = [
     ("target 3 KiB", b"GET /" + b"a" * 3000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 200),
     ("target 10 KiB", b"GET /" + b"a" * 10000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
     ("head 20 KiB", b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20000 + b"\r\n\r\n", 431),
+    ("target 20 KiB", b"GET /" + b"a" * 20480 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
+    ("cookie 10 KiB", b"GET / HTTP/1.1\r\nHost: x\r\nCookie: s=" + b"c" * 10240 + b"\r\n\r\n", 200),
+    ("12 KiB of headers", b"GET / HTTP/1.1\r\nHost: x\r\n" +
+     b"".join(b"X-H%d: %s\r\n" % (i, b"v" * 4000) for i in range(3)) + b"\r\n", 200),
+    ("connection: content-length", b"POST /echo HTTP/1.1\r\nHost: x\r\nConnection: Content-Length"
+     b"\r\nContent-Length: %d\r\n\r\n" % len(SMUGGLED) + SMUGGLED, 400),
 ]
 
 

@@ -109,6 +109,30 @@ TEST(LoadReport, MalformedInputIsRejected) {
   }
 }
 
+// Keys are limited to 128 bytes, and for JSON that is the whole stored key
+// ("named_metrics.<name>"): 127 and 128 pass, 129 and 142 are malformed, never copied into the
+// 128-byte slot of the duplicate table.
+TEST(LoadReport, KeyLengthLimit) {
+  auto text_key = [](size_t n) {
+    return "TEXT " + std::string(n, 'k') + "=0.5, cpu_utilization=0.2";
+  };
+  auto json_named = [](size_t total) {  // total = length of "named_metrics." + name
+    std::string name(total - 14, 'n');
+    return R"(JSON {"cpu_utilization":0.2,"named_metrics":{")" + name + R"(":1}})";
+  };
+  for (size_t n : {127u, 128u}) {
+    LoadReport r;
+    EXPECT_EQ(parse_load_report(text_key(n), r), LoadReportResult::kOk) << n;
+    EXPECT_EQ(parse_load_report(json_named(n), r), LoadReportResult::kOk) << n;
+  }
+  for (size_t n : {129u, 142u}) {
+    LoadReport r;
+    EXPECT_EQ(parse_load_report(text_key(n), r), LoadReportResult::kMalformed) << n;
+    EXPECT_EQ(parse_load_report(json_named(n), r), LoadReportResult::kMalformed) << n;
+    EXPECT_FALSE(r.cpu.has_value());
+  }
+}
+
 TEST(LoadReport, UnknownKeysAreIgnored) {
   LoadReport r;
   ASSERT_EQ(parse("TEXT cpu_utilization=0.2, future_field=7", &r), LoadReportResult::kOk);

@@ -126,3 +126,23 @@ TEST(PlanRequestForward, UpgradeAllowList) {
 
 }  // namespace
 }  // namespace switchyard::proxy
+
+namespace switchyard::proxy {
+namespace {
+
+// Found by the request fuzzer's oracle: a field whose name only starts with
+// "transfer-encoding" is an ordinary field. switchyard frames the request itself (no body
+// here), so a backend whose parser matches the prefix (http_parser 2.9) refuses the request
+// rather than reading a body into it.
+TEST(PlanRequestForward, PrefixOfTransferEncodingIsAnOrdinaryField) {
+  ForwardContext ctx;
+  ctx.client_ip = "10.0.0.9";
+  std::string out = forward("POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encodingng: chunked\r\n\r\n",
+                            ctx);
+  EXPECT_NE(out.find("Transfer-Encodingng: chunked\r\n"), std::string::npos);
+  EXPECT_EQ(out.find("Content-Length"), std::string::npos);
+  EXPECT_EQ(out.find("Transfer-Encoding: chunked"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace switchyard::proxy
