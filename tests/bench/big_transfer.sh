@@ -89,14 +89,27 @@ up() {
   echo "${out##* }"
 }
 
+down "$nginx_port" > /dev/null  # warm-up: the first read of the file fills the page cache
 printf '%-10s %-9s %12s %12s %8s\n' transfer round "direct MB/s" "proxy MB/s" ratio
+: > "$work/ratios"
 for round in $(seq "$ROUNDS"); do
   d=$(down "$nginx_port"); p=$(down "$sy_port")
   printf '%-10s %-9s %12s %12s %8s\n' download "$round" "$(mbps "$d")" "$(mbps "$p")" \
     "$(python3 -c "print(round($d / $p, 2))")"
+  echo "download $(python3 -c "print($d / $p)")" >> "$work/ratios"
   d=$(up "$sink_port"); p=$(up "$sy_port")
   printf '%-10s %-9s %12s %12s %8s\n' upload "$round" "$(mbps "$d")" "$(mbps "$p")" \
     "$(python3 -c "print(round($d / $p, 2))")"
+  echo "upload $(python3 -c "print($d / $p)")" >> "$work/ratios"
 done
+python3 - "$work/ratios" <<'PY'
+import statistics, sys
+r = {}
+for line in open(sys.argv[1]):
+    k, v = line.split()
+    r.setdefault(k, []).append(float(v))
+for k, v in r.items():
+    print(f"median {k} ratio (proxy rate / direct rate): {statistics.median(v):.2f}")
+PY
 sleep 0.2
 echo "switchyard RSS: ${rss_before} KiB before, $(cat "$work/rss.max" 2>/dev/null || echo "$rss_before") KiB at most while transferring"
