@@ -99,7 +99,7 @@ class Daemon {
         registry_(metrics_),
         outliers_(control_),
         proxy_(*config_, metrics_),
-        admin_(control_, metrics_, registry_, admin_state_),
+        admin_(metrics_, registry_, admin_state_),
         health_(control_, health::HealthChecker::Observer{
                               [this](registry::EndpointState& state, bool passed) {
                                 outliers_.on_check(state, passed);

@@ -1,9 +1,14 @@
 #include "switchyard/admin/admin_server.h"
 
+#include <pthread.h>
+
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <thread>
 
 #include "switchyard/common/asio_endpoint.h"
 #include "switchyard/common/logging.h"
@@ -18,7 +23,12 @@ using tcp = asio::ip::tcp;
 
 namespace {
 
+// Each connection gets this long per request (read and answer); an admin client that stalls
+// is dropped.
 constexpr auto kAdminTimeout = std::chrono::seconds(10);
+// Connections beyond this are closed at accept: a scraper storm cannot exhaust descriptors.
+constexpr size_t kMaxConnections = 64;
+constexpr auto kAcceptBackoff = std::chrono::milliseconds(100);
 
 struct Reply {
   http::status status;
@@ -28,14 +38,26 @@ struct Reply {
 
 }  // namespace
 
+// Runs on its own thread and io_context, so that building /metrics or /admin/clusters for a
+// crowd of scrapers never delays the control thread (health checks, the circuit breaker,
+// reloads). It only reads: the registry's current snapshot (under the registry's mutex, never
+// taken by workers) and atomics.
 struct AdminServer::Impl : std::enable_shared_from_this<AdminServer::Impl> {
-  Impl(asio::io_context& ioc, metrics::Metrics& m, const registry::Registry& r, const AdminState& s)
-      : acceptor(ioc), metrics(m), registry(r), state(s) {}
+  Impl(metrics::Metrics& m, const registry::Registry& r, const AdminState& s)
+      : work(asio::make_work_guard(ioc)), acceptor(ioc), backoff(ioc), metrics(m), registry(r),
+        state(s) {}
 
+  asio::io_context ioc{1};
+  asio::executor_work_guard<asio::io_context::executor_type> work;
   tcp::acceptor acceptor;
+  asio::steady_timer backoff;
   metrics::Metrics& metrics;
   const registry::Registry& registry;
   const AdminState& state;
+  size_t open = 0;  // admin thread only
+  struct Connection;
+  std::vector<std::weak_ptr<Connection>> connections;  // admin thread only, for stop()
+  std::thread thread;
 
   Reply handle(const http::request<http::string_body>& req) {
     if (req.method() != http::verb::get && req.method() != http::verb::head) {
@@ -48,14 +70,14 @@ struct AdminServer::Impl : std::enable_shared_from_this<AdminServer::Impl> {
       if (state.ready.load()) return {http::status::ok, "text/plain", "ready\n"};
       return {http::status::service_unavailable, "text/plain", "not ready\n"};
     }
+    auto snapshot = registry.current();
     if (path == "/metrics") {
-      if (!registry.current()) return {http::status::service_unavailable, "text/plain", "none\n"};
-      return {http::status::ok, "text/plain; version=0.0.4",
-              metrics::render(*registry.current(), metrics)};
+      if (!snapshot) return {http::status::service_unavailable, "text/plain", "none\n"};
+      return {http::status::ok, "text/plain; version=0.0.4", metrics::render(*snapshot, metrics)};
     }
     if (path == "/admin/clusters") {
-      if (!registry.current()) return {http::status::service_unavailable, "text/plain", "none\n"};
-      return {http::status::ok, "application/json", clusters_json(*registry.current())};
+      if (!snapshot) return {http::status::service_unavailable, "text/plain", "none\n"};
+      return {http::status::ok, "application/json", clusters_json(*snapshot)};
     }
     return {http::status::not_found, "text/plain",
             "not found; try /healthz /readyz /metrics /admin/clusters\n"};
@@ -64,14 +86,34 @@ struct AdminServer::Impl : std::enable_shared_from_this<AdminServer::Impl> {
   void do_accept() {
     acceptor.async_accept([self = shared_from_this()](beast::error_code ec, tcp::socket socket) {
       if (ec == asio::error::operation_aborted) return;
-      if (!ec) std::make_shared<Connection>(self, std::move(socket))->read();
+      if (ec) {
+        // Out of descriptors or a transient error: back off instead of spinning on it.
+        logs::admin().warn("accept failed: {}", ec.message());
+        self->backoff.expires_after(kAcceptBackoff);
+        self->backoff.async_wait([self](beast::error_code e) {
+          if (!e) self->do_accept();
+        });
+        return;
+      }
+      if (self->open >= kMaxConnections) {
+        beast::error_code ignored;
+        socket.close(ignored);
+      } else {
+        auto c = std::make_shared<Connection>(self, std::move(socket));
+        std::erase_if(self->connections, [](const auto& w) { return w.expired(); });
+        self->connections.push_back(c);
+        c->read();
+      }
       self->do_accept();
     });
   }
 
   struct Connection : std::enable_shared_from_this<Connection> {
     Connection(std::shared_ptr<Impl> s, tcp::socket socket)
-        : server(std::move(s)), stream(std::move(socket)) {}
+        : server(std::move(s)), stream(std::move(socket)) {
+      ++server->open;
+    }
+    ~Connection() { --server->open; }
     std::shared_ptr<Impl> server;
     beast::tcp_stream stream;
     beast::flat_buffer buffer{16 * 1024};
@@ -114,9 +156,9 @@ struct AdminServer::Impl : std::enable_shared_from_this<AdminServer::Impl> {
   };
 };
 
-AdminServer::AdminServer(asio::io_context& ioc, metrics::Metrics& metrics,
-                         const registry::Registry& registry, const AdminState& state)
-    : impl_(std::make_shared<Impl>(ioc, metrics, registry, state)) {}
+AdminServer::AdminServer(metrics::Metrics& metrics, const registry::Registry& registry,
+                         const AdminState& state)
+    : impl_(std::make_shared<Impl>(metrics, registry, state)) {}
 
 AdminServer::~AdminServer() { stop(); }
 
@@ -136,12 +178,28 @@ bool AdminServer::listen(const SocketAddress& address) {
   bound.set_port(a.local_endpoint().port());
   logs::admin().info("admin listening on {}", bound.to_string());
   impl_->do_accept();
+  impl_->thread = std::thread([impl = impl_] {
+    pthread_setname_np(pthread_self(), "sy-admin");
+    impl->ioc.run();
+  });
   return true;
 }
 
+// Closes everything on the admin thread, so that every pending operation ends with an error
+// and the loop runs out of work by itself; then joins it. Nothing is left holding the server.
 void AdminServer::stop() {
-  beast::error_code ec;
-  impl_->acceptor.close(ec);
+  if (!impl_->thread.joinable()) return;
+  asio::post(impl_->ioc, [impl = impl_] {
+    beast::error_code ec;
+    impl->acceptor.close(ec);
+    impl->backoff.cancel();
+    for (auto& w : impl->connections) {
+      if (auto c = w.lock()) c->stream.socket().close(ec);
+    }
+    impl->connections.clear();
+    impl->work.reset();
+  });
+  impl_->thread.join();
 }
 
 }  // namespace switchyard::admin

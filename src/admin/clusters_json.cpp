@@ -24,19 +24,17 @@ const char* breaker_name(registry::Breaker b) {
   return "unknown";
 }
 
-// How long the current ejection still lasts (0 once it is over or when not ejected). Read on
-// the control thread, which owns ejected_until.
-int64_t ejection_remaining_ms(const registry::EndpointState& s,
-                              std::chrono::steady_clock::time_point now) {
+// How long the current ejection still lasts (0 once it is over or when not ejected). Any
+// thread: reads the atomic mirror the circuit breaker keeps.
+int64_t ejection_remaining_ms(const registry::EndpointState& s, int64_t now_ns) {
   if (s.breaker.load(std::memory_order_relaxed) != registry::Breaker::kOpen) return 0;
-  if (s.ejected_until <= now) return 0;
-  return std::chrono::duration_cast<std::chrono::milliseconds>(s.ejected_until - now).count();
+  const int64_t ends = s.ejection_ends_ns.load(std::memory_order_relaxed);
+  return ends <= now_ns ? 0 : (ends - now_ns) / 1'000'000;
 }
 
 }  // namespace
 
 std::string clusters_json(const registry::RuntimeSnapshot& snapshot) {
-  auto now = std::chrono::steady_clock::now();
   boost::json::array clusters;
   const int64_t now_ns = balancer::steady_now_ns();
   for (const auto& cluster : snapshot.clusters) {
@@ -67,8 +65,8 @@ std::string clusters_json(const registry::RuntimeSnapshot& snapshot) {
           {"usable", s.usable()},
           {"ejected", s.ejected()},
           {"breaker", breaker_name(s.breaker.load(std::memory_order_relaxed))},
-          {"ejection_remaining_ms", ejection_remaining_ms(s, now)},
-          {"ejections", s.ejections_total},
+          {"ejection_remaining_ms", ejection_remaining_ms(s, now_ns)},
+          {"ejections", s.ejections_total.load(std::memory_order_relaxed)},
           {"health_score", s.health_score.load(std::memory_order_relaxed)},
           {"active_requests", s.active_requests.load(std::memory_order_relaxed)},
           {"successes", s.successes.load(std::memory_order_relaxed)},

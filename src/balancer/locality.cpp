@@ -116,9 +116,13 @@ const Endpoint* Locality::pick(const PickContext& ctx, WorkerLbState& state) con
   const Region* local = find(ctx.client_region);
   const uint32_t usable = local ? local->group->usable.load(std::memory_order_relaxed) : 0;
   bool stay = usable > 0;
-  if (stay && ctx.cross_region == config::CrossRegion::kAllow) {
+  if (stay && ctx.cross_region != config::CrossRegion::kDeny) {
+    // allow: a share equal to the region's deficit spills. failover_only: the region is left
+    // as a whole while it counts as unhealthy; the spill's slow fall is the hysteresis that
+    // keeps a flapping endpoint from swinging the region back and forth.
     const double spill = local->spill.load(std::memory_order_relaxed);
-    stay = spill <= 0 || uniform(state) >= spill;
+    stay = ctx.cross_region == config::CrossRegion::kAllow ? spill <= 0 || uniform(state) >= spill
+                                                           : spill <= 0;
   }
   if (stay || ctx.cross_region == config::CrossRegion::kDeny) {
     if (local != nullptr) {
@@ -148,7 +152,8 @@ const Endpoint* Locality::pick(const PickContext& ctx, WorkerLbState& state) con
       ctx.locality = LocalityOutcome::kDenied;
       return nullptr;
     }
-    // failover_only: the local region turned out to have nothing usable for this request.
+    // failover_only: the local region counts as unhealthy, or had nothing usable for this
+    // request.
   }
   return fallback(local, ctx, state);
 }

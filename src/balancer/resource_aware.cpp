@@ -10,8 +10,6 @@ namespace {
 
 constexpr size_t kMaxScan = 32;  // score every endpoint up to this many
 constexpr size_t kSamples = 16;  // else this many random ones
-constexpr double kTieRelative = 0.05;
-constexpr double kTieAbsolute = 0.02;
 constexpr double kSlopeAlpha = 0.2;
 constexpr double kMaxSlope = 0.1;  // 10 requests in flight = a full CPU, at most
 
@@ -117,11 +115,34 @@ LoadReportResult receive_load_report(registry::EndpointState& state, std::string
 ResourceAware::ResourceAware(const config::Cluster& cluster, const std::vector<Endpoint>& endpoints)
     : endpoints_(endpoints), model_(cluster.resource_aware) {}
 
+double share_weight(double score, double lowest_score, double response_ms, double best_response_ms,
+                    uint32_t weight) {
+  if (response_ms > 0 && best_response_ms > 0) {
+    // An endpoint that answers slower than the quickest holds each request longer. When its
+    // reported load is also above the lowest (by kLatencyEvidence or more), both say the same
+    // thing and its load counts that many times: a slowdown of 2.5 turns a score of 0.39 into
+    // 0.98, nearly full. An endpoint that is slower but less loaded than the others (its
+    // queue is shorter) is not penalised: it takes traffic until its load meets theirs.
+    const double slowdown =
+        (response_ms + kResponseFloorMs) / (best_response_ms + kResponseFloorMs);
+    const double evidence = std::clamp((score - lowest_score) / kLatencyEvidence, 0.0, 1.0);
+    score *= 1 + (slowdown - 1) * evidence;
+  }
+  const double s = std::clamp(score, kMinShareScore, kMaxShareScore);
+  const double headroom = (1 - s) / s;  // capacity left per unit of capacity used
+  return static_cast<double>(weight) * headroom * headroom;
+}
+
+void ResourceAware::prepare(WorkerLbState& state) const { state.credit.assign(endpoints_.size(), 0); }
+
 const Endpoint* ResourceAware::pick(const PickContext& ctx, WorkerLbState& state) const {
   if (endpoints_.empty()) return nullptr;
+  if (state.credit.size() < endpoints_.size()) prepare(state);  // a locality group's state
   const int64_t now = steady_now_ns();
   struct Candidate {
+    double weight;
     double score;
+    double response_ms;
     uint32_t index;  // position in endpoints_
   };
   std::array<Candidate, kMaxScan> candidates;
@@ -138,10 +159,12 @@ const Endpoint* ResourceAware::pick(const PickContext& ctx, WorkerLbState& state
           refresh = &ep;
         }
       }
-      candidates[n++] =
-          Candidate{model_.estimate(ep, now).score, static_cast<uint32_t>(&ep - endpoints_.data())};
+      candidates[n++] = Candidate{0, model_.estimate(ep, now).score,
+                                  s.response_ms.load(std::memory_order_relaxed),
+                                  static_cast<uint32_t>(&ep - endpoints_.data())};
     };
-    if (endpoints_.size() <= kMaxScan) {
+    const bool all = endpoints_.size() <= kMaxScan;
+    if (all) {
       for (const auto& ep : endpoints_) {
         consider(ep);
         if (refresh) return refresh;
@@ -153,17 +176,39 @@ const Endpoint* ResourceAware::pick(const PickContext& ctx, WorkerLbState& state
       if (refresh) return refresh;
     }
     if (n == 0) continue;
+    double best_ms = -1;
     double lowest = candidates[0].score;
-    for (size_t i = 1; i < n; ++i) lowest = std::min(lowest, candidates[i].score);
-    const double limit = lowest * (1 + kTieRelative) + kTieAbsolute;
-    // Near-ties to the front, then the better of two random ones.
-    size_t ties = 0;
     for (size_t i = 0; i < n; ++i) {
-      if (candidates[i].score <= limit) std::swap(candidates[ties++], candidates[i]);
+      double ms = candidates[i].response_ms;
+      if (ms > 0 && (best_ms < 0 || ms < best_ms)) best_ms = ms;
+      lowest = std::min(lowest, candidates[i].score);
     }
-    const Candidate& a = candidates[state.next_random() % ties];
-    const Candidate& b = candidates[state.next_random() % ties];
-    return &endpoints_[(b.score < a.score ? b : a).index];
+    double total = 0;
+    for (size_t i = 0; i < n; ++i) {
+      auto& c = candidates[i];
+      c.weight = share_weight(c.score, lowest, c.response_ms, best_ms, endpoints_[c.index].weight);
+      total += c.weight;
+    }
+    if (!all) {
+      // Sampled (large clusters): a weighted draw among the samples.
+      double r = static_cast<double>(state.next_random() >> 11) * 0x1.0p-53 * total;
+      for (size_t i = 0; i < n; ++i) {
+        r -= candidates[i].weight;
+        if (r <= 0) return &endpoints_[candidates[i].index];
+      }
+      return &endpoints_[candidates[n - 1].index];
+    }
+    // Smooth weighted round robin (nginx's) over the live weights: each candidate earns its
+    // weight, the richest is picked and pays the total. Shares follow the weights, and the
+    // picks interleave (a b a c a b a ...) instead of arriving in bursts.
+    size_t best = 0;
+    for (size_t i = 0; i < n; ++i) {
+      double& credit = state.credit[candidates[i].index];
+      credit += candidates[i].weight;
+      if (credit > state.credit[candidates[best].index]) best = i;
+    }
+    state.credit[candidates[best].index] -= total;
+    return &endpoints_[candidates[best].index];
   }
   return nullptr;
 }

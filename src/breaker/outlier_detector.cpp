@@ -174,8 +174,12 @@ void OutlierDetector::eject(const registry::Endpoint& ep, const registry::Cluste
   }
   auto duration = ejection_time(cb, state.ejections);
   ++state.ejections;
-  ++state.ejections_total;
+  state.ejections_total.fetch_add(1, kRelaxed);
   state.ejected_until = now + duration;
+  state.ejection_ends_ns.store(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(state.ejected_until.time_since_epoch())
+          .count(),
+      kRelaxed);
   state.consecutive_failures.store(0, kRelaxed);
   state.breaker.store(Breaker::kOpen, kRelaxed);
   cluster.metrics->add(metrics::ClusterCounter::kEjections);
@@ -191,6 +195,7 @@ void OutlierDetector::readmit(const registry::Endpoint& ep,
                               const char* how) {
   auto& state = *ep.state;
   state.ejected_until = {};
+  state.ejection_ends_ns.store(0, kRelaxed);
   state.closed_since = now;
   logs::registry().info("endpoint {} of cluster '{}' is back in service ({} passed)",
                         ep.address_text, cluster.config->name, how);

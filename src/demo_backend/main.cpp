@@ -22,6 +22,9 @@
 // --handicap F: a backend with only 1/F of its CPU (a noisy neighbour has the rest): the
 // latency of / (--latency-ms) is F times longer and the synthetic CPU report includes the
 // neighbour's share (1 - 1/F).
+// --slots N: at most N requests of / at once, the rest queue; reports cpu = busy slots / N.
+// --idle-close-ms N closes a keep-alive connection N ms after its last answer (gunicorn's 2 s
+// keep-alive timeout, shorter).
 // --rtt-ms N delays every response by N ms (/healthz and /control included): a backend that
 // far away on the network, for the geographic tests.
 // Prints "demo_backend NAME listening on HOST:PORT" once ready (port 0 picks a free port).
@@ -34,6 +37,8 @@
 #include <boost/crc.hpp>
 #include <charconv>
 #include <csignal>
+#include <deque>
+#include <mutex>
 #include <cstdio>
 #include <iostream>
 #include <random>
@@ -64,6 +69,8 @@ struct Options {
   double handicap = 1;
   double capacity = 100;
   int rtt_ms = 0;
+  int idle_close_ms = 0;
+  int slots = 0;
 };
 
 std::atomic<bool> g_fail_health{false};
@@ -73,6 +80,10 @@ std::atomic<int> g_in_flight{0};
 std::atomic<bool> g_synthetic{false};
 std::atomic<double> g_error_rate{0};
 Options g_opt;
+class Session;
+std::mutex g_slots_mutex;  // --slots (the demo backend may run several threads)
+int g_busy_slots = 0;
+std::deque<std::shared_ptr<Session>> g_slot_queue;
 
 std::string_view query_param(std::string_view target, std::string_view name) {
   auto q = target.find('?');
@@ -112,7 +123,10 @@ class Session : public std::enable_shared_from_this<Session> {
     head_parser_.emplace();
     head_parser_->body_limit(boost::none);
     head_parser_->header_limit(64 * 1024);  // big heads are for the proxy to judge
-    stream_.expires_after(std::chrono::seconds(60));
+    // --idle-close-ms: a keep-alive timeout as short as gunicorn's or Node's (an idle
+    // connection is closed that long after the last answer).
+    stream_.expires_after(g_opt.idle_close_ms > 0 ? std::chrono::milliseconds(g_opt.idle_close_ms)
+                                                  : std::chrono::milliseconds(60000));
     http::async_read_header(stream_, buffer_, *head_parser_,
                             [self = shared_from_this()](beast::error_code ec, size_t) {
                               if (ec) return;
@@ -322,8 +336,44 @@ class Session : public std::enable_shared_from_this<Session> {
     res_.keep_alive(req.keep_alive());
     if (!res_.chunked()) res_.prepare_payload();
     if (req.method() == http::verb::head) res_.body().clear();
-    if (delay_ms > 0) {
-      timer_.expires_after(std::chrono::milliseconds(delay_ms));
+    delay_ms_ = delay_ms;
+    if (g_opt.slots > 0 && path == "/") return acquire_slot();
+    serve();
+  }
+
+  // --slots N: at most N requests of / are worked on at once (a server with N workers); the
+  // rest wait their turn, and the load report is the busy fraction.
+  void acquire_slot() {
+    {
+      std::lock_guard<std::mutex> lock(g_slots_mutex);
+      if (g_busy_slots >= g_opt.slots) {
+        g_slot_queue.push_back(shared_from_this());
+        return;
+      }
+      ++g_busy_slots;
+    }
+    has_slot_ = true;
+    serve();
+  }
+
+  static void release_slot() {
+    std::shared_ptr<Session> next;
+    {
+      std::lock_guard<std::mutex> lock(g_slots_mutex);
+      if (g_slot_queue.empty()) {
+        --g_busy_slots;
+        return;
+      }
+      next = std::move(g_slot_queue.front());
+      g_slot_queue.pop_front();
+    }
+    next->has_slot_ = true;  // the slot passes on
+    asio::post(next->stream_.get_executor(), [next] { next->serve(); });
+  }
+
+  void serve() {
+    if (delay_ms_ > 0) {
+      timer_.expires_after(std::chrono::milliseconds(delay_ms_));
       timer_.async_wait([self = shared_from_this()](beast::error_code) { self->write(); });
       return;
     }
@@ -334,6 +384,18 @@ class Session : public std::enable_shared_from_this<Session> {
   void set_load_report() {
     double cpu = g_cpu.load(std::memory_order_relaxed);
     double mem = g_mem.load(std::memory_order_relaxed);
+    if (g_opt.slots > 0) {
+      int busy;
+      {
+        std::lock_guard<std::mutex> lock(g_slots_mutex);
+        busy = g_busy_slots;
+      }
+      char buf[64];
+      std::snprintf(buf, sizeof(buf), "TEXT cpu_utilization=%.3f",
+                    std::min(1.0, static_cast<double>(busy) / g_opt.slots));
+      res_.set("endpoint-load-metrics", buf);
+      return;
+    }
     if (g_synthetic.load(std::memory_order_relaxed)) {
       int in_flight = g_in_flight.load(std::memory_order_relaxed);
       cpu = std::min(1.0, (cpu < 0 ? 0.05 : cpu) + (1 - 1 / std::max(1.0, g_opt.handicap)) +
@@ -350,6 +412,10 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void write() {
+    if (has_slot_) {
+      has_slot_ = false;
+      release_slot();
+    }
     set_load_report();
     if (in_flight_) {
       g_in_flight.fetch_sub(1, std::memory_order_relaxed);
@@ -375,6 +441,8 @@ class Session : public std::enable_shared_from_this<Session> {
   std::optional<http::request_parser<http::string_body>> parser_;
   http::response<http::string_body> res_;
   bool in_flight_ = false;
+  bool has_slot_ = false;
+  int delay_ms_ = 0;
   std::array<char, 65536> scratch_;
   uint64_t discarded_ = 0;
   std::string pattern_;
@@ -400,7 +468,8 @@ void usage() {
   std::cerr << "usage: demo_backend [--listen HOST:PORT] [--name N] [--region R]\n"
                "                    [--latency-ms MS] [--error-rate F] [--fail-health]\n"
                "                    [--cpu F] [--mem F] [--load] [--capacity N] [--handicap F]\n"
-               "                    [--report-json] [--rtt-ms MS] [--threads N] [--log-requests]\n";
+               "                    [--report-json] [--rtt-ms MS] [--threads N] [--log-requests]\n"
+               "                    [--idle-close-ms MS] [--slots N]\n";
 }
 
 }  // namespace
@@ -431,6 +500,10 @@ int main(int argc, char** argv) {
       g_opt.mem = std::stod(next());
     } else if (a == "--rtt-ms") {
       g_opt.rtt_ms = std::max(0, std::stoi(next()));
+    } else if (a == "--slots") {
+      g_opt.slots = std::max(0, std::stoi(next()));
+    } else if (a == "--idle-close-ms") {
+      g_opt.idle_close_ms = std::max(0, std::stoi(next()));
     } else if (a == "--load") {
       g_opt.synthetic_load = true;
     } else if (a == "--report-json") {

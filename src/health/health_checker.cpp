@@ -86,23 +86,42 @@ class Probe : public std::enable_shared_from_this<Probe> {
   }
 
   void check() {
-    if (!stream_) {
-      stream_.emplace(ioc_);
-      stream_->expires_after(hc_.timeout);
-      stream_->async_connect(address_, [self = shared_from_this()](beast::error_code ec) {
-        if (ec) return self->done(false, "connect: " + ec.message());
-        self->send();
-      });
-      return;
-    }
+    retried_ = false;
+    if (!stream_) return connect();
+    reused_ = true;
     stream_->expires_after(hc_.timeout);
     send();
+  }
+
+  void connect() {
+    reused_ = false;
+    stream_.emplace(ioc_);
+    stream_->expires_after(hc_.timeout);
+    stream_->async_connect(address_, [self = shared_from_this()](beast::error_code ec) {
+      if (ec) return self->done(false, "connect: " + ec.message());
+      self->send();
+    });
+  }
+
+  // A kept-alive connection that the endpoint closed while it sat idle (a keep-alive timeout
+  // shorter than the interval: gunicorn 2 s, Node 5 s) fails before any answer. That says
+  // nothing about the endpoint: the check goes again, once, on a fresh connection. Only a
+  // closed connection qualifies; a timeout, an error status or a refused connect count at once.
+  bool retry_on_fresh_connection(const beast::error_code& ec) {
+    const bool closed = ec == http::error::end_of_stream || ec == asio::error::eof ||
+                        ec == asio::error::connection_reset || ec == asio::error::broken_pipe;
+    if (!reused_ || retried_ || !closed || stopped_) return false;
+    retried_ = true;
+    drop_connection();
+    connect();
+    return true;
   }
 
   void send() {
     sent_at_ = std::chrono::steady_clock::now();
     http::async_write(*stream_, request_,
                       [self = shared_from_this()](beast::error_code ec, size_t) {
+                        if (ec && self->retry_on_fresh_connection(ec)) return;
                         if (ec) return self->done(false, "write: " + ec.message());
                         self->receive();
                       });
@@ -113,6 +132,7 @@ class Probe : public std::enable_shared_from_this<Probe> {
     parser_->body_limit(64 * 1024);
     http::async_read(
         *stream_, buffer_, *parser_, [self = shared_from_this()](beast::error_code ec, size_t) {
+          if (ec && self->retry_on_fresh_connection(ec)) return;
           if (ec) return self->done(false, "read: " + ec.message());
           self->state_->observe_latency(std::chrono::duration<double, std::milli>(
                                             std::chrono::steady_clock::now() - self->sent_at_)
@@ -136,6 +156,7 @@ class Probe : public std::enable_shared_from_this<Probe> {
 
   void done(bool passed, const std::string& detail) {
     if (stopped_) return;
+    state_->metrics->health_checks.add(passed ? 0 : 1);
     if (!passed) drop_connection();
     if (observer_->on_result) observer_->on_result(*state_, passed);
     bool healthy = state_->healthy.load(std::memory_order_relaxed);
@@ -180,6 +201,8 @@ class Probe : public std::enable_shared_from_this<Probe> {
   uint32_t failures_ = 0;
   bool first_ = false;
   bool stopped_ = false;
+  bool reused_ = false;   // this check went out on a kept-alive connection
+  bool retried_ = false;  // ...and was already sent again on a fresh one
 };
 
 }  // namespace

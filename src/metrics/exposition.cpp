@@ -143,6 +143,12 @@ std::string render(const registry::RuntimeSnapshot& snapshot, const Metrics& met
       b.counter("switchyard_upstream_connect_failures_total",
                 "Failed connection attempts to endpoints", el,
                 static_cast<double>(s.metrics->connect_failures.value(0)));
+      for (int passed = 1; passed >= 0; --passed) {
+        Labels hl = el;
+        hl.push_back({"result", passed ? "pass" : "fail"});
+        b.counter("switchyard_health_checks_total", "Active health checks, by result", hl,
+                  static_cast<double>(s.metrics->health_checks.value(passed ? 0 : 1)));
+      }
       b.gauge("switchyard_endpoint_healthy", "1 if the endpoint passes health checks", el,
               s.healthy.load(std::memory_order_relaxed) ? 1 : 0);
       b.gauge("switchyard_endpoint_ejected",

@@ -334,8 +334,9 @@ void UpstreamAttempt::on_response_head() {
     owner_.reset();
     return;
   }
-  endpoint_->state->observe_latency(
-      std::chrono::duration<double, std::milli>(Clock::now() - try_start_).count());
+  const double ms = std::chrono::duration<double, std::milli>(Clock::now() - try_start_).count();
+  endpoint_->state->observe_latency(ms);
+  endpoint_->state->observe_response(ms);
   record_outcome(status < 500);
   if (try_retry(RetryReason::kStatus, status)) return;
   head_parsed_ = true;

@@ -75,7 +75,10 @@ std::shared_ptr<const RuntimeSnapshot> Registry::build(std::shared_ptr<const con
   // Endpoints that left the config drop out of the state map; snapshots (and in-flight
   // requests) still holding them keep them alive until they finish.
   states_ = std::move(live);
-  current_ = snap;
+  {
+    std::lock_guard<std::mutex> lock(current_mutex_);
+    current_ = snap;
+  }
   return snap;
 }
 

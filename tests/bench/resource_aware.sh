@@ -6,11 +6,17 @@
 # p99 and the share of requests that reached the slow backend (counted by a wrk script from
 # X-Backend-Name).
 #
-# Usage: tests/bench/resource_aware.sh   (env: BUILD=build CONNS=64 DURATION=10s LATENCY_MS=10)
+# SCENARIO=slots (issue 13's second case): three backends with 8 slots each (at most 8
+# requests worked on at once, the rest queue) of 5 / 5 / 15 ms, reporting busy slots / slots
+# as their CPU, under wrk -c32: the reports do not say which one is slow, only how busy each is.
+#
+# Usage: tests/bench/resource_aware.sh   (env: BUILD=build CONNS=64 DURATION=10s LATENCY_MS=10
+#        SCENARIO=slow|slots)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
-CONNS=${CONNS:-64}
+SCENARIO=${SCENARIO:-slow}
+if [ "$SCENARIO" = slots ]; then CONNS=${CONNS:-32}; else CONNS=${CONNS:-64}; fi
 DURATION=${DURATION:-10s}
 LATENCY_MS=${LATENCY_MS:-10}
 missing=""
@@ -31,10 +37,16 @@ trap cleanup EXIT
 ports=("$(free_port)" "$(free_port)" "$(free_port)")
 names=(fast1 fast2 slow)
 for i in 0 1 2; do
-  extra=()
-  [ "${names[$i]}" = slow ] && extra=(--handicap 3)
-  "$BUILD/demo_backend" --listen "127.0.0.1:${ports[$i]}" --name "${names[$i]}" --load \
-    --latency-ms "$LATENCY_MS" "${extra[@]}" > "$work/${names[$i]}.out" 2>&1 &
+  if [ "$SCENARIO" = slots ]; then
+    latency=5
+    [ "${names[$i]}" = slow ] && latency=15
+    args=(--slots 8 --latency-ms "$latency")
+  else
+    args=(--load --latency-ms "$LATENCY_MS")
+    [ "${names[$i]}" = slow ] && args+=(--handicap 3)
+  fi
+  "$BUILD/demo_backend" --listen "127.0.0.1:${ports[$i]}" --name "${names[$i]}" "${args[@]}" \
+    > "$work/${names[$i]}.out" 2>&1 &
   pids+=($!)
 done
 for i in 0 1 2; do wait_port "${ports[$i]}"; done
@@ -143,7 +155,11 @@ run_nginx() {
   wait "$pid" 2>/dev/null || true
 }
 
-echo "wrk -t1 -c$CONNS -d$DURATION; backends: fast1, fast2 (${LATENCY_MS} ms), slow (3 x ${LATENCY_MS} ms, reports 2/3 of its CPU busy)"
+if [ "$SCENARIO" = slots ]; then
+  echo "wrk -t1 -c$CONNS -d$DURATION; backends: 8 slots each, fast1, fast2 (5 ms), slow (15 ms); reports = busy slots / 8"
+else
+  echo "wrk -t1 -c$CONNS -d$DURATION; backends: fast1, fast2 (${LATENCY_MS} ms), slow (3 x ${LATENCY_MS} ms, reports 2/3 of its CPU busy)"
+fi
 echo
 echo "| proxy | req/s | p50 | p99 | to the slow backend | socket errors / non-2xx |"
 echo "|---|---:|---:|---:|---:|---:|"

@@ -136,10 +136,17 @@ class LocalityTest(ProxyTestCase):
         backends = self.three_regions(east=4)
         east = [b for b, r in backends if r == "us-east"]
         sy = self.start(backends, cross_region="failover_only")
-        for b in east[:3]:
+        # 3 of 4 usable (0.75 >= min_healthy_fraction 0.5): the region stays whole.
+        set_health(east[0], True)
+        self.assertIsNotNone(wait_for(lambda: region_view(sy)["us-east"]["usable"] == 3, 3))
+        self.assertEqual(regions(sy.port, 40), {"us-east": 40})
+        # 1 of 4 (0.25): the region counts as unhealthy (issue 13) and is left as a whole,
+        # although an endpoint there is still usable.
+        for b in east[1:3]:
             set_health(b, True)
         self.assertIsNotNone(wait_for(lambda: region_view(sy)["us-east"]["usable"] == 1, 3))
-        self.assertEqual(regions(sy.port, 40), {"us-east": 40})  # no spill: one is usable
+        self.assertIsNotNone(wait_for(lambda: regions(sy.port, 10) == {"eu-west": 10}, 3))
+        self.assertEqual(regions(sy.port, 40), {"eu-west": 40})
         set_health(east[3], True)
         self.assertIsNotNone(wait_for(lambda: regions(sy.port, 10) == {"eu-west": 10}, 3))
         sy.stop()

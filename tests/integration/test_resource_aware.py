@@ -66,7 +66,10 @@ class ResourceAwareTest(ProxyTestCase):
             lambda: all(endpoint_info(sy, b.address)["load_report"] for b in (busy, idle)), 3))
         before = reports_total(sy, "ok")
         counts = spread(sy.port, 300)
-        self.assertEqual(counts, {"idle": 300})
+        # Shares by headroom (issue 13): scores 0.51 and 0.19, weights 0.92 and 18.2: the busy
+        # one gets under 5%, not nothing.
+        self.assertLess(counts.get("busy", 0), 20, counts)
+        self.assertGreater(counts.get("idle", 0), 280, counts)
         self.assertGreaterEqual(reports_total(sy, "ok") - before, 300)
         info = endpoint_info(sy, busy.address)
         self.assertAlmostEqual(info["load_report"]["cpu"], 0.9, places=3)

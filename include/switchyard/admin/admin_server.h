@@ -20,16 +20,19 @@ struct AdminState {
   std::atomic<bool> ready{false};
 };
 
-// GET /healthz, /readyz, /metrics, /admin/clusters on admin.listen. Runs on the control
-// thread's io_context, next to the registry it reads, so it needs no locks.
+// GET /healthz, /readyz, /metrics, /admin/clusters on admin.listen. Runs on its own thread
+// (named sy-admin) and io_context, off the control thread that runs health checks, the
+// circuit breaker and reloads: a crowd of scrapers cannot delay them. At most 64 connections,
+// 10 s per request, accept errors back off for 100 ms.
 class AdminServer {
  public:
-  AdminServer(boost::asio::io_context& ioc, metrics::Metrics& metrics,
-              const registry::Registry& registry, const AdminState& state);
+  AdminServer(metrics::Metrics& metrics, const registry::Registry& registry,
+              const AdminState& state);
   ~AdminServer();
 
-  // Returns false (and logs) if the address cannot be bound.
+  // Binds and starts the admin thread; false (and logs) if the address cannot be bound.
   bool listen(const SocketAddress& address);
+  // Stops accepting, closes open connections, joins the thread.
   void stop();
 
  private:
@@ -37,7 +40,7 @@ class AdminServer {
   std::shared_ptr<Impl> impl_;
 };
 
-// The /admin/clusters document for a snapshot. Control thread.
+// The /admin/clusters document for a snapshot. Any thread (reads atomics only).
 std::string clusters_json(const registry::RuntimeSnapshot& snapshot);
 
 }  // namespace switchyard::admin

@@ -19,9 +19,10 @@ namespace switchyard::balancer {
 // endpoints usable; below that a share of its traffic equal to the deficit spills to the
 // fallback (nearest region by measured latency, any region, or none); a region with nothing
 // usable spills everything. The route's cross_region policy can forbid spilling (deny) or
-// allow it only when the local region has nothing usable (failover_only). The spill share
-// rises at once and falls by at most 0.05 per 100 ms, so a flapping endpoint does not swing
-// traffic back and forth.
+// turn it into a failover of the whole region while it counts as unhealthy (failover_only:
+// below min_healthy_fraction, or nothing usable). The spill share rises at once and falls by
+// at most 0.05 per 100 ms, so a flapping endpoint does not swing traffic back and forth (and a
+// failed-over region comes back once its spill has fallen to 0).
 class Locality final : public Strategy {
  public:
   Locality(const config::Cluster& cluster, const std::vector<Endpoint>& endpoints);

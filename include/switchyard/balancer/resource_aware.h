@@ -46,30 +46,48 @@ class LoadModel {
 
 // Applies a parsed report to an endpoint (any thread; relaxed atomics). A report moves the
 // applied CPU and memory by at most kMaxStepPerReport each, so no single report (a GC pause
-// reading 0, a glitch reading 1) can swing an endpoint from shunned to favourite. Two reports
-// whose in-flight counts differ by 2 or more teach cpu_per_request (EWMA of the slope).
-constexpr double kMaxStepPerReport = 0.25;
+// reading 0, a glitch reading 1) can swing an endpoint from shunned to favourite: it takes two
+// reports to cross the whole range (one second with checks every 500 ms). Two reports whose
+// in-flight counts differ by 2 or more teach cpu_per_request (EWMA of the slope).
+constexpr double kMaxStepPerReport = 0.4;
 void apply_load_report(registry::EndpointState& state, const LoadReport& report, int64_t now_ns);
 
 // An endpoint-load-metrics header as received (on a response or a health check): parsed and,
 // when valid, applied now. Returns the parse result, for switchyard_load_reports_total.
 LoadReportResult receive_load_report(registry::EndpointState& state, std::string_view header);
 
-// The `resource_aware` strategy: the usable endpoint with the lowest score, where every
-// endpoint within 5% + 0.02 of the lowest counts as a near-tie and the pick among near-ties
-// is the better of two random ones (power of two choices), so that the endpoint that looked
-// idlest at the last report is not stampeded. Scores every endpoint up to 32, else 16 random
-// samples. No allocation, no lock.
+// The weight resource_aware gives an endpoint (README, "Resource-aware balancing"):
+//   weight x headroom^2,  headroom = (1 - s) / s,  s = score x (1 + (slowdown - 1) x evidence)
+// clamped to [kMinShareScore, kMaxShareScore]; slowdown = (response_ms + 2) /
+// (best_response_ms + 2) over the endpoints compared (1 while either is unmeasured); evidence =
+// (score - lowest_score) / kLatencyEvidence, clamped to [0, 1]: slowness counts only where the
+// reported load agrees. Headroom is capacity left per unit used: 4 at s = 0.2, 1 at 0.5, 0.11
+// at 0.9. Squared, the shares separate loads that matter (0.63 vs 0.07: 0.1%) and still share
+// close ones (0.21 / 0.23 / 0.25: 41 / 33 / 26%). Pure; any thread.
+constexpr double kMinShareScore = 0.01;
+constexpr double kMaxShareScore = 0.99;
+constexpr double kResponseFloorMs = 2.0;   // sub-millisecond differences are noise
+constexpr double kLatencyEvidence = 0.05;  // a score this far above the lowest: full weight
+double share_weight(double score, double lowest_score, double response_ms, double best_response_ms,
+                    uint32_t weight);
+
+// The `resource_aware` strategy: each usable endpoint gets traffic in proportion to its
+// share_weight, served by a smooth weighted round robin per worker (every endpoint up to 32;
+// beyond, a weighted draw among 16 random samples). Weights are recomputed at every pick from
+// live estimates (prediction between reports raises an endpoint's score with every request
+// sent to it), so a burst spreads instead of landing on whoever looked idlest at the last
+// report. No allocation, no lock.
 //
-// Reports ride on responses, so an endpoint that gets no traffic would never report again and
-// never be chosen again (an unknown endpoint sits at its base, 0.5, and stays there). So an
-// endpoint whose report is missing or older than max_report_age / 2 gets one request every
-// max_report_age / 4 (one worker wins the slot with a CAS): its answer refreshes the report.
-// With health checks on, check responses keep reports fresh and this never fires.
+// Reports ride on responses, so an endpoint that gets no traffic would never report again
+// (an unknown endpoint sits at its base, 0.5, and stays there). So an endpoint whose report is
+// missing or older than max_report_age / 2 gets one request every max_report_age / 4 (one
+// worker wins the slot with a CAS): its answer refreshes the report. With health checks on,
+// check responses keep reports fresh and this never fires.
 class ResourceAware final : public Strategy {
  public:
   ResourceAware(const config::Cluster& cluster, const std::vector<Endpoint>& endpoints);
   const Endpoint* pick(const PickContext& ctx, WorkerLbState& state) const override;
+  void prepare(WorkerLbState& state) const override;
 
   const LoadModel& model() const { return model_; }
 

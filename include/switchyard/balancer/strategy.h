@@ -55,6 +55,7 @@ struct WorkerLbState {
   uint64_t rng;
   uint64_t cursor = 0;
   std::vector<int64_t> current_weight;
+  std::vector<double> credit;  // resource_aware's smooth weighted round robin, by endpoint
   // Per endpoint group of a composite strategy (the locality layer: one per region and zone),
   // made by Strategy::prepare when the worker adopts a snapshot.
   std::vector<WorkerLbState> groups;

@@ -28,6 +28,7 @@ inline constexpr std::array<double, 9> kRebuildBounds{0.0001, 0.001, 0.005, 0.01
 struct EndpointMetrics {
   stats::CodeCounters upstream_requests;  // responses received, by status
   stats::Counters<1> connect_failures;
+  stats::Counters<2> health_checks;  // active checks: passed, failed
 };
 
 // The cluster's counters, by index into ClusterMetrics::counters.

@@ -59,13 +59,24 @@ struct alignas(64) EndpointState {
     double l = latency_ms.load(std::memory_order_relaxed);
     latency_ms.store(l < 0 ? ms : l + 0.2 * (ms - l), std::memory_order_relaxed);
   }
+  // Time to the response head of real requests only (health checks excluded: they do not
+  // queue behind the endpoint's work), EWMA; -1 until measured. resource_aware's weights use
+  // it. Written without a CAS, like latency_ms.
+  std::atomic<double> response_ms{-1};
+  void observe_response(double ms) {
+    double l = response_ms.load(std::memory_order_relaxed);
+    response_ms.store(l < 0 ? ms : l + 0.1 * (ms - l), std::memory_order_relaxed);
+  }
   std::shared_ptr<metrics::EndpointMetrics> metrics;
 
   // --- control thread only ---
   uint32_t ejections = 0;  // ejections in a row; the next lasts base_ejection * 2^ejections
   std::chrono::steady_clock::time_point ejected_until{};
   std::chrono::steady_clock::time_point closed_since{};
-  uint64_t ejections_total = 0;
+  // Mirrors for readers on other threads (the admin thread): when the current ejection ends
+  // (steady clock ns, 0 = none) and how many there were.
+  std::atomic<int64_t> ejection_ends_ns{0};
+  std::atomic<uint64_t> ejections_total{0};
   uint64_t scored_successes = 0;  // totals already folded into health_score
   uint64_t scored_failures = 0;
   uint32_t checks_passed = 0;  // check results since the last health score update

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -61,10 +62,15 @@ class Registry {
   // keeps its EndpointState (health, ejection, in-flight count) across the rebuild.
   std::shared_ptr<const RuntimeSnapshot> build(std::shared_ptr<const config::Config> cfg);
 
-  const std::shared_ptr<const RuntimeSnapshot>& current() const { return current_; }
+  // Any thread (the admin thread reads it): the last snapshot built.
+  std::shared_ptr<const RuntimeSnapshot> current() const {
+    std::lock_guard<std::mutex> lock(current_mutex_);
+    return current_;
+  }
 
  private:
   metrics::Metrics& metrics_;
+  mutable std::mutex current_mutex_;  // not on the request path: workers get posted snapshots
   std::shared_ptr<const RuntimeSnapshot> current_;
   std::map<std::string, std::shared_ptr<EndpointState>> states_;  // key: cluster '\0' address
   std::map<std::string, std::shared_ptr<ClusterState>> cluster_states_;

@@ -118,15 +118,39 @@ TEST(Locality, NearestFallbackIsTheLowestMeasuredLatency) {
 TEST(Locality, CrossRegionPolicies) {
   Fixture f({"east", "east", "east", "east", "west"});
   f.strategy->tick();
-  for (auto name : {"a", "b", "c"}) f.set_usable(name, false);
-  // failover_only: one local endpoint is still usable: no spill.
+  // failover_only: 3 of 4 local endpoints usable (0.75 >= min_healthy_fraction 0.5): the
+  // region is healthy and keeps all of its traffic.
+  f.set_usable("a", false);
   EXPECT_EQ(f.picks(200, client("east", {}, config::CrossRegion::kFailoverOnly))["east"], 200);
-  f.set_usable("d", false);
-  EXPECT_EQ(f.picks(20, client("east", {}, config::CrossRegion::kFailoverOnly))["west"], 20);
+  // 1 of 4 (0.25 < 0.5): the region counts as unhealthy and is left as a whole, although an
+  // endpoint there is still usable; allow spills only the deficit's share.
+  f.set_usable("b", false);
+  f.set_usable("c", false);
+  EXPECT_EQ(f.picks(200, client("east", {}, config::CrossRegion::kFailoverOnly))["west"], 200);
+  auto allow = f.picks(400, client("east"));
+  EXPECT_GT(allow["east"], 100);  // spill (0.5 - 0.25) / 0.5 = a half
+  EXPECT_GT(allow["west"], 100);
   // deny: never leaves; nothing usable is a refusal.
+  f.set_usable("d", false);
   auto deny = client("east", {}, config::CrossRegion::kDeny);
   EXPECT_EQ(f.strategy->pick(deny, *f.lb), nullptr);
   EXPECT_EQ(deny.locality, LocalityOutcome::kDenied);
+}
+
+// A region that recovered comes back to failover_only gradually: its spill falls by 0.05 per
+// tick, and it gets its traffic back only once that reached 0 (no swinging on a flap).
+TEST(Locality, FailoverOnlyReturnsAfterTheHysteresis) {
+  Fixture f({"east", "east", "west"});
+  f.strategy->tick();
+  f.set_usable("a", false);  // 0.5: healthy at the default 0.5
+  EXPECT_EQ(f.picks(50, client("east", {}, config::CrossRegion::kFailoverOnly))["east"], 50);
+  f.set_usable("b", false);  // nothing usable: spill 1
+  EXPECT_EQ(f.picks(50, client("east", {}, config::CrossRegion::kFailoverOnly))["west"], 50);
+  f.set_usable("a", true);
+  f.set_usable("b", true);  // healthy again, but the spill falls gradually
+  EXPECT_EQ(f.picks(50, client("east", {}, config::CrossRegion::kFailoverOnly))["west"], 50);
+  for (int i = 0; i < 25; ++i) f.strategy->tick();
+  EXPECT_EQ(f.picks(50, client("east", {}, config::CrossRegion::kFailoverOnly))["east"], 50);
 }
 
 TEST(Locality, FallbackAnyAndNone) {
@@ -180,7 +204,12 @@ TEST(Locality, ResourceAwareScoresWithinTheRegion) {
   s->tick();
   WorkerLbState lb(eps.size(), 5);
   s->prepare(lb);
-  for (int i = 0; i < 50; ++i) EXPECT_EQ(s->pick(client("east"), lb)->address_text, "a");
+  // Shares are by headroom inside the region: a (no requests in flight) gets most, b (50 in
+  // flight) the rest, the idle west endpoint none.
+  std::map<std::string, int> names;
+  for (int i = 0; i < 200; ++i) ++names[s->pick(client("east"), lb)->address_text];
+  EXPECT_EQ(names["c"], 0);
+  EXPECT_GT(names["a"], 2 * names["b"]);
 }
 
 // Bounded load inside a region counts the region's requests in flight: with the cluster's
