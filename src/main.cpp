@@ -1,6 +1,7 @@
-// switchyard: wires the modules together. Control thread = this thread: it owns the registry,
-// runs the admin server, handles signals (SIGHUP reload, SIGTERM/SIGINT drain) and publishes
-// snapshots to the workers.
+// switchyard: wires the modules together. Control thread = this thread: it runs the control
+// runtime (snapshots, health checks, the circuit breaker, the 100 ms tick), handles signals
+// (SIGHUP reload, SIGTERM/SIGINT drain) and publishes snapshots to the workers. The admin
+// server has its own thread.
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
@@ -12,15 +13,12 @@
 #include <string_view>
 
 #include "switchyard/admin/admin_server.h"
-#include "switchyard/balancer/resource_aware.h"
-#include "switchyard/breaker/outlier_detector.h"
+#include "switchyard/balancer/policy.h"
 #include "switchyard/common/logging.h"
 #include "switchyard/common/stats.h"
 #include "switchyard/config/loader.h"
-#include "switchyard/health/health_checker.h"
-#include "switchyard/metrics/metrics.h"
+#include "switchyard/control/runtime.h"
 #include "switchyard/proxy/server.h"
-#include "switchyard/registry/registry.h"
 
 namespace {
 
@@ -96,37 +94,18 @@ class Daemon {
   Daemon(Options options, std::shared_ptr<const config::Config> config)
       : options_(std::move(options)),
         config_(std::move(config)),
-        registry_(metrics_),
-        outliers_(control_),
-        proxy_(*config_, metrics_),
-        admin_(metrics_, registry_, admin_state_),
-        health_(control_, health::HealthChecker::Observer{
-                              [this](registry::EndpointState& state, bool passed) {
-                                outliers_.on_check(state, passed);
-                              },
-                              [this](const std::string& cluster, registry::EndpointState& state,
-                                     std::string_view header) {
-                                on_check_load_report(cluster, state, header);
-                              }}),
+        runtime_(control_),
+        proxy_(*config_),
+        admin_(proxy_.stats(), runtime_, admin_state_),
         signals_(control_, SIGINT, SIGTERM, SIGHUP),
         drain_timer_(control_) {}
 
-  // A load report on a health-check response: same parsing and counting as on requests.
-  void on_check_load_report(const std::string& cluster, registry::EndpointState& state,
-                            std::string_view header) {
-    auto result = balancer::receive_load_report(state, header);
-    metrics_.cluster(cluster)->counters.add(
-        static_cast<size_t>(metrics::ClusterCounter::kLoadReportOk) + static_cast<size_t>(result));
-  }
-
   int run() {
-    auto snapshot = registry_.build(config_);
+    auto snapshot = runtime_.apply(config_);
     if (!proxy_.bind()) return 1;
-    if (!admin_.listen(config_->admin.listen)) return 1;
-    proxy_.set_outlier_detector(&outliers_);
     proxy_.publish(snapshot);
-    outliers_.update(snapshot);
-    health_.update(*snapshot);
+    if (!admin_.listen(config_->admin.listen)) return 1;
+    runtime_.start();
     proxy_.start();
     admin_state_.ready = true;
     logs::main().info("switchyard {} serving with {} workers, config {}", SWITCHYARD_VERSION,
@@ -152,7 +131,7 @@ class Daemon {
 
   void reload() {
     logs::config().info("SIGHUP: reloading {}", options_.config_path);
-    auto result = config::load_file(options_.config_path);
+    auto result = config::load_file(options_.config_path, balancer::schema());
     if (result.ok()) {
       if (auto why = listeners_changed(*config_, *result.config); !why.empty()) {
         result.errors.push_back({options_.config_path, 1, 1, "listeners",
@@ -163,7 +142,7 @@ class Daemon {
     if (!result.ok()) {
       for (const auto& e : result.errors) logs::config().error("{}", e.to_string());
       logs::config().error("reload failed: keeping the running configuration");
-      metrics_.config_reload(false);
+      runtime_.count_reload(false);
       return;
     }
     if (result.config->workers != config_->workers ||
@@ -171,12 +150,8 @@ class Daemon {
       logs::config().warn("workers and admin.listen take effect only after a restart");
     }
     config_ = result.config;
-    auto snapshot = registry_.build(config_);
-    proxy_.publish(snapshot);
-    outliers_.update(snapshot);
-    health_.update(*snapshot);
-    metrics_.prune();
-    metrics_.config_reload(true);
+    proxy_.publish(runtime_.apply(config_));
+    runtime_.count_reload(true);
     logs::config().info("reload succeeded");
   }
 
@@ -195,8 +170,7 @@ class Daemon {
     if (open == 0 || std::chrono::steady_clock::now() >= drain_deadline_) {
       if (open > 0) logs::main().warn("drain timeout: closing {} connections", open);
       admin_.stop();
-      health_.stop();
-      outliers_.stop();
+      runtime_.stop();
       control_.stop();
       return;
     }
@@ -209,13 +183,12 @@ class Daemon {
   Options options_;
   std::shared_ptr<const config::Config> config_;
   boost::asio::io_context control_{1};
-  metrics::Metrics metrics_;
-  registry::Registry registry_;
-  breaker::OutlierDetector outliers_;  // before proxy_: workers report to it until they stop
+  // Before proxy_: workers hold the module states it owns and report outcomes to its circuit
+  // breaker until they stop.
+  control::Runtime runtime_;
   proxy::ProxyServer proxy_;
   admin::AdminState admin_state_;
   admin::AdminServer admin_;
-  health::HealthChecker health_;
   boost::asio::signal_set signals_;
   boost::asio::steady_timer drain_timer_;
   std::chrono::steady_clock::time_point drain_deadline_;
@@ -243,7 +216,7 @@ int main(int argc, char** argv) {
   }
   std::signal(SIGPIPE, SIG_IGN);
 
-  auto result = config::load_file(options.config_path);
+  auto result = config::load_file(options.config_path, balancer::schema());
   if (!result.ok()) {
     for (const auto& e : result.errors) std::cerr << e.to_string() << "\n";
     if (!options.check) std::cerr << "switchyard: invalid configuration, not starting\n";

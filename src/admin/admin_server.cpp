@@ -40,19 +40,23 @@ struct Reply {
 
 // Runs on its own thread and io_context, so that building /metrics or /admin/clusters for a
 // crowd of scrapers never delays the control thread (health checks, the circuit breaker,
-// reloads). It only reads: the registry's current snapshot (under the registry's mutex, never
-// taken by workers) and atomics.
+// reloads). It only reads: the proxy's current statistics and their snapshot (under a mutex
+// workers never take) and atomics.
 struct AdminServer::Impl : std::enable_shared_from_this<AdminServer::Impl> {
-  Impl(metrics::Metrics& m, const registry::Registry& r, const AdminState& s)
-      : work(asio::make_work_guard(ioc)), acceptor(ioc), backoff(ioc), metrics(m), registry(r),
+  Impl(const proxy::StatsRegistry& st, const control::Runtime& r, const AdminState& s)
+      : work(asio::make_work_guard(ioc)),
+        acceptor(ioc),
+        backoff(ioc),
+        stats(st),
+        runtime(r),
         state(s) {}
 
   asio::io_context ioc{1};
   asio::executor_work_guard<asio::io_context::executor_type> work;
   tcp::acceptor acceptor;
   asio::steady_timer backoff;
-  metrics::Metrics& metrics;
-  const registry::Registry& registry;
+  const proxy::StatsRegistry& stats;
+  const control::Runtime& runtime;
   const AdminState& state;
   size_t open = 0;  // admin thread only
   struct Connection;
@@ -70,14 +74,16 @@ struct AdminServer::Impl : std::enable_shared_from_this<AdminServer::Impl> {
       if (state.ready.load()) return {http::status::ok, "text/plain", "ready\n"};
       return {http::status::service_unavailable, "text/plain", "not ready\n"};
     }
-    auto snapshot = registry.current();
+    auto current = stats.current();
     if (path == "/metrics") {
-      if (!snapshot) return {http::status::service_unavailable, "text/plain", "none\n"};
-      return {http::status::ok, "text/plain; version=0.0.4", metrics::render(*snapshot, metrics)};
+      if (!current) return {http::status::service_unavailable, "text/plain", "none\n"};
+      const metrics::ProcessCounters process{runtime.reloads(true), runtime.reloads(false),
+                                             stats.access_log_dropped()};
+      return {http::status::ok, "text/plain; version=0.0.4", metrics::render(*current, process)};
     }
     if (path == "/admin/clusters") {
-      if (!snapshot) return {http::status::service_unavailable, "text/plain", "none\n"};
-      return {http::status::ok, "application/json", clusters_json(*snapshot)};
+      if (!current) return {http::status::service_unavailable, "text/plain", "none\n"};
+      return {http::status::ok, "application/json", clusters_json(*current->snapshot)};
     }
     return {http::status::not_found, "text/plain",
             "not found; try /healthz /readyz /metrics /admin/clusters\n"};
@@ -156,9 +162,9 @@ struct AdminServer::Impl : std::enable_shared_from_this<AdminServer::Impl> {
   };
 };
 
-AdminServer::AdminServer(metrics::Metrics& metrics, const registry::Registry& registry,
+AdminServer::AdminServer(const proxy::StatsRegistry& stats, const control::Runtime& runtime,
                          const AdminState& state)
-    : impl_(std::make_shared<Impl>(metrics, registry, state)) {}
+    : impl_(std::make_shared<Impl>(stats, runtime, state)) {}
 
 AdminServer::~AdminServer() { stop(); }
 

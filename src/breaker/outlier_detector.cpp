@@ -3,48 +3,62 @@
 #include <algorithm>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <cmath>
 
 #include "switchyard/common/logging.h"
 
 namespace switchyard::breaker {
 
-using registry::Breaker;
-using registry::EndpointState;
 using Clock = std::chrono::steady_clock;
 
 namespace {
-constexpr auto kTick = std::chrono::milliseconds(100);
 constexpr auto kScoreInterval = std::chrono::seconds(1);
 constexpr auto kRelaxed = std::memory_order_relaxed;
 
-bool transition(EndpointState& state, Breaker from, Breaker to) {
-  return state.breaker.compare_exchange_strong(from, to, kRelaxed);
+bool transition(EndpointBreaker& state, Position from, Position to) {
+  return state.position.compare_exchange_strong(from, to, kRelaxed);
 }
 }  // namespace
 
-bool record_success(EndpointState& state, bool trial) {
+const char* to_string(Position p) {
+  switch (p) {
+    case Position::kClosed:
+      return "closed";
+    case Position::kOpen:
+      return "open";
+    case Position::kHalfOpen:
+      return "half_open";
+    case Position::kTrial:
+      return "trial";
+    case Position::kTrialFailed:
+      return "trial_failed";
+  }
+  return "unknown";
+}
+
+bool record_success(EndpointBreaker& state, bool trial) {
   state.successes.fetch_add(1, kRelaxed);
   // Read first: a store on every success would bounce the cache line between workers.
   if (state.consecutive_failures.load(kRelaxed) != 0) state.consecutive_failures.store(0, kRelaxed);
-  return trial && transition(state, Breaker::kTrial, Breaker::kClosed);
+  return trial && transition(state, Position::kTrial, Position::kClosed);
 }
 
-bool record_failure(EndpointState& state, uint32_t consecutive_limit, bool trial) {
+bool record_failure(EndpointBreaker& state, uint32_t consecutive_limit, bool trial) {
   state.failures.fetch_add(1, kRelaxed);
   uint32_t run = state.consecutive_failures.fetch_add(1, kRelaxed) + 1;
-  if (trial) return transition(state, Breaker::kTrial, Breaker::kTrialFailed);
+  if (trial) return transition(state, Position::kTrial, Position::kTrialFailed);
   if (consecutive_limit == 0 || run < consecutive_limit) return false;
-  if (state.breaker.load(kRelaxed) != Breaker::kClosed) return false;
+  if (state.position.load(kRelaxed) != Position::kClosed) return false;
   return !state.ejection_requested.exchange(true, kRelaxed);
 }
 
-bool claim_trial(EndpointState& state) {
-  return transition(state, Breaker::kHalfOpen, Breaker::kTrial);
+bool claim_trial(EndpointBreaker& state) {
+  return transition(state, Position::kHalfOpen, Position::kTrial);
 }
 
-void abandon_trial(EndpointState& state) { transition(state, Breaker::kTrial, Breaker::kHalfOpen); }
+void abandon_trial(EndpointBreaker& state) {
+  transition(state, Position::kTrial, Position::kHalfOpen);
+}
 
 double next_health_score(double score, uint64_t ok, uint64_t failed) {
   uint64_t total = ok + failed;
@@ -62,112 +76,105 @@ std::chrono::milliseconds ejection_time(const config::CircuitBreaker& cb, uint32
 }
 
 struct OutlierDetector::Impl {
-  explicit Impl(boost::asio::io_context& c) : ioc(c), timer(c) {}
+  explicit Impl(boost::asio::io_context& c) : ioc(c) {}
   boost::asio::io_context& ioc;
-  boost::asio::steady_timer timer;
-  bool running = false;
   bool stopped = false;
 };
 
 OutlierDetector::OutlierDetector(boost::asio::io_context& control)
-    : impl_(std::make_shared<Impl>(control)) {}
+    : impl_(std::make_shared<Impl>(control)), last_score_(Clock::now()) {}
 
 OutlierDetector::~OutlierDetector() { stop(); }
 
-void OutlierDetector::update(std::shared_ptr<const registry::RuntimeSnapshot> snapshot) {
-  snapshot_ = std::move(snapshot);
-  members_.clear();
-  for (const auto& cluster : snapshot_->clusters) {
-    uint32_t usable = 0;
-    for (const auto& ep : cluster->endpoints) {
-      members_[ep.state.get()] = Member{cluster.get()};
-      usable += ep.state->usable() ? 1 : 0;
+std::shared_ptr<EndpointBreaker> OutlierDetector::state(const std::string& key) {
+  auto& slot = states_[key];
+  if (!slot) slot = std::make_shared<EndpointBreaker>();
+  return slot;
+}
+
+std::shared_ptr<ClusterStats> OutlierDetector::stats(const std::string& cluster) {
+  auto& slot = stats_[cluster];
+  if (!slot) slot = std::make_shared<ClusterStats>();
+  return slot;
+}
+
+void OutlierDetector::update(std::vector<Cluster> clusters) {
+  clusters_ = std::move(clusters);
+  where_.clear();
+  std::map<std::string, std::shared_ptr<EndpointBreaker>> live;
+  std::map<std::string, std::shared_ptr<ClusterStats>> live_stats;
+  for (size_t c = 0; c < clusters_.size(); ++c) {
+    for (size_t m = 0; m < clusters_[c].members.size(); ++m) {
+      where_[clusters_[c].members[m].state.get()] = {c, m};
     }
-    cluster->state->usable_endpoints.store(usable, kRelaxed);
-    cluster->strategy->tick();
+    live_stats[clusters_[c].name] = clusters_[c].stats;
   }
-  if (!impl_->running && !impl_->stopped) {
-    impl_->running = true;
-    last_score_ = Clock::now();
-    schedule();
+  for (auto& [key, state] : states_) {
+    if (where_.count(state.get())) live[key] = state;
   }
+  states_ = std::move(live);
+  stats_ = std::move(live_stats);
 }
 
-void OutlierDetector::schedule() {
-  impl_->timer.expires_after(kTick);
-  impl_->timer.async_wait([this, impl = impl_](boost::system::error_code ec) {
-    if (ec || impl->stopped) return;
-    tick(Clock::now());
-    schedule();
-  });
-}
+void OutlierDetector::stop() { impl_->stopped = true; }
 
-void OutlierDetector::stop() {
-  impl_->stopped = true;
-  impl_->timer.cancel();
-}
-
-void OutlierDetector::notify(std::shared_ptr<EndpointState> state) {
+void OutlierDetector::notify(std::shared_ptr<EndpointBreaker> state) {
   boost::asio::post(impl_->ioc, [this, impl = impl_, state = std::move(state)] {
     if (!impl->stopped) evaluate(*state, Clock::now());
   });
 }
 
-const registry::Endpoint* OutlierDetector::find(const EndpointState& state,
-                                                const registry::ClusterSnapshot** cluster) const {
-  auto it = members_.find(&state);
-  if (it == members_.end()) return nullptr;
-  *cluster = it->second.cluster;
-  for (const auto& ep : it->second.cluster->endpoints) {
-    if (ep.state.get() == &state) return &ep;
-  }
-  return nullptr;
+OutlierDetector::Found OutlierDetector::find(const EndpointBreaker& state) const {
+  auto it = where_.find(&state);
+  if (it == where_.end()) return {};
+  const auto& cluster = clusters_[it->second.first];
+  return {&cluster, &cluster.members[it->second.second]};
 }
 
-void OutlierDetector::evaluate(EndpointState& state, Clock::time_point now) {
-  const registry::ClusterSnapshot* cluster = nullptr;
-  const registry::Endpoint* ep = find(state, &cluster);
-  if (ep == nullptr) {
+void OutlierDetector::evaluate(EndpointBreaker& state, Clock::time_point now) {
+  auto [cluster, member] = find(state);
+  if (member == nullptr) {
     // Removed by a reload while the request was in flight: nothing uses it any more.
     state.ejection_requested.store(false, kRelaxed);
     return;
   }
-  switch (state.breaker.load(kRelaxed)) {
-    case Breaker::kClosed:
-      if (state.ejected_until != Clock::time_point{}) readmit(*ep, *cluster, now, "trial request");
+  switch (state.position.load(kRelaxed)) {
+    case Position::kClosed:
+      if (state.ejected_until != Clock::time_point{})
+        readmit(*member, *cluster, now, "trial request");
       if (state.ejection_requested.load(kRelaxed)) {
-        uint32_t limit = cluster->config->circuit_breaker.consecutive_failures;
+        uint32_t limit = cluster->config.consecutive_failures;
         if (limit > 0 && state.consecutive_failures.load(kRelaxed) >= limit) {
-          eject(*ep, *cluster, now, false);
+          eject(*member, *cluster, now, false);
         }
         state.ejection_requested.store(false, kRelaxed);
       }
       break;
-    case Breaker::kTrialFailed:
-      eject(*ep, *cluster, now, true);
+    case Position::kTrialFailed:
+      eject(*member, *cluster, now, true);
       break;
     default:
       break;
   }
 }
 
-void OutlierDetector::eject(const registry::Endpoint& ep, const registry::ClusterSnapshot& cluster,
-                            Clock::time_point now, bool after_trial) {
-  auto& state = *ep.state;
-  const auto& cb = cluster.config->circuit_breaker;
+void OutlierDetector::eject(const Member& m, const Cluster& cluster, Clock::time_point now,
+                            bool after_trial) {
+  auto& state = *m.state;
+  const auto& cb = cluster.config;
   if (!after_trial) {
     // An endpoint coming back from a failed trial is already counted among the ejected.
     size_t ejected = 0;
-    for (const auto& e : cluster.endpoints) ejected += e.state->ejected() ? 1 : 0;
+    for (const auto& e : cluster.members) ejected += e.state->ejected() ? 1 : 0;
     auto allowed = static_cast<size_t>(
-        std::floor(cb.max_ejected_fraction * static_cast<double>(cluster.endpoints.size()) + 1e-9));
+        std::floor(cb.max_ejected_fraction * static_cast<double>(cluster.members.size()) + 1e-9));
     if (ejected + 1 > allowed) {
-      cluster.metrics->add(metrics::ClusterCounter::kEjectionsSkipped);
+      cluster.stats->counters.add(ClusterStats::kEjectionsSkipped);
       logs::registry().warn(
           "endpoint {} of cluster '{}' failed {} times in a row but stays in: {} of {} endpoints "
           "are ejected already (max_ejected_fraction {})",
-          ep.address_text, cluster.config->name, state.consecutive_failures.load(kRelaxed), ejected,
-          cluster.endpoints.size(), cb.max_ejected_fraction);
+          m.address, cluster.name, state.consecutive_failures.load(kRelaxed), ejected,
+          cluster.members.size(), cb.max_ejected_fraction);
       state.consecutive_failures.store(0, kRelaxed);
       return;
     }
@@ -181,50 +188,48 @@ void OutlierDetector::eject(const registry::Endpoint& ep, const registry::Cluste
           .count(),
       kRelaxed);
   state.consecutive_failures.store(0, kRelaxed);
-  state.breaker.store(Breaker::kOpen, kRelaxed);
-  cluster.metrics->add(metrics::ClusterCounter::kEjections);
-  logs::registry().warn("endpoint {} of cluster '{}' ejected for {} ({})", ep.address_text,
-                        cluster.config->name, format_duration(duration),
+  state.position.store(Position::kOpen, kRelaxed);
+  cluster.stats->counters.add(ClusterStats::kEjections);
+  logs::registry().warn("endpoint {} of cluster '{}' ejected for {} ({})", m.address, cluster.name,
+                        format_duration(duration),
                         after_trial
                             ? "its trial request failed"
                             : std::to_string(cb.consecutive_failures) + " consecutive failures");
 }
 
-void OutlierDetector::readmit(const registry::Endpoint& ep,
-                              const registry::ClusterSnapshot& cluster, Clock::time_point now,
+void OutlierDetector::readmit(const Member& m, const Cluster& cluster, Clock::time_point now,
                               const char* how) {
-  auto& state = *ep.state;
+  auto& state = *m.state;
   state.ejected_until = {};
   state.ejection_ends_ns.store(0, kRelaxed);
   state.closed_since = now;
-  logs::registry().info("endpoint {} of cluster '{}' is back in service ({} passed)",
-                        ep.address_text, cluster.config->name, how);
+  logs::registry().info("endpoint {} of cluster '{}' is back in service ({} passed)", m.address,
+                        cluster.name, how);
 }
 
-void OutlierDetector::on_check(EndpointState& state, bool passed) {
+void OutlierDetector::on_check(EndpointBreaker& state, bool passed) {
   (passed ? state.checks_passed : state.checks_failed) += 1;
-  const registry::ClusterSnapshot* cluster = nullptr;
-  const registry::Endpoint* ep = find(state, &cluster);
-  if (ep == nullptr) return;
+  auto [cluster, member] = find(state);
+  if (member == nullptr) return;
   auto now = Clock::now();
-  switch (state.breaker.load(kRelaxed)) {
-    case Breaker::kOpen:
+  switch (state.position.load(kRelaxed)) {
+    case Position::kOpen:
       // A passing active check ends an ejection early (DESIGN.md); requests still decide.
-      if (passed && transition(state, Breaker::kOpen, Breaker::kHalfOpen)) {
+      if (passed && transition(state, Position::kOpen, Position::kHalfOpen)) {
         logs::registry().info(
             "endpoint {} of cluster '{}' passed a check while ejected: the next "
             "request is a trial",
-            ep->address_text, cluster->config->name);
+            member->address, cluster->name);
       }
       break;
-    case Breaker::kHalfOpen:
+    case Position::kHalfOpen:
       // No request came to decide since the ejection ended: the check does.
       if (passed) {
-        if (transition(state, Breaker::kHalfOpen, Breaker::kClosed)) {
-          readmit(*ep, *cluster, now, "health check");
+        if (transition(state, Position::kHalfOpen, Position::kClosed)) {
+          readmit(*member, *cluster, now, "health check");
         }
-      } else if (transition(state, Breaker::kHalfOpen, Breaker::kTrialFailed)) {
-        eject(*ep, *cluster, now, true);
+      } else if (transition(state, Position::kHalfOpen, Position::kTrialFailed)) {
+        eject(*member, *cluster, now, true);
       }
       break;
     default:
@@ -233,24 +238,19 @@ void OutlierDetector::on_check(EndpointState& state, bool passed) {
 }
 
 void OutlierDetector::tick(Clock::time_point now) {
-  for (const auto& cluster : snapshot_->clusters) {
-    const auto& cb = cluster->config->circuit_breaker;
-    uint32_t usable = 0;
-    for (const auto& ep : cluster->endpoints) usable += ep.state->usable() ? 1 : 0;
-    cluster->state->usable_endpoints.store(usable, kRelaxed);
-    cluster->strategy->tick();  // the locality layer's region view
-    for (const auto& ep : cluster->endpoints) {
-      auto& state = *ep.state;
-      auto b = state.breaker.load(kRelaxed);
-      if (b == Breaker::kOpen && now >= state.ejected_until &&
-          transition(state, Breaker::kOpen, Breaker::kHalfOpen)) {
+  for (const auto& cluster : clusters_) {
+    for (const auto& m : cluster.members) {
+      auto& state = *m.state;
+      auto p = state.position.load(kRelaxed);
+      if (p == Position::kOpen && now >= state.ejected_until &&
+          transition(state, Position::kOpen, Position::kHalfOpen)) {
         logs::registry().info("endpoint {} of cluster '{}': ejection over, next request is a trial",
-                              ep.address_text, cluster->config->name);
-      } else if (b == Breaker::kTrialFailed) {
+                              m.address, cluster.name);
+      } else if (p == Position::kTrialFailed) {
         evaluate(state, now);  // normally done by notify(); covers a lost notification
-      } else if (b == Breaker::kClosed && state.ejections > 0 &&
+      } else if (p == Position::kClosed && state.ejections > 0 &&
                  state.ejected_until == Clock::time_point{} &&
-                 now - state.closed_since >= cb.max_ejection) {
+                 now - state.closed_since >= cluster.config.max_ejection) {
         state.ejections = 0;  // long enough in service: the next ejection is short again
       }
     }
@@ -262,9 +262,9 @@ void OutlierDetector::tick(Clock::time_point now) {
 }
 
 void OutlierDetector::update_health_scores() {
-  for (const auto& cluster : snapshot_->clusters) {
-    for (const auto& ep : cluster->endpoints) {
-      auto& state = *ep.state;
+  for (const auto& cluster : clusters_) {
+    for (const auto& m : cluster.members) {
+      auto& state = *m.state;
       uint64_t ok = state.successes.load(kRelaxed);
       uint64_t failed = state.failures.load(kRelaxed);
       uint64_t d_ok = ok - state.scored_successes + state.checks_passed;

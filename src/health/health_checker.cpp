@@ -32,15 +32,16 @@ bool expected(const config::HealthCheck& hc, unsigned status) {
 class Probe : public std::enable_shared_from_this<Probe> {
  public:
   Probe(asio::io_context& ioc, std::shared_ptr<const HealthChecker::Observer> observer,
-        std::shared_ptr<registry::EndpointState> state, std::string cluster,
-        const registry::Endpoint& endpoint, config::HealthCheck hc)
+        std::shared_ptr<EndpointHealth> state, const HealthChecker::Target& target,
+        config::HealthCheck hc)
       : ioc_(ioc),
         observer_(std::move(observer)),
         timer_(ioc),
         state_(std::move(state)),
-        cluster_(std::move(cluster)),
-        address_text_(endpoint.address_text),
-        address_(to_endpoint(endpoint.address)),
+        key_(target.key),
+        cluster_(target.cluster),
+        address_text_(target.address_text),
+        address_(to_endpoint(target.address)),
         hc_(std::move(hc)) {
     request_.method(http::verb::get);
     request_.target(hc_.path);
@@ -130,22 +131,22 @@ class Probe : public std::enable_shared_from_this<Probe> {
   void receive() {
     parser_.emplace();
     parser_->body_limit(64 * 1024);
-    http::async_read(
-        *stream_, buffer_, *parser_, [self = shared_from_this()](beast::error_code ec, size_t) {
-          if (ec && self->retry_on_fresh_connection(ec)) return;
-          if (ec) return self->done(false, "read: " + ec.message());
-          self->state_->observe_latency(std::chrono::duration<double, std::milli>(
-                                            std::chrono::steady_clock::now() - self->sent_at_)
-                                            .count());
-          const auto& res = self->parser_->get();
-          unsigned status = res.result_int();
-          auto report = res["endpoint-load-metrics"];
-          if (!report.empty() && !self->stopped_ && self->observer_->on_load_report) {
-            self->observer_->on_load_report(self->cluster_, *self->state_, report);
-          }
-          if (!self->parser_->keep_alive()) self->drop_connection();
-          self->done(expected(self->hc_, status), "status " + std::to_string(status));
-        });
+    http::async_read(*stream_, buffer_, *parser_,
+                     [self = shared_from_this()](beast::error_code ec, size_t) {
+                       if (ec && self->retry_on_fresh_connection(ec)) return;
+                       if (ec) return self->done(false, "read: " + ec.message());
+                       self->rtt_ms_ = std::chrono::duration<double, std::milli>(
+                                           std::chrono::steady_clock::now() - self->sent_at_)
+                                           .count();
+                       const auto& res = self->parser_->get();
+                       unsigned status = res.result_int();
+                       auto report = res["endpoint-load-metrics"];
+                       if (!report.empty() && !self->stopped_ && self->observer_->on_load_report) {
+                         self->observer_->on_load_report(self->key_, report);
+                       }
+                       if (!self->parser_->keep_alive()) self->drop_connection();
+                       self->done(expected(self->hc_, status), "status " + std::to_string(status));
+                     });
   }
 
   void drop_connection() {
@@ -156,9 +157,11 @@ class Probe : public std::enable_shared_from_this<Probe> {
 
   void done(bool passed, const std::string& detail) {
     if (stopped_) return;
-    state_->metrics->health_checks.add(passed ? 0 : 1);
+    state_->checks.add(passed ? EndpointHealth::kPassed : EndpointHealth::kFailed);
     if (!passed) drop_connection();
-    if (observer_->on_result) observer_->on_result(*state_, passed);
+    const double rtt = rtt_ms_;
+    rtt_ms_ = -1;
+    if (observer_->on_result) observer_->on_result(key_, passed, rtt);
     bool healthy = state_->healthy.load(std::memory_order_relaxed);
     if (passed) {
       failures_ = 0;
@@ -188,7 +191,8 @@ class Probe : public std::enable_shared_from_this<Probe> {
   std::shared_ptr<const HealthChecker::Observer> observer_;
   std::chrono::steady_clock::time_point sent_at_{};
   asio::steady_timer timer_;
-  std::shared_ptr<registry::EndpointState> state_;
+  std::shared_ptr<EndpointHealth> state_;
+  std::string key_;
   std::string cluster_;
   std::string address_text_;
   tcp::endpoint address_;
@@ -201,6 +205,7 @@ class Probe : public std::enable_shared_from_this<Probe> {
   uint32_t failures_ = 0;
   bool first_ = false;
   bool stopped_ = false;
+  double rtt_ms_ = -1;    // of the answer to this check, once it came
   bool reused_ = false;   // this check went out on a kept-alive connection
   bool retried_ = false;  // ...and was already sent again on a fresh one
 };
@@ -212,7 +217,9 @@ struct HealthChecker::Impl {
       : ioc(c), observer(std::make_shared<const Observer>(std::move(o))) {}
   asio::io_context& ioc;
   std::shared_ptr<const Observer> observer;
-  std::map<const registry::EndpointState*, std::shared_ptr<Probe>> probes;
+  std::map<std::string, std::shared_ptr<Probe>> probes;  // by endpoint key
+  std::map<std::string, std::shared_ptr<EndpointHealth>> states;
+  std::set<std::string> fresh;  // states created since the last update: never checked yet
 };
 
 HealthChecker::HealthChecker(asio::io_context& ioc, Observer observer)
@@ -220,37 +227,49 @@ HealthChecker::HealthChecker(asio::io_context& ioc, Observer observer)
 
 HealthChecker::~HealthChecker() { stop(); }
 
-void HealthChecker::update(const registry::RuntimeSnapshot& snapshot) {
-  std::map<const registry::EndpointState*, std::shared_ptr<Probe>> next;
-  for (const auto& cluster : snapshot.clusters) {
-    const auto& hc = cluster->config->health_check;
-    for (const auto& ep : cluster->endpoints) {
-      if (!hc) {
-        ep.state->healthy.store(true, std::memory_order_relaxed);  // nobody checks: trust it
-        continue;
-      }
-      auto it = impl_->probes.find(ep.state.get());
-      if (it != impl_->probes.end()) {
-        it->second->reconfigure(*hc);
-        next.emplace(it->first, std::move(it->second));
-        impl_->probes.erase(it);
-        continue;
-      }
-      auto probe = std::make_shared<Probe>(impl_->ioc, impl_->observer, ep.state,
-                                           cluster->config->name, ep, *hc);
-      // An endpoint the registry just created has never been checked: pending until its
-      // first result. One that existed before (health_check added by a reload) keeps its
-      // state meanwhile.
-      probe->start(/*pending=*/ep.state->created_in == snapshot.version);
-      next.emplace(ep.state.get(), std::move(probe));
-    }
+std::shared_ptr<EndpointHealth> HealthChecker::state(const std::string& key, bool checked) {
+  auto& slot = impl_->states[key];
+  if (!slot) {
+    slot = std::make_shared<EndpointHealth>();
+    // An endpoint of a checked cluster is not used before its first check passes; it is
+    // marked here, before any worker can see it.
+    slot->healthy.store(!checked, std::memory_order_relaxed);
+    impl_->fresh.insert(key);
   }
-  for (auto& [state, probe] : impl_->probes) probe->stop();  // endpoints that left
+  return slot;
+}
+
+void HealthChecker::update(const std::vector<Target>& targets) {
+  std::map<std::string, std::shared_ptr<Probe>> next;
+  std::map<std::string, std::shared_ptr<EndpointHealth>> live;
+  for (const auto& t : targets) {
+    auto health = state(t.key, t.check.has_value());
+    live[t.key] = health;
+    if (!t.check) {
+      health->healthy.store(true, std::memory_order_relaxed);  // nobody checks: trust it
+      continue;
+    }
+    auto it = impl_->probes.find(t.key);
+    if (it != impl_->probes.end()) {
+      it->second->reconfigure(*t.check);
+      next.emplace(it->first, std::move(it->second));
+      impl_->probes.erase(it);
+      continue;
+    }
+    auto probe = std::make_shared<Probe>(impl_->ioc, impl_->observer, health, t, *t.check);
+    // A new endpoint has never been checked: pending until its first result. One that
+    // existed before (health_check added by a reload) keeps its state meanwhile.
+    probe->start(/*pending=*/impl_->fresh.count(t.key) > 0);
+    next.emplace(t.key, std::move(probe));
+  }
+  for (auto& [key, probe] : impl_->probes) probe->stop();  // endpoints that left
   impl_->probes = std::move(next);
+  impl_->states = std::move(live);
+  impl_->fresh.clear();
 }
 
 void HealthChecker::stop() {
-  for (auto& [state, probe] : impl_->probes) probe->stop();
+  for (auto& [key, probe] : impl_->probes) probe->stop();
   impl_->probes.clear();
 }
 

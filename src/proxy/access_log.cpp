@@ -38,7 +38,8 @@ void write_all(std::string_view s) {
 
 }  // namespace
 
-LineRing::LineRing(size_t capacity) : data_(std::make_unique<char[]>(capacity)), capacity_(capacity) {}
+LineRing::LineRing(size_t capacity)
+    : data_(std::make_unique<char[]>(capacity)), capacity_(capacity) {}
 
 bool LineRing::push(std::string_view line) {
   const uint64_t head = head_.load(std::memory_order_relaxed);
@@ -67,7 +68,7 @@ void LineRing::consume(size_t n) {
   tail_.store(tail_.load(std::memory_order_relaxed) + n, std::memory_order_release);
 }
 
-AccessLogWriter::AccessLogWriter(size_t rings, metrics::Metrics& metrics) : metrics_(metrics) {
+AccessLogWriter::AccessLogWriter(size_t rings) {
   for (size_t i = 0; i < rings; ++i) rings_.push_back(std::make_unique<LineRing>(kRingBytes));
   thread_ = std::thread([this] {
     pthread_setname_np(pthread_self(), "sy-access-log");
@@ -139,7 +140,7 @@ void AccessLog::append(const AccessEntry& e, config::AccessLogFormat format) {
                    e.version / 10, e.version % 10, e.status, e.bytes_sent, cluster, endpoint,
                    duration_ms);
   }
-  if (!ring_->push(std::string_view(line_.data(), line_.size()))) metrics_->access_log_dropped(1);
+  if (!ring_->push(std::string_view(line_.data(), line_.size()))) stats_->access_log_dropped(1);
 }
 
 }  // namespace switchyard::proxy

@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "switchyard/config/config.h"
-#include "switchyard/metrics/metrics.h"
+#include "switchyard/proxy/stats.h"
 
 namespace switchyard::proxy {
 
@@ -53,16 +53,14 @@ class LineRing {
 // after they stopped (it then writes what is left).
 class AccessLogWriter {
  public:
-  AccessLogWriter(size_t rings, metrics::Metrics& metrics);
+  explicit AccessLogWriter(size_t rings);
   ~AccessLogWriter();
   LineRing& ring(size_t i) { return *rings_[i]; }
-  metrics::Metrics& metrics() { return metrics_; }
 
  private:
   void run();
   size_t drain();
 
-  metrics::Metrics& metrics_;
   std::vector<std::unique_ptr<LineRing>> rings_;
   std::atomic<bool> stop_{false};
   std::thread thread_;
@@ -71,12 +69,12 @@ class AccessLogWriter {
 // A worker's side: formats entries and hands them to its ring. Worker thread only.
 class AccessLog {
  public:
-  AccessLog(LineRing* ring, metrics::Metrics* metrics) : ring_(ring), metrics_(metrics) {}
+  AccessLog(LineRing* ring, StatsRegistry* stats) : ring_(ring), stats_(stats) {}
   void append(const AccessEntry& entry, config::AccessLogFormat format);
 
  private:
   LineRing* ring_;
-  metrics::Metrics* metrics_;
+  StatsRegistry* stats_;
   fmt::memory_buffer line_;
   int64_t cached_second_ = -1;
   char cached_time_[32] = {};

@@ -69,4 +69,15 @@ ResponsePlan plan_response(ResponseHead& head, unsigned client_version, bool cli
   return plan;
 }
 
+std::optional<std::string_view> load_report_of(const ResponseHead& head) {
+  std::optional<std::string_view> first;
+  for (const auto& field : head.fields.items) {
+    if (field.id != FieldId::kEndpointLoadMetrics) continue;
+    if (first) return first;  // repeated: the first counts (an empty one as malformed)
+    first = field.value;
+  }
+  if (first && first->empty()) return std::nullopt;  // a lone empty header is no report
+  return first;
+}
+
 }  // namespace switchyard::proxy

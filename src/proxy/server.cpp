@@ -29,10 +29,10 @@ bool address_free(const SocketAddress& addr) {
 }  // namespace
 
 struct ProxyServer::Impl {
-  Impl(const config::Config& cfg, metrics::Metrics& m)
-      : config(cfg), shared(cfg.listeners.size()), access_log(cfg.workers, m) {
+  explicit Impl(const config::Config& cfg)
+      : config(cfg), shared(cfg.listeners.size()), access_log(cfg.workers) {
     shared.access_log = &access_log;
-    shared.metrics = &m;
+    shared.stats = &stats;
     for (size_t i = 0; i < cfg.workers; ++i) {
       workers.push_back(std::make_unique<Worker>(i, shared));
     }
@@ -42,13 +42,13 @@ struct ProxyServer::Impl {
     workers.clear();  // before the access log writer, which then writes what is left
   }
   const config::Config& config;
+  StatsRegistry stats;
   SharedCounters shared;
   AccessLogWriter access_log;
   std::vector<std::unique_ptr<Worker>> workers;
 };
 
-ProxyServer::ProxyServer(const config::Config& config, metrics::Metrics& metrics)
-    : impl_(std::make_unique<Impl>(config, metrics)) {}
+ProxyServer::ProxyServer(const config::Config& config) : impl_(std::make_unique<Impl>(config)) {}
 
 ProxyServer::~ProxyServer() { stop(); }
 
@@ -84,13 +84,12 @@ bool ProxyServer::bind() {
   return true;
 }
 
-void ProxyServer::set_outlier_detector(breaker::OutlierDetector* detector) {
-  impl_->shared.outliers = detector;
+void ProxyServer::publish(std::shared_ptr<const control::Snapshot> snapshot) {
+  auto stats = impl_->stats.build(snapshot);
+  for (auto& worker : impl_->workers) worker->publish(snapshot, stats);
 }
 
-void ProxyServer::publish(std::shared_ptr<const registry::RuntimeSnapshot> snapshot) {
-  for (auto& worker : impl_->workers) worker->publish(snapshot);
-}
+const StatsRegistry& ProxyServer::stats() const { return impl_->stats; }
 
 void ProxyServer::start() {
   for (auto& worker : impl_->workers) worker->start();

@@ -4,12 +4,9 @@
 
 #include <boost/asio/write.hpp>
 
-#include "switchyard/balancer/resource_aware.h"
+#include "request_plan.h"
 #include "switchyard/common/ascii.h"
-#include "switchyard/common/logging.h"
 #include "switchyard/proxy/response_rules.h"
-#include "switchyard/routing/client_region.h"
-#include "switchyard/routing/hash_key.h"
 #include "tunnel.h"
 
 namespace switchyard::proxy {
@@ -19,15 +16,9 @@ using boost::system::error_code;
 
 constexpr auto kLingerTimeout = std::chrono::seconds(2);
 constexpr auto kErrorWriteTimeout = std::chrono::seconds(5);
-// Hash keys are hashed on at most this prefix.
-constexpr size_t kMaxHashKeyBytes = 256;
 constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
 // Heads are read in pieces of at least this much room.
 constexpr size_t kHeadReadRoom = 2048;
-
-bool hashing(config::Strategy s) {
-  return s == config::Strategy::kConsistentHash || s == config::Strategy::kMaglev;
-}
 
 }  // namespace
 
@@ -35,28 +26,29 @@ Session::Session(Worker& worker, size_t listener_index, Socket socket)
     : worker_(worker),
       listener_index_(listener_index),
       client_(std::move(socket)),
-      attempt_(worker) {
+      attempt_(worker),
+      body_(worker) {
   error_code ec;
   auto remote = client_.remote_endpoint(ec);
   client_ip_ = ec ? "unknown" : remote.address().to_string();
   if (!ec) {
     if (auto ip = IpAddress::parse(client_ip_)) client_addr_ = *ip;
   }
-  listener_metrics_ = worker_.view()->snapshot->listeners[listener_index_]->metrics;
-  slot_ = ConnectionSlot(&worker_.shared(), listener_index_, listener_metrics_.get(),
-                         listener_metrics_);
+  listener_stats_ = worker_.view()->stats->listeners[listener_index_];
+  slot_ = ConnectionSlot(&worker_.shared(), listener_index_, listener_stats_);
   worker_.link(this);
 }
 
 Session::~Session() {
   attempt_.cancel();
-  if (body_buffer_) worker_.release_buffer(std::move(body_buffer_));
   worker_.unlink(this);
 }
 
 void Session::start() { wait_request(); }
 
-void Session::set_deadline(std::chrono::milliseconds timeout) { deadline_ = worker_.now() + timeout; }
+void Session::set_deadline(std::chrono::milliseconds timeout) {
+  deadline_ = worker_.now() + timeout;
+}
 
 void Session::on_drain() {
   close_after_response_ = true;
@@ -94,14 +86,13 @@ void Session::wait_request() {
   phase_ = Phase::kIdle;
   if (close_after_response_ || worker_.draining()) return close_gracefully();
   view_ = worker_.view();
-  listener_ = view_->snapshot->listeners[listener_index_].get();
+  listener_ = &view_->snapshot->listeners[listener_index_];
   scanned_ = 0;
   timed_out_ = false;
   // Nothing of the last request may show in this one's log line or error.
   head_.method_text = {};
   head_.target = {};
   head_.fields.clear();
-  route_ = nullptr;
   cluster_ = nullptr;
   client_region_ = {};
   status_ = 0;
@@ -121,10 +112,9 @@ void Session::wait_request() {
 
 void Session::read_head() {
   in_.prepare(kHeadReadRoom, limits().max_request_header_bytes + kHeadReadRoom);
-  client_.async_read_some(asio::buffer(in_.tail(), in_.room()),
-                          [self = shared_from_this()](error_code ec, size_t bytes) {
-                            self->on_head_bytes(ec, bytes);
-                          });
+  client_.async_read_some(
+      asio::buffer(in_.tail(), in_.room()),
+      [self = shared_from_this()](error_code ec, size_t bytes) { self->on_head_bytes(ec, bytes); });
 }
 
 void Session::on_head_bytes(error_code ec, size_t bytes) {
@@ -145,7 +135,7 @@ void Session::on_head_bytes(error_code ec, size_t bytes) {
 void Session::begin_head() {
   phase_ = Phase::kHead;
   view_ = worker_.view();
-  listener_ = view_->snapshot->listeners[listener_index_].get();
+  listener_ = &view_->snapshot->listeners[listener_index_];
   start_ = Clock::now();
   head_deadline_ = start_ + limits().header_timeout;
 }
@@ -159,9 +149,8 @@ void Session::try_head() {
   if (end == 0 || end > lim.max_request_header_bytes) {
     if (in_.size() >= lim.max_request_header_bytes) {
       unsigned status = oversized_head_status(in_.view(), lim);
-      return respond_error(status, status == 414 ? "request target too long"
-                                                 : "request header too large",
-                           true);
+      return respond_error(
+          status, status == 414 ? "request target too long" : "request header too large", true);
     }
     return read_head();
   }
@@ -174,8 +163,9 @@ void Session::on_head(size_t head_size) {
   std::string_view raw = in_.view().substr(0, head_size);
   if (has_obs_fold(raw)) return respond_error(400, "obsolete line folding in header", true);
   parser_.start(lim.max_request_header_bytes,
-                lim.max_request_body_bytes == 0 ? std::nullopt
-                                                : std::optional<uint64_t>(lim.max_request_body_bytes));
+                lim.max_request_body_bytes == 0
+                    ? std::nullopt
+                    : std::optional<uint64_t>(lim.max_request_body_bytes));
   auto parsed = parser_.parse_head(raw, head_);
   in_.consume(head_size);  // the head's bytes stay in place until the request ends
   if (parsed == http1::ParseStatus::kBodyLimit) {
@@ -190,70 +180,14 @@ void Session::on_head(size_t head_size) {
   auto expect = head_.fields.value(FieldId::kExpect);
   expect_continue_ = has_body_ && iequals(trim_ows(expect), "100-continue");
   continue_sent_ = false;
-  target_ = routing::parse_target(head_.target, head_.fields.value(FieldId::kHost));
-  if (!target_.valid) return respond_error(400, "invalid request target", true);
-  route_ = listener_->router.match(target_.host, target_.path);
-  if (route_ == nullptr) return respond_error(404, "no route for this request", has_body_);
-  cluster_ = view_->snapshot->clusters[route_->cluster_index].get();
-  peer_trusted_ = routing::peer_trusted(*listener_->config, client_addr_);
-
-  AttemptRequest req;
-  req.view = view_.get();
-  req.cluster = cluster_;
-  req.route = route_;
-  req.head = &head_;
-  req.forward = &forward_;
-  req.origin_needs_slash = target_.origin_needs_slash;
-  req.has_body = has_body_;
-  req.pick.cross_region = route_->cross_region;
-
-  ForwardContext ctx;
-  ctx.client_ip = client_ip_;
-  ctx.peer_trusted = peer_trusted_;
-  ctx.asserted_headers = listener_->asserted_headers;
-  ctx.upgrade_protocols = listener_->config->upgrade_protocols;
-  ctx.has_body = has_body_;
-  if (const auto& locality = cluster_->config->locality) {
-    req.pick.client_region = routing::client_region(
-        *listener_->config, head_.fields.value(locality->client_region_header), peer_trusted_,
-        client_addr_);
-    ctx.region_header = locality->client_region_header;
-    ctx.region_value = req.pick.client_region;
-    if (!locality->client_zone_header.empty()) {
-      req.pick.client_zone = routing::client_zone(
-          *listener_->config, head_.fields.value(locality->client_zone_header), peer_trusted_);
-      ctx.zone_header = locality->client_zone_header;
-      ctx.zone_value = req.pick.client_zone;
-    }
-  }
-  client_region_ = req.pick.client_region;
-  if (!extract_hash_key()) return respond_error(400, "request has no hash key", has_body_);
-  req.pick.hash_key = hash_key_;
-  req.pick.has_hash_key = has_hash_key_;
-  plan_request_forward(head_, verdict_, target_, ctx, forward_);
-  attempt_.start(req, this, shared_from_this());
-}
-
-// For consistent_hash and maglev: the key per hash.key, copied (its source fields are views
-// into this request). False when it is missing and on_missing_key is reject.
-bool Session::extract_hash_key() {
-  hash_key_.clear();
-  has_hash_key_ = false;
-  const auto& cc = *cluster_->config;
-  if (!hashing(cc.strategy)) return true;
-  const auto& hk = cc.hash.key;
-  routing::HashKeyInputs in;
-  in.target = head_.target;
-  in.path = target_.path;
-  if (hk.source == config::HashKeySource::kHeader) in.header = head_.fields.value(hk.name);
-  if (hk.source == config::HashKeySource::kCookie) in.cookie = head_.fields.value(FieldId::kCookie);
-  in.client_ip = client_ip_;
-  if (peer_trusted_) in.forwarded_for = head_.fields.value(FieldId::kXForwardedFor);
-  auto key = routing::hash_key(hk, in);
-  if (!key) return cc.hash.on_missing_key != config::OnMissingKey::kReject;
-  hash_key_.assign(key->data(), std::min(key->size(), kMaxHashKeyBytes));
-  has_hash_key_ = true;
-  return true;
+  const PlanInput in{view_->snapshot.get(), listener_, client_ip_, client_addr_, has_body_};
+  plan_request(in, head_, verdict_, hash_key_, plan_, forward_);
+  if (plan_.status != 0) return respond_error(plan_.status, plan_.reason, plan_.close);
+  cluster_ = plan_.cluster;
+  client_region_ = plan_.pick.client_region;
+  attempt_.start(AttemptRequest{view_.get(), plan_.cluster_index, plan_.cluster, plan_.route,
+                                &head_, &forward_, plan_.origin_needs_slash, has_body_, plan_.pick},
+                 this, shared_from_this());
 }
 
 // --- request body ----------------------------------------------------------------------------
@@ -280,61 +214,23 @@ void Session::want_request_body() {
 // Hands the attempt the next body pieces: first those that came with the head (views into
 // in_), then what the client sends (read into a body buffer, views into it).
 void Session::produce_body() {
-  body_pieces_.clear();
-  body_trailers_.clear();
-  body_pieces_.trailers = &body_trailers_;
-  http1::ParseStatus st = http1::ParseStatus::kNeedMore;
-  if (!in_.empty()) {
-    size_t used = parser_.parse_body(in_.view(), body_pieces_, &st);
-    in_.consume(used);
-    if (st == http1::ParseStatus::kNeedMore && body_pieces_.count == 0 && !in_.empty()) {
-      // An incomplete chunk header at the end of what came with the head: continue it in the
-      // body buffer, where the rest will be read.
-      if (!body_buffer_) body_buffer_ = worker_.acquire_buffer();
-      auto rest = in_.view();
-      std::memcpy(body_buffer_.get(), rest.data(), rest.size());
-      body_fill_ = rest.size();
-      body_parsed_ = 0;
-      in_.consume(rest.size());
-    }
-  } else if (body_parsed_ < body_fill_) {
-    size_t used = parser_.parse_body(
-        std::string_view(body_buffer_.get() + body_parsed_, body_fill_ - body_parsed_),
-        body_pieces_, &st);
-    body_parsed_ += used;
-  }
-  if (st == http1::ParseStatus::kBodyLimit) {
-    attempt_.cancel();
+  const auto st = body_.next(parser_, in_);
+  if (st == http1::ParseStatus::kBodyLimit)
     return respond_error(413, "request body too large", true);
-  }
-  if (st == http1::ParseStatus::kBad) {
-    attempt_.cancel();
-    return respond_error(400, "malformed request body", true);
-  }
+  if (st == http1::ParseStatus::kBad) return respond_error(400, "malformed request body", true);
   const bool last = parser_.done();
-  if (body_pieces_.count > 0 || last) return attempt_.send_body(body_pieces_, last);
+  if (body_.pieces().count > 0 || last) return attempt_.send_body(body_.pieces(), last);
   read_body();
 }
 
 void Session::read_body() {
-  if (!body_buffer_) body_buffer_ = worker_.acquire_buffer();
-  if (body_parsed_ > 0) {
-    std::memmove(body_buffer_.get(), body_buffer_.get() + body_parsed_, body_fill_ - body_parsed_);
-    body_fill_ -= body_parsed_;
-    body_parsed_ = 0;
-  }
-  size_t room = kBodyBufferSize - body_fill_;
-  // A Content-Length body is read exactly: nothing of a pipelined next request with it.
-  if (auto remaining = parser_.remaining()) room = std::min<uint64_t>(room, *remaining - body_fill_);
-  if (room == 0) {
-    attempt_.cancel();
+  auto room = body_.room(parser_);
+  if (room.empty())
     return respond_error(400, "malformed request body", true);  // a 64 KiB chunk header
-  }
   set_deadline(limits().idle_timeout);
-  client_.async_read_some(asio::buffer(body_buffer_.get() + body_fill_, room),
-                          [self = shared_from_this()](error_code ec, size_t bytes) {
-                            self->on_body_bytes(ec, bytes);
-                          });
+  client_.async_read_some(
+      asio::buffer(room.data(), room.size()),
+      [self = shared_from_this()](error_code ec, size_t bytes) { self->on_body_bytes(ec, bytes); });
 }
 
 void Session::on_body_bytes(error_code ec, size_t bytes) {
@@ -345,7 +241,7 @@ void Session::on_body_bytes(error_code ec, size_t bytes) {
     attempt_.cancel();
     return close_now();
   }
-  body_fill_ += bytes;
+  body_.commit(bytes);
   produce_body();
 }
 
@@ -353,21 +249,15 @@ void Session::on_body_bytes(error_code ec, size_t bytes) {
 
 void Session::on_response_head(ResponseHead& head, http1::BodyPieces& body, bool last) {
   phase_ = Phase::kResponse;
-  const bool keep_alive = client_keep_alive_ && !close_after_response_ && !worker_.draining() &&
-                          !body_unread();
+  const bool keep_alive =
+      client_keep_alive_ && !close_after_response_ && !worker_.draining() && !body_unread();
   auto plan = plan_response(head, client_version_, keep_alive);
   const registry::Endpoint* ep = attempt_.endpoint();
-  if (!plan.load_report.empty() || plan.load_report_repeated) {
-    // Load reports are for the proxy, never for the client (DESIGN.md, Backend load
-    // reports). Only the first counts; any repeat is dropped with it.
-    auto result = balancer::receive_load_report(*ep->state, plan.load_report);
-    cluster_->metrics->counters.add(static_cast<size_t>(metrics::ClusterCounter::kLoadReportOk) +
-                                    static_cast<size_t>(result));
-  }
   extra_.clear();
   if (listener_->config->debug_headers) {
     extra_.append("x-switchyard-endpoint: ").append(ep->address_text).append("\r\n");
-    if (!ep->region.empty()) extra_.append("x-switchyard-region: ").append(ep->region).append("\r\n");
+    if (!ep->region.empty())
+      extra_.append("x-switchyard-region: ").append(ep->region).append("\r\n");
     if (!client_region_.empty()) {
       extra_.append("x-switchyard-client-region: ").append(client_region_).append("\r\n");
     }
@@ -386,7 +276,9 @@ void Session::on_response_head(ResponseHead& head, http1::BodyPieces& body, bool
   write_response(body, last, true);
 }
 
-void Session::on_response_body(http1::BodyPieces& body, bool last) { write_response(body, last, false); }
+void Session::on_response_body(http1::BodyPieces& body, bool last) {
+  write_response(body, last, false);
+}
 
 void Session::write_response(http1::BodyPieces& body, bool last, bool with_head) {
   framer_.begin(with_head ? std::string_view(out_head_) : std::string_view());
@@ -465,15 +357,7 @@ void Session::on_upgraded(ResponseHead& head, std::unique_ptr<UpstreamConnection
 
 void Session::finish_request() {
   log_request(status_);
-  if (body_buffer_) {
-    // Bytes read past a chunked body belong to the next request.
-    if (body_parsed_ < body_fill_) {
-      in_.prepend(std::string_view(body_buffer_.get() + body_parsed_, body_fill_ - body_parsed_),
-                  limits().max_request_header_bytes + kHeadReadRoom);
-    }
-    worker_.release_buffer(std::move(body_buffer_));
-    body_fill_ = body_parsed_ = 0;
-  }
+  body_.finish(in_, limits().max_request_header_bytes + kHeadReadRoom);  // pipelined bytes
   in_.compact();
   if (!client_keep_alive_) return close_gracefully();
   wait_request();
@@ -490,22 +374,9 @@ void Session::respond_error(unsigned status, std::string_view reason, bool close
   phase_ = Phase::kResponse;
   if (close || close_after_response_ || worker_.draining()) client_keep_alive_ = false;
   status_ = status;
-  out_head_.clear();
-  out_head_.append(client_version_ == 10 ? "HTTP/1.0 " : "HTTP/1.1 ");
-  out_head_.append(std::to_string(status)).push_back(' ');
-  out_head_.append(wire::reason_phrase(status));
-  out_head_.append("\r\nContent-Type: text/plain; charset=utf-8\r\n");
-  if (status == 503) out_head_.append("Retry-After: 1\r\n");
-  out_head_.append("Content-Length: ").append(std::to_string(reason.size() + 1)).append("\r\n");
-  if (!client_keep_alive_) {
-    out_head_.append("Connection: close\r\n");
-  } else if (client_version_ == 10) {
-    out_head_.append("Connection: keep-alive\r\n");
-  }
-  out_head_.append("\r\n");
   const bool head_request = head_.method == Method::kHead && !head_.method_text.empty();
-  if (!head_request) out_head_.append(reason).push_back('\n');  // HEAD: the length only
-  response_bytes_ = head_request ? 0 : reason.size() + 1;
+  response_bytes_ = wire::write_error_response(out_head_, client_version_, status, reason,
+                                               client_keep_alive_, head_request);
   response_started_ = true;
   log_request(status);
   deadline_ = worker_.now() + kErrorWriteTimeout;
@@ -544,7 +415,7 @@ void Session::linger() {
 void Session::log_request(unsigned status) {
   if (logged_) return;
   logged_ = true;
-  listener_metrics_->downstream_requests.add(status);
+  listener_stats_->downstream_requests.add(status);
   const auto& cfg = *view_->snapshot->config;
   if (!cfg.access_log.enabled) return;
   AccessEntry entry;
@@ -560,7 +431,7 @@ void Session::log_request(unsigned status) {
   entry.version = client_version_;
   entry.status = status;
   entry.bytes_sent = response_bytes_;
-  if (cluster_) entry.cluster = cluster_->config->name;
+  if (cluster_) entry.cluster = cluster_->config().name;
   if (const auto* ep = attempt_.endpoint()) entry.endpoint = ep->address_text;
   entry.duration = Clock::now() - start_;
   worker_.access_log().append(entry, cfg.access_log.format);

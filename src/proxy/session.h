@@ -5,6 +5,8 @@
 #include <string>
 
 #include "in_buffer.h"
+#include "request_body.h"
+#include "request_plan.h"
 #include "switchyard/common/net.h"
 #include "switchyard/proxy/http1_parser.h"
 #include "switchyard/proxy/request_rules.h"
@@ -61,7 +63,6 @@ class Session final : public Connection,
   void on_head_bytes(boost::system::error_code ec, size_t bytes);
   void try_head();
   void on_head(size_t head_size);
-  bool extract_hash_key();
   void produce_body();
   void read_body();
   void on_body_bytes(boost::system::error_code ec, size_t bytes);
@@ -83,7 +84,7 @@ class Session final : public Connection,
   size_t listener_index_;
   Socket client_;
   ConnectionSlot slot_;
-  std::shared_ptr<metrics::ListenerMetrics> listener_metrics_;
+  std::shared_ptr<ListenerStats> listener_stats_;
   std::string client_ip_;
   IpAddress client_addr_;
   Phase phase_ = Phase::kIdle;
@@ -93,35 +94,27 @@ class Session final : public Connection,
 
   // --- per request ---
   std::shared_ptr<WorkerView> view_;
-  const registry::ListenerSnapshot* listener_ = nullptr;
-  const config::Route* route_ = nullptr;
-  const registry::ClusterSnapshot* cluster_ = nullptr;
+  const control::ListenerRuntime* listener_ = nullptr;
+  const balancer::ClusterBalancer* cluster_ = nullptr;
   InBuffer in_;
   size_t scanned_ = 0;  // of in_, while looking for the end of a head
   http1::RequestParser parser_;
   RequestHead head_;
-  routing::Target target_;
   HeadVerdict verdict_;
+  RequestPlan plan_;
   RequestForward forward_;
-  bool peer_trusted_ = false;
   bool has_body_ = false;
   bool expect_continue_ = false;
   bool continue_sent_ = false;
   unsigned client_version_ = 11;
   bool client_keep_alive_ = true;
-  std::string hash_key_;  // capacity reused
-  bool has_hash_key_ = false;
+  std::string hash_key_;            // capacity reused
   std::string_view client_region_;  // into the head or the snapshot's config
   Clock::time_point start_;
   Clock::time_point head_deadline_;
   UpstreamAttempt attempt_;
 
-  // request body
-  BodyBuffer body_buffer_;
-  size_t body_fill_ = 0;
-  size_t body_parsed_ = 0;
-  http1::BodyPieces body_pieces_;
-  FieldList body_trailers_;
+  RequestBody body_;
 
   // response
   std::string out_head_;  // serialized head being sent; its capacity is reused

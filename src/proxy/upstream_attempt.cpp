@@ -3,9 +3,9 @@
 #include <boost/asio/write.hpp>
 #include <cstring>
 
-#include "switchyard/balancer/resource_aware.h"
 #include "switchyard/common/asio_endpoint.h"
 #include "switchyard/common/logging.h"
+#include "switchyard/proxy/response_rules.h"
 #include "upstream_pool.h"
 
 namespace switchyard::proxy {
@@ -42,7 +42,7 @@ UpstreamAttempt::UpstreamAttempt(Worker& worker)
 UpstreamAttempt::~UpstreamAttempt() {
   end_splice(false);
   release_endpoint();
-  if (retry_counted_) req_.cluster->state->active_retries.fetch_sub(1, std::memory_order_relaxed);
+  release_retry();
   if (buffer_) worker_.release_buffer(std::move(buffer_));
 }
 
@@ -53,7 +53,6 @@ void UpstreamAttempt::start(const AttemptRequest& request, AttemptSink* sink,
   owner_ = std::move(owner);
   active_ = true;
   retries_done_ = 0;
-  tried_count_ = 0;
   stale_replayed_ = false;
   head_delivered_ = false;
   head_parsed_ = false;
@@ -66,70 +65,21 @@ void UpstreamAttempt::start(const AttemptRequest& request, AttemptSink* sink,
   pieces_ = nullptr;
   const auto& retries = req_.route->retries;
   const auto& fwd = *req_.forward;
-  replay_ok_ = req_.has_body && retries.attempts > 0 && retries.max_body_bytes > 0 &&
-               (idempotent(req_.head->method) || retries.non_idempotent) &&
-               (fwd.framing != Framing::kContentLength ||
-                fwd.content_length <= retries.max_body_bytes);
-  req_.view->retry_budgets[req_.cluster->index].on_request();
+  replay_ok_ =
+      req_.has_body && retries.attempts > 0 && retries.max_body_bytes > 0 &&
+      (idempotent(req_.head->method) || retries.non_idempotent) &&
+      (fwd.framing != Framing::kContentLength || fwd.content_length <= retries.max_body_bytes);
+  stats_ = req_.view->stats->clusters[req_.cluster_index].get();
+  memo_.reset();
+  req_.view->retry_budgets[req_.cluster_index].on_request();
   try_once();
 }
 
 // --- picking ---------------------------------------------------------------------------------
 
 void UpstreamAttempt::try_once() {
-  const auto& cluster = *req_.cluster;
-  auto& cluster_state = *cluster.state;
-  // max_pending_requests: tries in flight to the cluster beyond it get 503 at once, not a
-  // queue. Counted before picking so that concurrent workers cannot overshoot.
-  int64_t others = cluster_state.active_tries.fetch_add(1, std::memory_order_relaxed);
-  if (others >= cluster.config->circuit_breaker.max_pending_requests) {
-    cluster_state.active_tries.fetch_sub(1, std::memory_order_relaxed);
-    cluster.metrics->add(metrics::ClusterCounter::kOverflow);
-    return end_failed(503, "cluster '" + cluster.config->name + "' is overloaded");
-  }
-  balancer::PickContext ctx = req_.pick;
-  ctx.cluster_in_flight = others;
-  ctx.usable_endpoints = cluster_state.usable_endpoints.load(std::memory_order_relaxed);
-  auto& lb = req_.view->lb[cluster.index];
-  endpoint_ = nullptr;
-  trial_ = false;
-  // A half-open endpoint takes one request (its trial); a pick that lands on one whose trial
-  // another request holds picks again without it.
-  for (int round = 0; round < 3; ++round) {
-    ctx.attempt = retries_done_;
-    ctx.tried = std::span<const uint32_t>(tried_.data(), tried_count_);
-    const registry::Endpoint* ep = cluster.strategy->pick(ctx, lb);
-    if (ep == nullptr) break;
-    if (tried_count_ < tried_.size()) tried_[tried_count_++] = ep->index;
-    auto& state = *ep->state;
-    if (state.breaker.load(std::memory_order_relaxed) != registry::Breaker::kHalfOpen) {
-      endpoint_ = ep;
-      break;
-    }
-    if (breaker::claim_trial(state)) {
-      endpoint_ = ep;
-      trial_ = true;
-      break;
-    }
-  }
-  if (endpoint_ == nullptr) {
-    cluster_state.active_tries.fetch_sub(1, std::memory_order_relaxed);
-    cluster.metrics->add(metrics::ClusterCounter::kNoEndpoint);
-    return end_failed(503, ctx.locality == balancer::LocalityOutcome::kDenied
-                               ? "no healthy endpoint in region '" +
-                                     std::string(req_.pick.client_region) + "' of cluster '" +
-                                     cluster.config->name +
-                                     "', and this route denies cross-region traffic"
-                               : "no healthy endpoint in cluster '" + cluster.config->name + "'");
-  }
-  if (ctx.locality == balancer::LocalityOutcome::kLocal) {
-    cluster.metrics->add(metrics::ClusterCounter::kPicksLocal);
-  } else if (ctx.locality == balancer::LocalityOutcome::kFallback) {
-    cluster.metrics->add(metrics::ClusterCounter::kPicksFallback);
-  }
-  endpoint_->state->active_requests.fetch_add(1, std::memory_order_relaxed);
-  counted_ = true;
-  outcome_recorded_ = false;
+  req_.balancer->pick(req_.pick, memo_, req_.view->lb[req_.cluster_index], pick_);
+  if (pick_.ref == nullptr) return end_failed(pick_.status, pick_.reason);
   reached_ = false;
   got_bytes_ = false;
   timed_out_ = false;
@@ -145,7 +95,7 @@ void UpstreamAttempt::try_once() {
   // A request that must not be sent twice only goes on a pooled connection that is known to
   // be open (a peek), so that it is never lost to an idle-close race.
   const bool careful = !idempotent(req_.head->method) && !req_.route->retries.non_idempotent;
-  conn_ = worker_.pool().take(endpoint_->state->id, careful);
+  conn_ = worker_.pool().take(pick_.ref->endpoint->id, careful);
   reused_ = conn_ != nullptr;
   if (conn_) return begin_send();
   connect();
@@ -153,13 +103,13 @@ void UpstreamAttempt::try_once() {
 
 void UpstreamAttempt::connect() {
   conn_ = std::make_unique<UpstreamConnection>(worker_.ioc());
-  conn_->endpoint_id = endpoint_->state->id;
+  conn_->endpoint_id = pick_.ref->endpoint->id;
   reused_ = false;
-  auto connect_deadline = Clock::now() + req_.cluster->config->upstream.connect_timeout;
+  auto connect_deadline = Clock::now() + req_.balancer->config().upstream.connect_timeout;
   const bool route_sooner = timer_armed_ && deadline_ < connect_deadline;
   if (!route_sooner) arm_timer(connect_deadline, /*for_connect=*/true);
   connecting_ = true;
-  conn_->socket.async_connect(to_endpoint(endpoint_->address),
+  conn_->socket.async_connect(to_endpoint(pick_.ref->endpoint->address),
                               [this, keep = owner_.lock(), g = generation_](error_code ec) {
                                 if (g != generation_) return;
                                 connecting_ = false;
@@ -174,9 +124,9 @@ void UpstreamAttempt::on_connect(error_code ec) {
     if (!ec) ec = asio::error::timed_out;
   }
   if (ec) {
-    endpoint_->state->metrics->connect_failures.add(0);
+    endpoint_stats().connect_failures.add(0);
     if (logs::proxy().should_log(spdlog::level::debug)) {
-      logs::proxy().debug("connect to {} failed: {}", endpoint_->address_text, ec.message());
+      logs::proxy().debug("connect to {} failed: {}", endpoint()->address_text, ec.message());
     }
     return fail(ec, Failure::kConnect);
   }
@@ -193,7 +143,7 @@ void UpstreamAttempt::on_connect(error_code ec) {
 
 void UpstreamAttempt::begin_send() {
   wire::write_request_head(out_head_, *req_.head, *req_.forward, req_.origin_needs_slash,
-                           endpoint_->address_text);
+                           pick_.ref->endpoint->address_text);
   head_pending_ = true;
   if (!req_.has_body || replaying_) return write();
   if (pieces_ != nullptr) return write();  // a fresh connection for pieces not yet sent
@@ -235,15 +185,16 @@ void UpstreamAttempt::write() {
   }
   if (!last && !timer_armed_) arm_timer(Clock::now() + req_.route->timeout);  // a stalled endpoint
   const size_t n = framer_.count();
-  for (size_t i = 0; i < n; ++i) iov_[i] = asio::const_buffer(framer_.slices()[i].data, framer_.slices()[i].size);
+  for (size_t i = 0; i < n; ++i)
+    iov_[i] = asio::const_buffer(framer_.slices()[i].data, framer_.slices()[i].size);
   write_pending_ = true;
-  asio::async_write(conn_->socket, std::span<const asio::const_buffer>(iov_.data(), n),
-                    [this, keep = owner_.lock(), g = generation_, last](error_code ec,
-                                                                        size_t bytes) {
-                      if (g != generation_) return;
-                      write_pending_ = false;
-                      on_written(ec, bytes, last);
-                    });
+  asio::async_write(
+      conn_->socket, std::span<const asio::const_buffer>(iov_.data(), n),
+      [this, keep = owner_.lock(), g = generation_, last](error_code ec, size_t bytes) {
+        if (g != generation_) return;
+        write_pending_ = false;
+        on_written(ec, bytes, last);
+      });
 }
 
 void UpstreamAttempt::on_written(error_code ec, size_t bytes, bool last) {
@@ -318,10 +269,10 @@ void UpstreamAttempt::on_head_read(error_code ec, size_t bytes) {
 
 void UpstreamAttempt::on_response_head() {
   const unsigned status = head_.status;
-  endpoint_->state->metrics->upstream_requests.add(status);
+  endpoint_stats().upstream_requests.add(status);
   if (status == 101) {
     if (req_.forward->upgrade.empty()) return fail({}, Failure::kInvalid);  // nothing offered
-    record_outcome(true);
+    req_.balancer->report(pick_, true);
     disarm_timer();
     release_endpoint();
     release_retry();
@@ -335,9 +286,12 @@ void UpstreamAttempt::on_response_head() {
     return;
   }
   const double ms = std::chrono::duration<double, std::milli>(Clock::now() - try_start_).count();
-  endpoint_->state->observe_latency(ms);
-  endpoint_->state->observe_response(ms);
-  record_outcome(status < 500);
+  pick_.ref->load->observe_latency(ms);
+  pick_.ref->load->observe_response(ms);
+  // Load reports are for the proxy, never for the client (DESIGN.md, Backend load reports):
+  // the first one counts, a repeat is dropped with it (plan_response drops them all).
+  if (auto report = load_report_of(head_)) req_.balancer->accept_load_report(pick_, *report);
+  req_.balancer->report(pick_, status < 500);
   if (try_retry(RetryReason::kStatus, status)) return;
   head_parsed_ = true;
   parse_body();
@@ -374,7 +328,7 @@ void UpstreamAttempt::parse_body() {
 void UpstreamAttempt::resume() {
   if (!active_ || upstream_done_) return;
   if (broken_after_head_) return fail({}, Failure::kClosed);  // the head went out: now say so
-  if (parsed_ < fill_) return parse_body();  // pieces left over from the last read
+  if (parsed_ < fill_) return parse_body();                   // pieces left over from the last read
   read_body();
 }
 
@@ -444,7 +398,8 @@ void UpstreamAttempt::run_splice() {
     bool progress = false;
     if (splice_left_ > 0 && pipe_fill_ < pipe_.capacity && !from_blocked) {
       size_t n = 0;
-      size_t want = static_cast<size_t>(std::min<uint64_t>(splice_left_, pipe_.capacity - pipe_fill_));
+      size_t want =
+          static_cast<size_t>(std::min<uint64_t>(splice_left_, pipe_.capacity - pipe_fill_));
       switch (splice_some(from, pipe_.write_fd, want, &n)) {
         case SpliceStep::kProgress:
           pipe_fill_ += n;
@@ -516,13 +471,13 @@ void UpstreamAttempt::end_splice(bool clean) {
 void UpstreamAttempt::upstream_finished() {
   upstream_done_ = true;
   disarm_timer();
-  req_.cluster->metrics->upstream_duration.observe_ns(static_cast<uint64_t>(
+  stats_->upstream_duration.observe_ns(static_cast<uint64_t>(
       std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - try_start_).count()));
   release_endpoint();
   release_retry();
   const bool reusable = conn_ && head_.keep_alive && !head_.close_delimited && parsed_ == fill_;
   if (reusable) {
-    const auto& up = req_.cluster->config->upstream;
+    const auto& up = req_.balancer->config().upstream;
     worker_.pool().put(std::move(conn_), up.idle_timeout, up.max_idle_per_endpoint);
   }
   conn_.reset();
@@ -570,7 +525,7 @@ bool UpstreamAttempt::can_resend() const {
 void UpstreamAttempt::fail(error_code ec, Failure kind) {
   if (timed_out_) kind = Failure::kTimeout;
   if (logs::proxy().should_log(spdlog::level::debug)) {
-    logs::proxy().debug("upstream {} failed: {}", endpoint_ ? endpoint_->address_text : "-",
+    logs::proxy().debug("upstream {} failed: {}", endpoint() ? endpoint()->address_text : "-",
                         ec ? ec.message() : "invalid response");
   }
   if (head_delivered_) {
@@ -605,7 +560,7 @@ void UpstreamAttempt::fail(error_code ec, Failure kind) {
     conn_.reset();
     return connect();
   }
-  record_outcome(false);
+  if (pick_.ref != nullptr) req_.balancer->report(pick_, false);
   const RetryReason reason = kind == Failure::kConnect   ? RetryReason::kConnectFailure
                              : kind == Failure::kTimeout ? RetryReason::kTimeout
                                                          : RetryReason::kReset;
@@ -638,20 +593,19 @@ bool UpstreamAttempt::try_retry(RetryReason reason, unsigned status) {
       retries_done_ >= policy.attempts || !should_retry(policy, reason, status)) {
     return false;
   }
-  auto& cluster_state = *req_.cluster->state;
-  if (!req_.view->retry_budgets[req_.cluster->index].allow(
-          cluster_state.active_retries.load(std::memory_order_relaxed))) {
-    req_.cluster->metrics->add(metrics::ClusterCounter::kRetryBudgetExhausted);
+  if (!req_.view->retry_budgets[req_.cluster_index].allow(
+          stats_->active_retries.load(std::memory_order_relaxed))) {
+    stats_->counters.add(ClusterStats::kRetryBudgetExhausted);
     return false;
   }
   if (!retry_counted_) {
-    cluster_state.active_retries.fetch_add(1, std::memory_order_relaxed);
+    stats_->active_retries.fetch_add(1, std::memory_order_relaxed);
     retry_counted_ = true;
   }
   ++retries_done_;
-  req_.cluster->metrics->add(metrics::ClusterCounter::kRetries);
+  stats_->counters.add(ClusterStats::kRetries);
   if (logs::proxy().should_log(spdlog::level::debug)) {
-    logs::proxy().debug("retrying after a failure on {} (try {})", endpoint_->address_text,
+    logs::proxy().debug("retrying after a failure on {} (try {})", endpoint()->address_text,
                         retries_done_ + 1);
   }
   ++generation_;  // a pending timer of the failed try must not touch the next one
@@ -664,7 +618,7 @@ bool UpstreamAttempt::try_retry(RetryReason reason, unsigned status) {
   return true;
 }
 
-void UpstreamAttempt::end_failed(unsigned status, std::string reason) {
+void UpstreamAttempt::end_failed(unsigned status, std::string_view reason) {
   active_ = false;
   ++generation_;
   disarm_timer();
@@ -677,36 +631,18 @@ void UpstreamAttempt::end_failed(unsigned status, std::string reason) {
   sink_->on_attempt_failed(status, reason);
 }
 
-// Feeds the circuit breaker and the health score: success is any response below 500.
-void UpstreamAttempt::record_outcome(bool success) {
-  if (!counted_ || outcome_recorded_) return;
-  outcome_recorded_ = true;
-  auto& state = *endpoint_->state;
-  const bool notify =
-      success ? breaker::record_success(state, trial_)
-              : breaker::record_failure(
-                    state, req_.cluster->config->circuit_breaker.consecutive_failures, trial_);
-  trial_ = false;
-  if (notify && worker_.shared().outliers != nullptr) {
-    worker_.shared().outliers->notify(endpoint_->state);
-  }
+void UpstreamAttempt::release_endpoint() {
+  if (req_.balancer != nullptr) req_.balancer->release(pick_);
 }
 
-void UpstreamAttempt::release_endpoint() {
-  if (!counted_) return;
-  counted_ = false;
-  if (trial_) {
-    trial_ = false;
-    breaker::abandon_trial(*endpoint_->state);  // no outcome: the next request is the trial
-  }
-  endpoint_->state->active_requests.fetch_sub(1, std::memory_order_relaxed);
-  req_.cluster->state->active_tries.fetch_sub(1, std::memory_order_relaxed);
+EndpointStats& UpstreamAttempt::endpoint_stats() const {
+  return *req_.view->stats->endpoints[req_.cluster_index][pick_.ref->index];
 }
 
 void UpstreamAttempt::release_retry() {
   if (!retry_counted_) return;
   retry_counted_ = false;
-  req_.cluster->state->active_retries.fetch_sub(1, std::memory_order_relaxed);
+  stats_->active_retries.fetch_sub(1, std::memory_order_relaxed);
 }
 
 // --- the timer -------------------------------------------------------------------------------

@@ -52,13 +52,14 @@ class AttemptSink {
 // What the client side decided about the request before it goes upstream.
 struct AttemptRequest {
   WorkerView* view = nullptr;
-  const registry::ClusterSnapshot* cluster = nullptr;
+  size_t cluster_index = 0;
+  const balancer::ClusterBalancer* balancer = nullptr;  // the routed cluster's front door
   const config::Route* route = nullptr;
   const RequestHead* head = nullptr;
   const RequestForward* forward = nullptr;
   bool origin_needs_slash = false;
   bool has_body = false;
-  balancer::PickContext pick;  // region, zone, hash key, cross-region policy
+  balancer::PickRequest pick;  // hash key, client region and zone, cross-region policy
 };
 
 class UpstreamAttempt {
@@ -81,9 +82,11 @@ class UpstreamAttempt {
 
   bool active() const { return active_; }
   // Forgets the last exchange (its endpoint) before the next request starts.
-  void clear() { endpoint_ = nullptr; }
+  void clear() { pick_.ref = nullptr; }
   // The endpoint of the current (last) try, for the access log and debug headers.
-  const registry::Endpoint* endpoint() const { return endpoint_; }
+  const registry::Endpoint* endpoint() const {
+    return pick_.ref != nullptr ? pick_.ref->endpoint : nullptr;
+  }
 
  private:
   enum class Failure { kConnect, kClosed, kTimeout, kInvalid, kOther };
@@ -108,9 +111,9 @@ class UpstreamAttempt {
   bool can_resend() const;
   void fail(boost::system::error_code ec, Failure kind);
   bool try_retry(RetryReason reason, unsigned status);
-  void end_failed(unsigned status, std::string reason);
-  void record_outcome(bool success);
+  void end_failed(unsigned status, std::string_view reason);
   void release_endpoint();
+  EndpointStats& endpoint_stats() const;
   void release_retry();
   void arm_timer(Clock::time_point at, bool for_connect = false);
   void disarm_timer();
@@ -125,22 +128,19 @@ class UpstreamAttempt {
   // returns without touching anything.
   uint64_t generation_ = 0;
 
-  const registry::Endpoint* endpoint_ = nullptr;
+  ClusterStats* stats_ = nullptr;  // the proxy's counters of the routed cluster
+  balancer::PickMemo memo_;        // the endpoints tried so far
+  balancer::Pick pick_;            // this try's endpoint (kept after the try, for the log)
   std::unique_ptr<UpstreamConnection> conn_;
   bool reused_ = false;     // conn_ came from the pool
   bool reached_ = false;    // some bytes of this try were written: it may have been processed
   bool got_bytes_ = false;  // some response bytes arrived on this try
   bool stale_replayed_ = false;
-  bool trial_ = false;  // this try holds its endpoint's half-open trial
-  bool counted_ = false;
-  bool outcome_recorded_ = false;
   bool retry_counted_ = false;
   bool connecting_ = false;
   bool read_pending_ = false;
   bool write_pending_ = false;
   uint32_t retries_done_ = 0;
-  std::array<uint32_t, 48> tried_{};
-  uint32_t tried_count_ = 0;
 
   // request side
   std::string out_head_;

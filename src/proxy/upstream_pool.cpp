@@ -2,7 +2,6 @@
 
 #include <sys/socket.h>
 
-#include "switchyard/balancer/locality.h"
 #include "switchyard/common/asio_endpoint.h"
 
 namespace switchyard::proxy {
@@ -62,15 +61,16 @@ void UpstreamPool::warm_fallbacks() {
   const auto& view = worker_.view();
   if (!view) return;
   const auto& snapshot = *view->snapshot;
-  for (const auto& cluster : snapshot.clusters) {
-    const auto* locality = dynamic_cast<const balancer::Locality*>(cluster->strategy.get());
-    if (locality == nullptr) continue;
-    const auto& up = cluster->config->upstream;
+  for (size_t ci = 0; ci < snapshot.clusters.size(); ++ci) {
+    const auto& cluster = *snapshot.clusters[ci];
+    if (cluster.config().locality == std::nullopt) continue;
+    const auto& up = cluster.config().upstream;
     const uint32_t want = std::min<uint32_t>(kWarmConnections, up.max_idle_per_endpoint);
     for (const auto& listener : snapshot.config->listeners) {
       if (listener.local_region.empty()) continue;
-      for (const auto* ep : locality->warm_targets(listener.local_region)) {
-        const uint32_t id = ep->state->id;
+      for (const auto* ref : cluster.warm_targets(listener.local_region)) {
+        const auto* ep = ref->endpoint;
+        const uint32_t id = ep->id;
         if (id >= idle_.size()) idle_.resize(id + 1);
         if (id >= warming_.size()) warming_.resize(id + 1, 0);
         for (uint32_t have = static_cast<uint32_t>(idle_[id].size()) + warming_[id]; have < want;
@@ -87,11 +87,11 @@ void UpstreamPool::warm_fallbacks() {
           (*conn)->socket.async_connect(
               to_endpoint(ep->address),
               [this, conn, timer, id, idle = up.idle_timeout, max = up.max_idle_per_endpoint,
-               metrics = cluster->metrics](boost::system::error_code ec) {
+               stats = view->stats->clusters[ci]](boost::system::error_code ec) {
                 timer->cancel();
                 --warming_[id];
                 if (ec || worker_.draining()) return;
-                metrics->add(metrics::ClusterCounter::kWarmConnections);
+                stats->counters.add(ClusterStats::kWarmConnections);
                 (*conn)->socket.set_option(tcp::no_delay(true), ec);
                 put(std::move(*conn), idle, max);
               });

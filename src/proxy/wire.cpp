@@ -125,26 +125,46 @@ void BodyFramer::finish(std::string_view trailer_lines) {
 
 std::string_view reason_phrase(unsigned status) {
   switch (status) {
-    case 100: return "Continue";
-    case 101: return "Switching Protocols";
-    case 200: return "OK";
-    case 400: return "Bad Request";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 413: return "Payload Too Large";
-    case 414: return "URI Too Long";
-    case 417: return "Expectation Failed";
-    case 421: return "Misdirected Request";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    default: return "";
+    case 100:
+      return "Continue";
+    case 101:
+      return "Switching Protocols";
+    case 200:
+      return "OK";
+    case 400:
+      return "Bad Request";
+    case 403:
+      return "Forbidden";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 408:
+      return "Request Timeout";
+    case 413:
+      return "Payload Too Large";
+    case 414:
+      return "URI Too Long";
+    case 417:
+      return "Expectation Failed";
+    case 421:
+      return "Misdirected Request";
+    case 429:
+      return "Too Many Requests";
+    case 431:
+      return "Request Header Fields Too Large";
+    case 500:
+      return "Internal Server Error";
+    case 501:
+      return "Not Implemented";
+    case 502:
+      return "Bad Gateway";
+    case 503:
+      return "Service Unavailable";
+    case 504:
+      return "Gateway Timeout";
+    default:
+      return "";
   }
 }
 
@@ -168,6 +188,26 @@ void write_trailers(std::string& out, const FieldList& trailers) {
         append_field(out, f.name, f.value);
     }
   }
+}
+
+size_t write_error_response(std::string& out, unsigned version, unsigned status,
+                            std::string_view reason, bool keep_alive, bool head_request) {
+  out.clear();
+  out.append(version == 10 ? "HTTP/1.0 " : "HTTP/1.1 ");
+  out.append(std::to_string(status)).push_back(' ');
+  out.append(reason_phrase(status));
+  out.append("\r\nContent-Type: text/plain; charset=utf-8\r\n");
+  if (status == 503) out.append("Retry-After: 1\r\n");
+  out.append("Content-Length: ").append(std::to_string(reason.size() + 1)).append("\r\n");
+  if (!keep_alive) {
+    out.append("Connection: close\r\n");
+  } else if (version == 10) {
+    out.append("Connection: keep-alive\r\n");
+  }
+  out.append("\r\n");
+  if (head_request) return 0;  // HEAD: the length only
+  out.append(reason).push_back('\n');
+  return reason.size() + 1;
 }
 
 }  // namespace switchyard::proxy::wire

@@ -22,10 +22,9 @@ constexpr auto kAcceptBackoff = std::chrono::milliseconds(50);
 }  // namespace
 
 ConnectionSlot::ConnectionSlot(SharedCounters* shared, size_t listener,
-                               metrics::ListenerMetrics* metrics,
-                               std::shared_ptr<metrics::ListenerMetrics> keep)
-    : shared_(shared), listener_(listener), metrics_(std::move(keep)) {
-  metrics->connections_active.fetch_add(1, std::memory_order_relaxed);
+                               std::shared_ptr<ListenerStats> stats)
+    : shared_(shared), listener_(listener), stats_(std::move(stats)) {
+  stats_->connections_active.fetch_add(1, std::memory_order_relaxed);
 }
 
 ConnectionSlot& ConnectionSlot::operator=(ConnectionSlot&& other) noexcept {
@@ -33,17 +32,17 @@ ConnectionSlot& ConnectionSlot::operator=(ConnectionSlot&& other) noexcept {
     release();
     shared_ = std::exchange(other.shared_, nullptr);
     listener_ = other.listener_;
-    metrics_ = std::move(other.metrics_);
+    stats_ = std::move(other.stats_);
   }
   return *this;
 }
 
 void ConnectionSlot::release() {
   if (shared_ == nullptr) return;
-  metrics_->connections_active.fetch_sub(1, std::memory_order_relaxed);
+  stats_->connections_active.fetch_sub(1, std::memory_order_relaxed);
   shared_->listener_connections[listener_].fetch_sub(1, std::memory_order_relaxed);
   shared_ = nullptr;
-  metrics_.reset();
+  stats_.reset();
 }
 
 Worker::Worker(size_t index, SharedCounters& shared)
@@ -55,7 +54,7 @@ Worker::Worker(size_t index, SharedCounters& shared)
       accept_backoff_(ioc_.get_executor()),
       now_(Clock::now()) {
   access_log_ = std::make_unique<AccessLog>(
-      shared.access_log ? &shared.access_log->ring(index) : nullptr, shared.metrics);
+      shared.access_log ? &shared.access_log->ring(index) : nullptr, shared.stats);
 }
 
 Worker::~Worker() { stop(); }
@@ -79,27 +78,27 @@ void Worker::start() {
   });
 }
 
-void Worker::publish(std::shared_ptr<const registry::RuntimeSnapshot> snapshot) {
-  asio::post(ioc_, [this, snapshot = std::move(snapshot)] {
+void Worker::publish(std::shared_ptr<const control::Snapshot> snapshot,
+                     std::shared_ptr<const SnapshotStats> stats) {
+  asio::post(ioc_, [this, snapshot = std::move(snapshot), stats = std::move(stats)] {
     auto view = std::make_shared<WorkerView>();
     std::random_device rd;
     for (const auto& cluster : snapshot->clusters) {
-      auto& lb = view->lb.emplace_back(cluster->endpoints.size(),
-                                       (uint64_t(rd()) << 32) ^ rd() ^ (uint64_t(index_) << 48));
-      lb.cursor = lb.next_random();  // workers start the round-robin cycle at different points
-      cluster->strategy->prepare(lb);
+      // Workers start their picking state (the round-robin cycle, the PRNG) at different
+      // points.
+      cluster->prepare(view->lb.emplace_back(),
+                       (uint64_t(rd()) << 32) ^ rd() ^ (uint64_t(index_) << 48));
       // A cluster that persists keeps its saved retry tokens.
       auto& budget = view->retry_budgets.emplace_back();
       if (view_) {
         const auto& old = view_->snapshot->clusters;
         for (size_t i = 0; i < old.size(); ++i) {
-          if (old[i]->config->name == cluster->config->name) {
-            budget = view_->retry_budgets[i];
-          }
+          if (old[i]->config().name == cluster->config().name) budget = view_->retry_budgets[i];
         }
       }
     }
     view->snapshot = snapshot;
+    view->stats = stats;
     view_ = std::move(view);
   });
 }
@@ -161,7 +160,7 @@ void Worker::on_accept(size_t slot, boost::system::error_code ec, Socket socket)
     return;
   }
   size_t listener = acceptors_[slot].listener_index;
-  const auto& limits = view_->snapshot->listeners[listener]->config->limits;
+  const auto& limits = view_->snapshot->listeners[listener].config->limits;
   auto& count = shared_.listener_connections[listener];
   if (count.fetch_add(1, std::memory_order_relaxed) >= limits.max_connections) {
     count.fetch_sub(1, std::memory_order_relaxed);

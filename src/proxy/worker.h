@@ -15,10 +15,10 @@
 
 #include "access_log.h"
 #include "splice.h"
-#include "switchyard/balancer/strategy.h"
-#include "switchyard/breaker/outlier_detector.h"
+#include "switchyard/balancer/front_door.h"
+#include "switchyard/control/runtime.h"
 #include "switchyard/proxy/retry.h"
-#include "switchyard/registry/registry.h"
+#include "switchyard/proxy/stats.h"
 
 namespace switchyard::proxy {
 
@@ -55,18 +55,18 @@ struct UpstreamConnection {
 // A snapshot as one worker uses it: the shared immutable part plus this worker's own mutable
 // picking state per cluster.
 struct WorkerView {
-  std::shared_ptr<const registry::RuntimeSnapshot> snapshot;
-  std::vector<balancer::WorkerLbState> lb;  // by cluster index
-  std::vector<RetryBudget> retry_budgets;   // by cluster index
+  std::shared_ptr<const control::Snapshot> snapshot;
+  std::shared_ptr<const SnapshotStats> stats;  // the proxy's counters, same order
+  std::vector<balancer::WorkerCluster> lb;     // by cluster index
+  std::vector<RetryBudget> retry_budgets;      // by cluster index
 };
 
 // Process-wide state shared by all workers.
 struct SharedCounters {
   explicit SharedCounters(size_t listeners) : listener_connections(listeners) {}
   std::vector<std::atomic<uint32_t>> listener_connections;  // by listener index
-  breaker::OutlierDetector* outliers = nullptr;             // set before start, then read-only
-  AccessLogWriter* access_log = nullptr;                    // likewise
-  metrics::Metrics* metrics = nullptr;                      // likewise
+  AccessLogWriter* access_log = nullptr;                    // set before start, then read-only
+  StatsRegistry* stats = nullptr;                           // likewise
 };
 
 class Worker;
@@ -92,8 +92,7 @@ class Connection {
 class ConnectionSlot {
  public:
   ConnectionSlot() = default;
-  ConnectionSlot(SharedCounters* shared, size_t listener, metrics::ListenerMetrics* metrics,
-                 std::shared_ptr<metrics::ListenerMetrics> keep);
+  ConnectionSlot(SharedCounters* shared, size_t listener, std::shared_ptr<ListenerStats> stats);
   ConnectionSlot(ConnectionSlot&& other) noexcept { *this = std::move(other); }
   ConnectionSlot& operator=(ConnectionSlot&& other) noexcept;
   ~ConnectionSlot() { release(); }
@@ -102,7 +101,7 @@ class ConnectionSlot {
   void release();
   SharedCounters* shared_ = nullptr;
   size_t listener_ = 0;
-  std::shared_ptr<metrics::ListenerMetrics> metrics_;
+  std::shared_ptr<ListenerStats> stats_;
 };
 
 class UpstreamPool;
@@ -119,7 +118,8 @@ class Worker {
   void add_acceptor(size_t listener_index, Acceptor acceptor);
   void start();
   // Any thread: posted to the worker.
-  void publish(std::shared_ptr<const registry::RuntimeSnapshot> snapshot);
+  void publish(std::shared_ptr<const control::Snapshot> snapshot,
+               std::shared_ptr<const SnapshotStats> stats);
   void drain();
   void stop();
   size_t open_connections() const { return open_.load(std::memory_order_relaxed); }

@@ -1,53 +1,83 @@
-// Pick cost of the built-in strategies over 10, 100 and 1,000 healthy endpoints; build time
-// and size of the hash ring and the Maglev table.
+// Cost of a pick through the balancer's front door (pick + release, what a request pays) for
+// the built-in policies over 10, 100 and 1,000 healthy endpoints; build time and size of the
+// hash ring and the Maglev table.
 #include <benchmark/benchmark.h>
 
-#include "switchyard/balancer/hash_ring.h"
-#include "switchyard/balancer/strategy.h"
+#include "balancer/policies/consistent_hash/ring.h"
+#include "balancer/policies/maglev/maglev.h"
+#include "switchyard/balancer/front_door.h"
+#include "switchyard/config/loader.h"
+#include "switchyard/registry/registry.h"
 
 namespace {
 
 using namespace switchyard;
 
-std::vector<registry::Endpoint> make_endpoints(size_t n, bool weighted) {
-  std::vector<registry::Endpoint> endpoints(n);
-  for (size_t i = 0; i < n; ++i) {
-    endpoints[i].index = static_cast<uint32_t>(i);
-    endpoints[i].address_text = "10.0.0." + std::to_string(i) + ":80";
-    endpoints[i].weight = weighted ? static_cast<uint32_t>(1 + i % 4) : 1;
-    endpoints[i].state = std::make_shared<registry::EndpointState>();
+// One cluster of n endpoints 10.0.0.i:80 (weights 1..4 when weighted), its front door and the
+// module states it reads.
+struct Bench {
+  Bench(size_t n, const std::string& strategy, bool weighted, const std::string& blocks = "") {
+    std::string yaml =
+        "listeners:\n  - name: in\n    listen: 127.0.0.1:0\n    routes: [ { cluster: app } ]\n"
+        "clusters:\n  - name: app\n    strategy: " +
+        strategy + "\n" + (blocks.empty() ? "" : "    " + blocks + "\n") +
+        "    circuit_breaker: { max_pending_requests: 1000000 }\n    endpoints:\n";
+    for (size_t i = 0; i < n; ++i) {
+      yaml += "      - { address: \"10." + std::to_string(i / 250) + ".0." +
+              std::to_string(i % 250) +
+              ":80\", weight: " + std::to_string(weighted ? 1 + i % 4 : 1) + " }\n";
+    }
+    auto r = config::load_string(yaml, "bench.yaml", balancer::schema());
+    if (!r.ok()) throw std::runtime_error(r.errors[0].to_string());
+    config = r.config;
+    snapshot = registry.build(config);
+    balancer::ClusterBalancer::Owned owned;
+    for (size_t i = 0; i < n; ++i) {
+      owned.health.push_back(std::make_shared<health::EndpointHealth>());
+      owned.breakers.push_back(std::make_shared<breaker::EndpointBreaker>());
+      owned.loads.push_back(std::make_shared<balancer::EndpointLoad>());
+    }
+    front = std::make_unique<balancer::ClusterBalancer>(
+        snapshot->clusters[0], *balancer::policies().find(strategy), std::move(owned),
+        std::make_shared<balancer::ClusterState>(), std::make_shared<balancer::ClusterStats>(),
+        nullptr);
+    front->tick();
+    front->prepare(worker, 42);
   }
-  return endpoints;
+  void pick(const balancer::PickRequest& req) {
+    balancer::PickMemo memo;
+    balancer::Pick p;
+    front->pick(req, memo, worker, p);
+    benchmark::DoNotOptimize(p.ref);
+    front->release(p);
+  }
+
+  std::shared_ptr<const config::Config> config;
+  registry::Registry registry;
+  std::shared_ptr<const registry::Snapshot> snapshot;
+  std::unique_ptr<balancer::ClusterBalancer> front;
+  balancer::WorkerCluster worker;
+};
+
+void pick(benchmark::State& state, const char* strategy, bool weighted) {
+  Bench b(static_cast<size_t>(state.range(0)), strategy, weighted);
+  balancer::PickRequest req;
+  for (auto _ : state) b.pick(req);
 }
 
-void pick(benchmark::State& state, config::Strategy kind, bool weighted) {
-  auto endpoints = make_endpoints(static_cast<size_t>(state.range(0)), weighted);
-  config::Cluster cluster;
-  cluster.strategy = kind;
-  auto strategy = balancer::build_strategy(cluster, endpoints);
-  balancer::WorkerLbState lb(endpoints.size(), 42);
-  balancer::PickContext ctx;
-  for (auto _ : state) benchmark::DoNotOptimize(strategy->pick(ctx, lb));
-}
-
-// Hashing strategies: each pick hashes one of 1,024 distinct keys ("user-N"). probes only
+// Hashing policies: each pick hashes one of 1,024 distinct keys ("user-N"). probes only
 // matters to the ring (hash.ring_probes: 8 by default, 1 = the classic single lookup).
-void pick_hashed(benchmark::State& state, config::Strategy kind, uint32_t probes) {
-  auto endpoints = make_endpoints(static_cast<size_t>(state.range(0)), false);
-  config::Cluster cluster;
-  cluster.strategy = kind;
-  cluster.hash.seed = "bench";
-  cluster.hash.ring_probes = probes;
-  auto strategy = balancer::build_strategy(cluster, endpoints);
-  balancer::WorkerLbState lb(endpoints.size(), 42);
+void pick_hashed(benchmark::State& state, const char* strategy, uint32_t probes) {
+  Bench b(static_cast<size_t>(state.range(0)), strategy, false,
+          "hash: { key: \"header:K\", seed: bench, ring_probes: " + std::to_string(probes) + " }");
   std::vector<std::string> keys;
   for (int i = 0; i < 1024; ++i) keys.push_back("user-" + std::to_string(i));
-  balancer::PickContext ctx;
-  ctx.has_hash_key = true;
+  balancer::PickRequest req;
+  req.has_hash_key = true;
   size_t i = 0;
   for (auto _ : state) {
-    ctx.hash_key = keys[i++ & 1023];
-    benchmark::DoNotOptimize(strategy->pick(ctx, lb));
+    req.hash_key = keys[i++ & 1023];
+    b.pick(req);
   }
 }
 
@@ -55,12 +85,10 @@ void pick_hashed(benchmark::State& state, config::Strategy kind, uint32_t probes
 // endpoints (the control thread's work on a reload); bytes as a counter.
 template <typename T>
 void build_hashed(benchmark::State& state) {
-  auto endpoints = make_endpoints(1000, false);
-  config::Cluster cluster;
-  cluster.hash.seed = "bench";
+  Bench b(1000, "consistent_hash", false, "hash: { key: \"header:K\", seed: bench }");
   size_t bytes = 0;
   for (auto _ : state) {
-    T table(cluster, endpoints);
+    T table(b.front->config(), b.front->members());
     bytes = table.memory_bytes();
     benchmark::DoNotOptimize(bytes);
   }
@@ -69,36 +97,21 @@ void build_hashed(benchmark::State& state) {
 
 }  // namespace
 
-BENCHMARK_CAPTURE(pick_hashed, consistent_hash, config::Strategy::kConsistentHash, 8)
+BENCHMARK_CAPTURE(pick_hashed, consistent_hash, "consistent_hash", 8)->Arg(10)->Arg(100)->Arg(1000);
+BENCHMARK_CAPTURE(pick_hashed, consistent_hash_1_probe, "consistent_hash", 1)
     ->Arg(10)
     ->Arg(100)
     ->Arg(1000);
-BENCHMARK_CAPTURE(pick_hashed, consistent_hash_1_probe, config::Strategy::kConsistentHash, 1)
-    ->Arg(10)
-    ->Arg(100)
-    ->Arg(1000);
-BENCHMARK_CAPTURE(pick_hashed, maglev, config::Strategy::kMaglev, 1)->Arg(10)->Arg(100)->Arg(1000);
-BENCHMARK_TEMPLATE(build_hashed, balancer::HashRing)->Unit(benchmark::kMillisecond);
-BENCHMARK_TEMPLATE(build_hashed, balancer::Maglev)->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(pick_hashed, maglev, "maglev", 1)->Arg(10)->Arg(100)->Arg(1000);
+BENCHMARK_TEMPLATE(build_hashed, balancer::hashing::HashRing)->Unit(benchmark::kMillisecond);
+BENCHMARK_TEMPLATE(build_hashed, balancer::maglev::Table)->Unit(benchmark::kMillisecond);
 
-BENCHMARK_CAPTURE(pick, round_robin, config::Strategy::kRoundRobin, false)
-    ->Arg(10)
-    ->Arg(100)
-    ->Arg(1000);
-BENCHMARK_CAPTURE(pick, round_robin_weighted, config::Strategy::kRoundRobin, true)
-    ->Arg(10)
-    ->Arg(100)
-    ->Arg(1000);
-BENCHMARK_CAPTURE(pick, random_weighted, config::Strategy::kRandom, true)
-    ->Arg(10)
-    ->Arg(100)
-    ->Arg(1000);
-BENCHMARK_CAPTURE(pick, least_request_weighted, config::Strategy::kLeastRequest, true)
+BENCHMARK_CAPTURE(pick, round_robin, "round_robin", false)->Arg(10)->Arg(100)->Arg(1000);
+BENCHMARK_CAPTURE(pick, round_robin_weighted, "round_robin", true)->Arg(10)->Arg(100)->Arg(1000);
+BENCHMARK_CAPTURE(pick, random_weighted, "random", true)->Arg(10)->Arg(100)->Arg(1000);
+BENCHMARK_CAPTURE(pick, least_request_weighted, "least_request", true)
     ->Arg(10)
     ->Arg(100)
     ->Arg(1000);
 // Every endpoint scored up to 32, 16 random samples beyond (no reports: base values).
-BENCHMARK_CAPTURE(pick, resource_aware, config::Strategy::kResourceAware, false)
-    ->Arg(10)
-    ->Arg(100)
-    ->Arg(1000);
+BENCHMARK_CAPTURE(pick, resource_aware, "resource_aware", false)->Arg(10)->Arg(100)->Arg(1000);

@@ -4,9 +4,9 @@
 #include <memory>
 #include <string>
 
-#include "switchyard/config/config.h"
-#include "switchyard/metrics/metrics.h"
-#include "switchyard/registry/registry.h"
+#include "switchyard/common/net.h"
+#include "switchyard/control/runtime.h"
+#include "switchyard/proxy/stats.h"
 
 namespace boost::asio {
 class io_context;
@@ -26,7 +26,9 @@ struct AdminState {
 // 10 s per request, accept errors back off for 100 ms.
 class AdminServer {
  public:
-  AdminServer(metrics::Metrics& metrics, const registry::Registry& registry,
+  // stats: the proxy's statistics with their snapshot (what /metrics and /admin/clusters
+  // describe); runtime: the process counters (reloads).
+  AdminServer(const proxy::StatsRegistry& stats, const control::Runtime& runtime,
               const AdminState& state);
   ~AdminServer();
 
@@ -41,6 +43,6 @@ class AdminServer {
 };
 
 // The /admin/clusters document for a snapshot. Any thread (reads atomics only).
-std::string clusters_json(const registry::RuntimeSnapshot& snapshot);
+std::string clusters_json(const control::Snapshot& snapshot);
 
 }  // namespace switchyard::admin

@@ -1,10 +1,14 @@
 #pragma once
 
+#include <atomic>
 #include <chrono>
+#include <map>
 #include <memory>
-#include <unordered_map>
+#include <string>
+#include <vector>
 
-#include "switchyard/registry/registry.h"
+#include "switchyard/common/stats.h"
+#include "switchyard/config/config.h"
 
 namespace boost::asio {
 class io_context;
@@ -24,19 +28,70 @@ class io_context;
 // After max_ejection in service the doubling starts again from base_ejection.
 namespace switchyard::breaker {
 
+// Where an endpoint's breaker stands.
+enum class Position : uint8_t {
+  kClosed,       // in service
+  kOpen,         // ejected until its ejection ends
+  kHalfOpen,     // ejection over: the next request is the trial
+  kTrial,        // the trial request is in flight; no other request goes there
+  kTrialFailed,  // the trial failed; the control thread re-ejects it (longer)
+};
+
+// The breaker's state of one endpoint, owned by this module and kept across reloads while the
+// endpoint stays configured. Workers write the outcome counters and move the trial (relaxed
+// atomics); the control thread owns the rest.
+struct alignas(64) EndpointBreaker {
+  std::atomic<Position> position{Position::kClosed};
+  std::atomic<uint64_t> successes{0};
+  std::atomic<uint64_t> failures{0};
+  std::atomic<uint32_t> consecutive_failures{0};
+  // Set by the worker that asks the control thread to eject this endpoint; cleared there.
+  std::atomic<bool> ejection_requested{false};
+  // In (0, 1]: EWMA of request outcomes and check results (control thread writes).
+  std::atomic<double> health_score{1.0};
+  // Mirrors for readers off the control thread (admin): when the current ejection ends
+  // (steady clock ns, 0 = none) and how many there were.
+  std::atomic<int64_t> ejection_ends_ns{0};
+  std::atomic<uint64_t> ejections_total{0};
+
+  // May a request be sent there (the trial claim aside)?
+  bool admits() const {
+    auto p = position.load(std::memory_order_relaxed);
+    return p == Position::kClosed || p == Position::kHalfOpen;
+  }
+  bool ejected() const { return position.load(std::memory_order_relaxed) != Position::kClosed; }
+
+  // --- control thread only ---
+  uint32_t ejections = 0;  // ejections in a row; the next lasts base_ejection * 2^ejections
+  std::chrono::steady_clock::time_point ejected_until{};
+  std::chrono::steady_clock::time_point closed_since{};
+  uint64_t scored_successes = 0;  // totals already folded into health_score
+  uint64_t scored_failures = 0;
+  uint32_t checks_passed = 0;  // check results since the last health score update
+  uint32_t checks_failed = 0;
+};
+
+const char* to_string(Position p);
+
+// Per cluster: ejections made and skipped (max_ejected_fraction).
+struct ClusterStats {
+  enum : size_t { kEjections, kEjectionsSkipped, kCount };
+  stats::Counters<kCount> counters;
+};
+
 // --- worker side: any thread, lock-free ----------------------------------------------------
 // Each returns true when the control thread has to act: pass the state to
 // OutlierDetector::notify.
 
 // A response that is not 5xx. `trial`: this request holds the endpoint's half-open trial.
-bool record_success(registry::EndpointState& state, bool trial);
+bool record_success(EndpointBreaker& state, bool trial);
 // A 5xx, connect failure, reset or timeout. consecutive_limit 0 = never eject.
-bool record_failure(registry::EndpointState& state, uint32_t consecutive_limit, bool trial);
+bool record_failure(EndpointBreaker& state, uint32_t consecutive_limit, bool trial);
 // A pick landed on a half-open endpoint: true if this request now holds its trial, false if
 // another request already does (pick another endpoint).
-bool claim_trial(registry::EndpointState& state);
+bool claim_trial(EndpointBreaker& state);
 // The trial ended without an outcome (the client left first): the next request is the trial.
-void abandon_trial(registry::EndpointState& state);
+void abandon_trial(EndpointBreaker& state);
 
 // --- control thread ------------------------------------------------------------------------
 class OutlierDetector {
@@ -46,35 +101,53 @@ class OutlierDetector {
   OutlierDetector(const OutlierDetector&) = delete;
   OutlierDetector& operator=(const OutlierDetector&) = delete;
 
-  // Watches the endpoints of the new current snapshot; starts the periodic tick on first use.
-  void update(std::shared_ptr<const registry::RuntimeSnapshot> snapshot);
+  // The breaker state of an endpoint (registry::Endpoint::key), created on first sight.
+  std::shared_ptr<EndpointBreaker> state(const std::string& key);
+  std::shared_ptr<ClusterStats> stats(const std::string& cluster);
+
+  // The clusters of the new current configuration: what the detector watches from now on.
+  // States of endpoints that left are dropped (holders keep theirs alive until they finish).
+  struct Member {
+    std::shared_ptr<EndpointBreaker> state;
+    std::string address;
+  };
+  struct Cluster {
+    std::string name;
+    config::CircuitBreaker config;
+    std::vector<Member> members;
+    std::shared_ptr<ClusterStats> stats;
+  };
+  void update(std::vector<Cluster> clusters);
   // Any thread: asks the control thread to look at the endpoint (see record_*).
-  void notify(std::shared_ptr<registry::EndpointState> state);
+  void notify(std::shared_ptr<EndpointBreaker> state);
   // Control thread: an active check result (feeds the health score; may end an ejection).
-  void on_check(registry::EndpointState& state, bool passed);
+  void on_check(EndpointBreaker& state, bool passed);
   void stop();
 
-  // Control thread. Visible for tests; normally driven by notify() and the tick.
-  void evaluate(registry::EndpointState& state, std::chrono::steady_clock::time_point now);
+  // Control thread, every 100 ms (control::Runtime's tick): ejections that end, lost
+  // notifications; every second, the health scores.
   void tick(std::chrono::steady_clock::time_point now);
+  // Control thread. Visible for tests; normally driven by notify() and the tick.
+  void evaluate(EndpointBreaker& state, std::chrono::steady_clock::time_point now);
   void update_health_scores();
 
  private:
-  struct Member {
-    const registry::ClusterSnapshot* cluster;
+  struct Found {
+    const Cluster* cluster = nullptr;
+    const Member* member = nullptr;
   };
-  void eject(const registry::Endpoint& ep, const registry::ClusterSnapshot& cluster,
-             std::chrono::steady_clock::time_point now, bool after_trial);
-  void readmit(const registry::Endpoint& ep, const registry::ClusterSnapshot& cluster,
-               std::chrono::steady_clock::time_point now, const char* how);
-  const registry::Endpoint* find(const registry::EndpointState& state,
-                                 const registry::ClusterSnapshot** cluster) const;
-  void schedule();
+  Found find(const EndpointBreaker& state) const;
+  void eject(const Member& m, const Cluster& cluster, std::chrono::steady_clock::time_point now,
+             bool after_trial);
+  void readmit(const Member& m, const Cluster& cluster, std::chrono::steady_clock::time_point now,
+               const char* how);
 
   struct Impl;
   std::shared_ptr<Impl> impl_;
-  std::shared_ptr<const registry::RuntimeSnapshot> snapshot_;
-  std::unordered_map<const registry::EndpointState*, Member> members_;
+  std::vector<Cluster> clusters_;
+  std::map<const EndpointBreaker*, std::pair<size_t, size_t>> where_;  // cluster, member
+  std::map<std::string, std::shared_ptr<EndpointBreaker>> states_;
+  std::map<std::string, std::shared_ptr<ClusterStats>> stats_;
   std::chrono::steady_clock::time_point last_score_{};
 };
 

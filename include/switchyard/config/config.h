@@ -2,8 +2,11 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "switchyard/common/duration.h"
@@ -86,40 +89,21 @@ struct Listener {
   std::vector<Route> routes;
 };
 
-enum class Strategy {
-  kRoundRobin,
-  kLeastRequest,
-  kRandom,
-  kResourceAware,
-  kConsistentHash,
-  kMaglev
-};
-
-struct ResourceAware {
-  double cpu_weight = 0.4;
-  double memory_weight = 0.3;
-  double connection_weight = 0.3;
-  uint32_t connection_capacity = 100;
-  Duration max_report_age = 10s;
-};
-
 enum class HashKeySource { kHeader, kCookie, kQuery, kPath, kClientIp };
 
+// Where a request's hash key comes from (`hash.key`: header:NAME | cookie:NAME | query:NAME |
+// path | client_ip). A value type the hashing policies' block holds and routing reads.
 struct HashKey {
   HashKeySource source = HashKeySource::kClientIp;
   std::string name;  // header, cookie or query parameter name
 };
 
-enum class OnMissingKey { kRandom, kReject };
-
-struct Hash {
-  HashKey key;
-  uint32_t virtual_nodes = 160;
-  // Extension: lookups per key on the ring (multi-probe consistent hashing); 1 = classic ring.
-  uint32_t ring_probes = 8;
-  std::string seed;
-  double bounded_load = 0;  // 0 = off, else > 1
-  OnMissingKey on_missing_key = OnMissingKey::kRandom;
+// A cluster block that a load-balancing policy defines and reads itself (`resource_aware:`,
+// `hash:`; config/schema.h). The config layer stores it without knowing its type; the policy
+// that registered the block gets it back with Cluster::block_as.
+class Block {
+ public:
+  virtual ~Block() = default;
 };
 
 enum class Fallback { kNearest, kAny, kNone };
@@ -173,14 +157,29 @@ struct Endpoint {
 
 struct Cluster {
   std::string name;
-  Strategy strategy = Strategy::kRoundRobin;
-  ResourceAware resource_aware;
-  Hash hash;
+  std::string strategy = "round_robin";  // a policy registered by name (balancer/policy.h)
+  // The policy blocks of the schema, in its order (every registered block is present: an
+  // absent one holds its defaults).
+  std::vector<std::pair<std::string, std::shared_ptr<const Block>>> blocks;
   std::optional<Locality> locality;         // absent = geographic layer off
   std::optional<HealthCheck> health_check;  // absent = no active checks
   CircuitBreaker circuit_breaker;
   Upstream upstream;
   std::vector<Endpoint> endpoints;
+
+  // The block registered under key, or nullptr.
+  const Block* block(std::string_view key) const {
+    for (const auto& [k, b] : blocks) {
+      if (k == key) return b.get();
+    }
+    return nullptr;
+  }
+  // The block registered under key as the type its reader made (the caller is that reader's
+  // policy, so the type is known; no check is needed or made).
+  template <typename T>
+  const T& block_as(std::string_view key) const {
+    return static_cast<const T&>(*block(key));
+  }
 };
 
 struct Config {
@@ -192,7 +191,5 @@ struct Config {
   std::vector<Listener> listeners;
   std::vector<Cluster> clusters;
 };
-
-const char* to_string(Strategy s);
 
 }  // namespace switchyard::config

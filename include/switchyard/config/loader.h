@@ -6,20 +6,10 @@
 #include <vector>
 
 #include "switchyard/config/config.h"
+#include "switchyard/config/reader.h"
+#include "switchyard/config/schema.h"
 
 namespace switchyard::config {
-
-// One problem found in a config file, printed as `FILE:LINE:COL: key.path: what is wrong`.
-// line and column are 1-based.
-struct Diagnostic {
-  std::string file;
-  int line = 0;
-  int column = 0;
-  std::string path;
-  std::string message;
-
-  std::string to_string() const;
-};
 
 // Either a config (errors empty) or every problem found (config null). Never throws.
 struct LoadResult {
@@ -29,10 +19,11 @@ struct LoadResult {
   bool ok() const { return config != nullptr; }
 };
 
-// Reads, parses and validates a file. Runs on the control thread (may resolve host names).
-LoadResult load_file(const std::string& path);
+// Reads, parses and validates a file against the schema (the policies and their blocks).
+// Runs on the control thread (may resolve host names).
+LoadResult load_file(const std::string& path, const Schema& schema);
 
 // Same, from text; file_name only labels diagnostics. Used by tests and fuzzers.
-LoadResult load_string(std::string_view yaml, const std::string& file_name);
+LoadResult load_string(std::string_view yaml, const std::string& file_name, const Schema& schema);
 
 }  // namespace switchyard::config

@@ -1,16 +1,32 @@
 #pragma once
 
+#include <atomic>
 #include <functional>
+#include <map>
 #include <memory>
+#include <optional>
+#include <set>
+#include <string>
 #include <string_view>
+#include <vector>
 
-#include "switchyard/registry/registry.h"
+#include "switchyard/common/net.h"
+#include "switchyard/common/stats.h"
+#include "switchyard/config/config.h"
 
 namespace boost::asio {
 class io_context;
 }
 
 namespace switchyard::health {
+
+// What active checks know about one endpoint, owned by this module and kept across reloads
+// while the endpoint stays configured. `healthy` is read by every pick (relaxed).
+struct EndpointHealth {
+  std::atomic<bool> healthy{true};
+  stats::Counters<2> checks;  // by result: passed, failed
+  enum : size_t { kPassed, kFailed };
+};
 
 // Active HTTP health checks for every cluster that configures `health_check`. One probe per
 // endpoint: GET `path` every `interval` (+-10% jitter, so that probes do not synchronise) on a
@@ -19,20 +35,19 @@ namespace switchyard::health {
 // passes in a row mark it healthy again; each flip is logged once. A new endpoint of a checked
 // cluster starts pending (not used) and is checked at once: if that first check passes it is
 // healthy at once, otherwise it needs healthy_threshold passes like any unhealthy endpoint.
-// The result is written to the endpoint's EndpointState, which every snapshot shares: a flip
-// never rebuilds a strategy table.
+// A flip is written to the endpoint's EndpointHealth, which every snapshot shares: it never
+// rebuilds a table.
 //
 // Runs on the control thread's io_context; every method must be called on that thread.
 class HealthChecker {
  public:
-  // Where check results go besides the endpoint's healthy flag (control thread, may be empty).
+  // Where check results go besides the healthy flag (control thread): the circuit breaker,
+  // the health score, the region latency and the load-report path (control::Runtime).
   struct Observer {
-    // Every check result: the circuit breaker and the health score use it.
-    std::function<void(registry::EndpointState&, bool passed)> on_result;
-    // The endpoint-load-metrics header of a check response, unparsed: the load-report path.
-    std::function<void(const std::string& cluster, registry::EndpointState&,
-                       std::string_view report)>
-        on_load_report;
+    // Every check result, with the round trip of a check that got an answer (else < 0).
+    std::function<void(const std::string& key, bool passed, double rtt_ms)> on_result;
+    // The endpoint-load-metrics header of a check response, unparsed.
+    std::function<void(const std::string& key, std::string_view report)> on_load_report;
   };
 
   explicit HealthChecker(boost::asio::io_context& ioc, Observer observer = {});
@@ -40,10 +55,21 @@ class HealthChecker {
   HealthChecker(const HealthChecker&) = delete;
   HealthChecker& operator=(const HealthChecker&) = delete;
 
-  // Probes the endpoints of `snapshot`: starts probes for new endpoints, keeps running ones
-  // (their counters and connection) and stops probes of endpoints that left. Endpoints of
-  // clusters without health_check are marked healthy.
-  void update(const registry::RuntimeSnapshot& snapshot);
+  // The health state of an endpoint (registry::Endpoint::key), created on first sight:
+  // pending (not healthy) when its cluster is checked, healthy otherwise.
+  std::shared_ptr<EndpointHealth> state(const std::string& key, bool checked);
+
+  struct Target {
+    std::string key;
+    std::string cluster;
+    std::string address_text;
+    SocketAddress address;
+    std::optional<config::HealthCheck> check;  // none: nobody checks it, it is healthy
+  };
+  // The endpoints of the new current configuration: starts probes for new ones, keeps running
+  // ones (their counters and connection), stops those of endpoints that left, and drops their
+  // states.
+  void update(const std::vector<Target>& targets);
   void stop();
 
  private:

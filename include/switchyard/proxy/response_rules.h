@@ -2,6 +2,7 @@
 
 // What switchyard changes in an endpoint's response head before a client sees it. Pure.
 
+#include <optional>
 #include <string_view>
 
 #include "switchyard/proxy/message.h"
@@ -12,8 +13,8 @@ namespace switchyard::proxy {
 struct ResponsePlan {
   wire::BodyMode mode = wire::BodyMode::kNone;
   uint64_t content_length = 0;
-  bool keep_alive = true;         // the client connection stays open after this response
-  std::string_view load_report;   // the first endpoint-load-metrics value, or empty
+  bool keep_alive = true;        // the client connection stays open after this response
+  std::string_view load_report;  // the first endpoint-load-metrics value, or empty
   bool load_report_repeated = false;
 };
 
@@ -24,5 +25,9 @@ struct ResponsePlan {
 // or close-delimited bodies are chunked for HTTP/1.1 clients and close-delimited for HTTP/1.0
 // ones. A response without a body (HEAD, 204, 304) keeps its Content-Length as information.
 ResponsePlan plan_response(ResponseHead& head, unsigned client_version, bool client_keep_alive);
+
+// The load-report intake: the first endpoint-load-metrics value of a response head, if it has
+// one (a repeat is ignored; plan_response drops every copy from what the client sees).
+std::optional<std::string_view> load_report_of(const ResponseHead& head);
 
 }  // namespace switchyard::proxy

@@ -4,11 +4,11 @@
 #include <string>
 #include <vector>
 
-#include "switchyard/metrics/metrics.h"
-#include "switchyard/registry/registry.h"
+#include "switchyard/config/config.h"
+#include "switchyard/proxy/stats.h"
 
-namespace switchyard::breaker {
-class OutlierDetector;
+namespace switchyard::control {
+struct Snapshot;
 }
 
 namespace switchyard::proxy {
@@ -18,7 +18,7 @@ namespace switchyard::proxy {
 // this interface.
 class ProxyServer {
  public:
-  ProxyServer(const config::Config& config, metrics::Metrics& metrics);
+  explicit ProxyServer(const config::Config& config);
   ~ProxyServer();
   ProxyServer(const ProxyServer&) = delete;
   ProxyServer& operator=(const ProxyServer&) = delete;
@@ -26,18 +26,19 @@ class ProxyServer {
   // Main thread, before start(): binds every listener on every worker. A listener on port 0
   // gets one ephemeral port shared by all workers, logged. Returns false (and logs) on failure.
   bool bind();
-  // Before start(): where workers report upstream outcomes that need the circuit breaker's
-  // attention. Without one, outcomes are still counted but nobody is ejected.
-  void set_outlier_detector(breaker::OutlierDetector* detector);
-
-  // Control thread. publish() before start() so that workers never run without a snapshot.
-  void publish(std::shared_ptr<const registry::RuntimeSnapshot> snapshot);
+  // Control thread. publish() before start() so that workers never run without a snapshot:
+  // the proxy's statistics for it are built here, then both go to every worker.
+  void publish(std::shared_ptr<const control::Snapshot> snapshot);
   void start();
   // Stop accepting; close idle keep-alive connections; finish in-flight requests.
   void drain();
   size_t open_connections() const;
   // Stops every worker and joins its thread.
   void stop();
+
+  // The proxy's statistics (per listener, cluster and endpoint of the current snapshot); any
+  // thread.
+  const StatsRegistry& stats() const;
 
  private:
   struct Impl;

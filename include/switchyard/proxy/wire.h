@@ -38,8 +38,8 @@ struct ResponseWrite {
   BodyMode mode = BodyMode::kNone;
   uint64_t content_length = 0;
   bool keep_alive = true;
-  std::string_view extra;   // pre-formatted extra lines
-  bool upgrade = false;     // a 101: Connection: Upgrade
+  std::string_view extra;  // pre-formatted extra lines
+  bool upgrade = false;    // a 101: Connection: Upgrade
   std::string_view upgrade_protocol;
 };
 void write_response_head(std::string& out, const ResponseHead& head, const ResponseWrite& w);
@@ -83,6 +83,13 @@ class BodyFramer {
 
 // The reason phrase switchyard writes for a status it generates ("" for unknown codes).
 std::string_view reason_phrase(unsigned status);
+
+// A response switchyard generates itself (404, 413, 502, 503...): a short plain-text body (the
+// reason and a newline; only its length for a HEAD request), Retry-After: 1 on a 503, and
+// Connection: close or keep-alive as the client's version needs. Head and body go to `out`
+// after clearing it; returns the body's size as sent.
+size_t write_error_response(std::string& out, unsigned version, unsigned status,
+                            std::string_view reason, bool keep_alive, bool head_request);
 
 // Trailer fields as "Name: value\r\n" lines, minus those that must not be trailers (framing,
 // routing and hop-by-hop fields: RFC 9110 §6.5.1).

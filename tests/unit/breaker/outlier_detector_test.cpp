@@ -4,12 +4,10 @@
 
 #include <boost/asio/io_context.hpp>
 
-#include "switchyard/config/loader.h"
-
 namespace switchyard::breaker {
 namespace {
 
-using registry::Breaker;
+using Breaker = Position;
 using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
@@ -17,20 +15,22 @@ using namespace std::chrono_literals;
 // ejection, 4 s max, and the given ejected fraction.
 struct Fixture {
   explicit Fixture(int n, double fraction = 0.5, int limit = 3) {
-    std::string yaml =
-        "listeners:\n  - name: in\n    listen: 127.0.0.1:0\n    routes: [ { cluster: app } ]\n"
-        "clusters:\n  - name: app\n    circuit_breaker: { consecutive_failures: " +
-        std::to_string(limit) +
-        ", base_ejection: 1s, max_ejection: 4s, max_ejected_fraction: " + std::to_string(fraction) +
-        " }\n    endpoints:\n";
-    for (int i = 0; i < n; ++i)
-      yaml += "      - address: 127.0.0.1:" + std::to_string(9001 + i) + "\n";
-    auto r = config::load_string(yaml, "t.yaml");
-    EXPECT_TRUE(r.ok()) << (r.errors.empty() ? "" : r.errors[0].to_string());
-    snapshot = reg.build(r.config);
-    detector.update(snapshot);
+    config.consecutive_failures = static_cast<uint32_t>(limit);
+    config.base_ejection = 1s;
+    config.max_ejection = 4s;
+    config.max_ejected_fraction = fraction;
+    OutlierDetector::Cluster cluster{"app", config, {}, detector.stats("app")};
+    for (int i = 0; i < n; ++i) {
+      std::string address = "127.0.0.1:" + std::to_string(9001 + i);
+      auto b = detector.state(std::string("app") + '\0' + address);
+      states.push_back(b);
+      cluster.members.push_back({b, address});
+    }
+    std::vector<OutlierDetector::Cluster> clusters;
+    clusters.push_back(std::move(cluster));
+    detector.update(std::move(clusters));
   }
-  registry::EndpointState& state(int i) { return *snapshot->clusters[0]->endpoints[i].state; }
+  EndpointBreaker& state(int i) { return *states[i]; }
   // `count` failures on endpoint i, evaluated as the worker's notification would be.
   void fail(int i, int count, Clock::time_point now) {
     for (int k = 0; k < count; ++k) {
@@ -38,11 +38,10 @@ struct Fixture {
     }
   }
 
-  metrics::Metrics metrics;
-  registry::Registry reg{metrics};
+  config::CircuitBreaker config;
   boost::asio::io_context ioc;
   OutlierDetector detector{ioc};
-  std::shared_ptr<const registry::RuntimeSnapshot> snapshot;
+  std::vector<std::shared_ptr<EndpointBreaker>> states;
 };
 
 TEST(Breaker, EjectsAfterConsecutiveFailuresOnly) {
@@ -51,10 +50,10 @@ TEST(Breaker, EjectsAfterConsecutiveFailuresOnly) {
   f.fail(0, 2, now);
   EXPECT_TRUE(record_success(f.state(0), false) == false);  // a success breaks the run
   f.fail(0, 2, now);
-  EXPECT_EQ(f.state(0).breaker, Breaker::kClosed);
+  EXPECT_EQ(f.state(0).position, Breaker::kClosed);
   f.fail(0, 1, now);
-  EXPECT_EQ(f.state(0).breaker, Breaker::kOpen);
-  EXPECT_FALSE(f.state(0).usable());
+  EXPECT_EQ(f.state(0).position, Breaker::kOpen);
+  EXPECT_FALSE(f.state(0).admits());
   EXPECT_EQ(f.state(0).failures, 5u);
   EXPECT_EQ(f.state(0).successes, 1u);
 }
@@ -65,18 +64,18 @@ TEST(Breaker, HalfOpenTrialReadmits) {
   Fixture f(4);
   auto now = Clock::now();
   f.fail(1, 3, now);
-  ASSERT_EQ(f.state(1).breaker, Breaker::kOpen);
+  ASSERT_EQ(f.state(1).position, Breaker::kOpen);
   f.detector.tick(now + 900ms);
-  EXPECT_EQ(f.state(1).breaker, Breaker::kOpen);
+  EXPECT_EQ(f.state(1).position, Breaker::kOpen);
   f.detector.tick(now + 1001ms);
-  EXPECT_EQ(f.state(1).breaker, Breaker::kHalfOpen);
-  EXPECT_TRUE(f.state(1).usable());
+  EXPECT_EQ(f.state(1).position, Breaker::kHalfOpen);
+  EXPECT_TRUE(f.state(1).admits());
   EXPECT_TRUE(claim_trial(f.state(1)));
   EXPECT_FALSE(claim_trial(f.state(1)));  // a second request does not get it
-  EXPECT_FALSE(f.state(1).usable());
+  EXPECT_FALSE(f.state(1).admits());
   EXPECT_TRUE(record_success(f.state(1), true));
   f.detector.evaluate(f.state(1), now + 1002ms);
-  EXPECT_EQ(f.state(1).breaker, Breaker::kClosed);
+  EXPECT_EQ(f.state(1).position, Breaker::kClosed);
   EXPECT_EQ(f.state(1).ejected_until, Clock::time_point{});
 }
 
@@ -92,10 +91,10 @@ TEST(Breaker, FailedTrialDoublesEjection) {
     ASSERT_TRUE(claim_trial(f.state(2)));
     ASSERT_TRUE(record_failure(f.state(2), 3, true));
     f.detector.evaluate(f.state(2), now);
-    EXPECT_EQ(f.state(2).breaker, Breaker::kOpen);
+    EXPECT_EQ(f.state(2).position, Breaker::kOpen);
     EXPECT_EQ(f.state(2).ejected_until - now, want);
   }
-  EXPECT_EQ(ejection_time(f.snapshot->clusters[0]->config->circuit_breaker, 0), 1000ms);
+  EXPECT_EQ(ejection_time(f.config, 0), 1000ms);
 }
 
 // A trial abandoned without an outcome lets the next request be the trial.
@@ -106,7 +105,7 @@ TEST(Breaker, AbandonedTrialReturnsToHalfOpen) {
   f.detector.tick(now + 2s);
   ASSERT_TRUE(claim_trial(f.state(0)));
   abandon_trial(f.state(0));
-  EXPECT_EQ(f.state(0).breaker, Breaker::kHalfOpen);
+  EXPECT_EQ(f.state(0).position, Breaker::kHalfOpen);
 }
 
 // Never more than max_ejected_fraction of the cluster (rounded down) out at once.
@@ -117,11 +116,11 @@ TEST(Breaker, EjectedFractionIsCapped) {
   int ejected = 0;
   for (int i = 0; i < 4; ++i) ejected += f.state(i).ejected() ? 1 : 0;
   EXPECT_EQ(ejected, 2);
-  EXPECT_TRUE(f.state(2).usable());
-  EXPECT_TRUE(f.state(3).usable());
+  EXPECT_TRUE(f.state(2).admits());
+  EXPECT_TRUE(f.state(3).admits());
   Fixture single(1, 0.5);
   single.fail(0, 10, now);
-  EXPECT_EQ(single.state(0).breaker, Breaker::kClosed);  // floor(0.5 * 1) = 0
+  EXPECT_EQ(single.state(0).position, Breaker::kClosed);  // floor(0.5 * 1) = 0
 }
 
 // A passing check ends an ejection early (half-open); a half-open endpoint that no request
@@ -131,23 +130,23 @@ TEST(Breaker, ChecksEndEjectionEarly) {
   auto now = Clock::now();
   f.fail(3, 3, now);
   f.detector.on_check(f.state(3), false);
-  EXPECT_EQ(f.state(3).breaker, Breaker::kOpen);
+  EXPECT_EQ(f.state(3).position, Breaker::kOpen);
   f.detector.on_check(f.state(3), true);
-  EXPECT_EQ(f.state(3).breaker, Breaker::kHalfOpen);
+  EXPECT_EQ(f.state(3).position, Breaker::kHalfOpen);
   f.detector.on_check(f.state(3), true);
-  EXPECT_EQ(f.state(3).breaker, Breaker::kClosed);
+  EXPECT_EQ(f.state(3).position, Breaker::kClosed);
   f.fail(3, 3, now);
   f.detector.on_check(f.state(3), true);
   f.detector.on_check(f.state(3), false);  // half-open, check fails: out again, longer
-  EXPECT_EQ(f.state(3).breaker, Breaker::kOpen);
+  EXPECT_EQ(f.state(3).position, Breaker::kOpen);
   EXPECT_EQ(f.state(3).ejections, 3u);  // three ejections in a row: the next lasts 4 s
 }
 
 // consecutive_failures: 0 turns ejection off.
 TEST(Breaker, ZeroLimitNeverEjects) {
-  registry::EndpointState s;
+  EndpointBreaker s;
   for (int i = 0; i < 100; ++i) EXPECT_FALSE(record_failure(s, 0, false));
-  EXPECT_EQ(s.breaker, Breaker::kClosed);
+  EXPECT_EQ(s.position, Breaker::kClosed);
 }
 
 TEST(HealthScore, EwmaOfOutcomes) {

@@ -5,6 +5,10 @@
 #include <fstream>
 #include <sstream>
 
+#include "balancer/policies/consistent_hash/hash_config.h"
+#include "balancer/policies/resource_aware/load_model.h"
+#include "switchyard/balancer/policy.h"
+
 namespace switchyard::config {
 namespace {
 
@@ -19,7 +23,9 @@ clusters:
       - address: 127.0.0.1:9001
 )";
 
-LoadResult load(const std::string& yaml) { return load_string(yaml, "test.yaml"); }
+LoadResult load(const std::string& yaml) {
+  return load_string(yaml, "test.yaml", balancer::schema());
+}
 
 // Asserts exactly one error, at line:col, under key path, containing text.
 void expect_one_error(const std::string& yaml, int line, int col, const std::string& path,
@@ -67,9 +73,9 @@ TEST(Loader, MinimalConfigGetsDefaults) {
   EXPECT_EQ(l.routes[0].timeout, Duration(15000));
   EXPECT_EQ(l.routes[0].cross_region, CrossRegion::kAllow);
   const auto& cl = c.clusters[0];
-  EXPECT_EQ(cl.strategy, Strategy::kRoundRobin);
-  EXPECT_DOUBLE_EQ(cl.resource_aware.cpu_weight, 0.4);
-  EXPECT_EQ(cl.hash.virtual_nodes, 160u);
+  EXPECT_EQ(cl.strategy, "round_robin");
+  EXPECT_DOUBLE_EQ(balancer::resource_aware::config_of(cl).cpu_weight, 0.4);
+  EXPECT_EQ(balancer::hashing::config_of(cl).virtual_nodes, 160u);
   EXPECT_FALSE(cl.locality.has_value());
   EXPECT_FALSE(cl.health_check.has_value());
   EXPECT_EQ(cl.circuit_breaker.consecutive_failures, 5u);
@@ -93,8 +99,8 @@ TEST(Loader, ContractExampleLoads) {
   EXPECT_EQ(*l.routes[0].host, "api.example.com");
   EXPECT_EQ(l.routes[0].retries.on_status, std::vector<uint16_t>{503});
   const auto& c = r.config->clusters[0];
-  EXPECT_EQ(c.hash.key.source, HashKeySource::kHeader);
-  EXPECT_EQ(c.hash.key.name, "X-User-Id");
+  EXPECT_EQ(balancer::hashing::config_of(c).key.source, HashKeySource::kHeader);
+  EXPECT_EQ(balancer::hashing::config_of(c).key.name, "X-User-Id");
   ASSERT_TRUE(c.locality);
   EXPECT_EQ(c.locality->client_region_header, "X-Client-Region");
   ASSERT_TRUE(c.health_check);

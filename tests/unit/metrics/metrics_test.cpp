@@ -1,13 +1,12 @@
-#include "switchyard/metrics/metrics.h"
-
 #include <gtest/gtest.h>
 
+#include <boost/asio/io_context.hpp>
 #include <thread>
 #include <vector>
 
 #include "switchyard/config/loader.h"
+#include "switchyard/control/runtime.h"
 #include "switchyard/metrics/exposition.h"
-#include "switchyard/registry/registry.h"
 
 namespace switchyard::metrics {
 namespace {
@@ -17,31 +16,42 @@ std::shared_ptr<const config::Config> load(const std::string& endpoints) {
       "listeners:\n  - name: in\n    listen: 127.0.0.1:0\n    routes: [ { cluster: app } ]\n"
       "clusters:\n  - name: app\n    endpoints:\n" +
       endpoints;
-  auto r = config::load_string(yaml, "t.yaml");
+  auto r = config::load_string(yaml, "t.yaml", balancer::schema());
   EXPECT_TRUE(r.ok()) << (r.errors.empty() ? "" : r.errors[0].to_string());
   return r.config;
 }
 
+// A runtime and the proxy's statistics over it, as the daemon wires them.
+struct Fixture {
+  std::shared_ptr<const proxy::SnapshotStats> apply(const std::string& endpoints) {
+    return stats.build(runtime.apply(load(endpoints)));
+  }
+  boost::asio::io_context ioc;
+  control::Runtime runtime{ioc};
+  proxy::StatsRegistry stats;
+};
+
+bool has(const std::string& text, const std::string& line) {
+  return text.find(line) != std::string::npos;
+}
+
 // Per-code counters are created on first sight and counted exactly, from many threads.
 TEST(CodeCounters, CountsPerCodeAcrossThreads) {
-  Metrics m;
-  registry::Registry reg(m);
-  auto snap = reg.build(load("      - address: 127.0.0.1:9001\n"));
-  auto l = m.listener("in");
+  Fixture f;
+  auto s = f.apply("      - address: 127.0.0.1:9001\n");
+  auto& l = *s->listeners[0];
   std::vector<std::thread> threads;
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([&] {
-      for (int i = 0; i < 1000; ++i) l->downstream_requests.add(i % 2 ? 200 : 503);
+      for (int i = 0; i < 1000; ++i) l.downstream_requests.add(i % 2 ? 200 : 503);
     });
   }
   for (auto& t : threads) t.join();
-  l->downstream_requests.add(999);  // out of range: counted as "other"
-  auto text = render(*snap, m);
-  EXPECT_NE(text.find("switchyard_downstream_requests_total{code=\"200\",listener=\"in\"} 2000"),
-            std::string::npos);
-  EXPECT_NE(text.find("switchyard_downstream_requests_total{code=\"503\",listener=\"in\"} 2000"),
-            std::string::npos);
-  EXPECT_NE(text.find("code=\"other\""), std::string::npos);
+  l.downstream_requests.add(999);  // out of range: counted as "other"
+  auto text = render(*s, {});
+  EXPECT_TRUE(has(text, "switchyard_downstream_requests_total{code=\"200\",listener=\"in\"} 2000"));
+  EXPECT_TRUE(has(text, "switchyard_downstream_requests_total{code=\"503\",listener=\"in\"} 2000"));
+  EXPECT_TRUE(has(text, "code=\"other\""));
 }
 
 // More distinct codes than slots: the first ones keep their own series, the rest are "other".
@@ -74,27 +84,48 @@ TEST(Histogram, CumulativeBuckets) {
   EXPECT_NEAR(s.sum_seconds, 0.056, 1e-12);
 }
 
-// Handles are created once: asking again returns the same object.
-TEST(Metrics, HandlesAreStable) {
-  Metrics m;
-  EXPECT_EQ(m.endpoint("c", "a:1"), m.endpoint("c", "a:1"));
-  EXPECT_NE(m.endpoint("c", "a:1"), m.endpoint("d", "a:1"));
-  EXPECT_EQ(m.cluster("c"), m.cluster("c"));
-  EXPECT_EQ(m.listener("l"), m.listener("l"));
+// Statistics are kept by name across reloads: a listener, cluster or endpoint that stays
+// keeps its counters.
+TEST(Stats, KeptAcrossReloads) {
+  Fixture f;
+  auto s1 = f.apply("      - address: 127.0.0.1:9001\n      - address: 127.0.0.1:9002\n");
+  auto s2 = f.apply("      - address: 127.0.0.1:9002\n");
+  EXPECT_EQ(s2->listeners[0], s1->listeners[0]);
+  EXPECT_EQ(s2->clusters[0], s1->clusters[0]);
+  EXPECT_EQ(s2->endpoints[0][0], s1->endpoints[0][1]);
+  EXPECT_EQ(f.stats.current(), s2);
+  EXPECT_EQ(s2->snapshot->version, s2->version);
+}
+
+// The scrape-time gauges read every module's live state.
+TEST(Exposition, GaugesReadLiveState) {
+  Fixture f;
+  auto s = f.apply("      - address: 127.0.0.1:9001\n");
+  const auto& ref = s->snapshot->clusters[0]->members()[0];
+  ref.load->active_requests = 7;
+  ref.breaker->position = breaker::Position::kOpen;
+  const_cast<health::EndpointHealth*>(ref.health)->checks.add(health::EndpointHealth::kFailed);
+  auto text = render(*s, {3, 1, 9});
+  const std::string ep = "{cluster=\"app\",endpoint=\"127.0.0.1:9001\"}";
+  EXPECT_TRUE(has(text, "switchyard_endpoint_active_requests" + ep + " 7"));
+  EXPECT_TRUE(has(text, "switchyard_endpoint_ejected" + ep + " 1"));
+  EXPECT_TRUE(has(text,
+                  "switchyard_health_checks_total{cluster=\"app\",endpoint=\"127.0.0.1:9001\","
+                  "result=\"fail\"} 1"));
+  EXPECT_TRUE(has(text, "switchyard_config_reloads_total{result=\"success\"} 3"));
+  EXPECT_TRUE(has(text, "switchyard_config_reloads_total{result=\"failure\"} 1"));
+  EXPECT_TRUE(has(text, "switchyard_access_log_dropped_total 9"));
 }
 
 // The exposition lists what the snapshot holds: an endpoint a reload removed is gone.
 TEST(Exposition, RemovedEndpointsLeave) {
-  Metrics m;
-  registry::Registry reg(m);
-  auto s1 = reg.build(load("      - address: 127.0.0.1:9001\n      - address: 127.0.0.1:9002\n"));
-  EXPECT_NE(render(*s1, m).find("endpoint=\"127.0.0.1:9002\""), std::string::npos);
-  auto s2 = reg.build(load("      - address: 127.0.0.1:9001\n"));
-  s1.reset();
-  m.prune();
-  auto text = render(*s2, m);
-  EXPECT_EQ(text.find("endpoint=\"127.0.0.1:9002\""), std::string::npos);
-  EXPECT_NE(text.find("endpoint=\"127.0.0.1:9001\""), std::string::npos);
+  Fixture f;
+  auto s1 = f.apply("      - address: 127.0.0.1:9001\n      - address: 127.0.0.1:9002\n");
+  EXPECT_TRUE(has(render(*s1, {}), "endpoint=\"127.0.0.1:9002\""));
+  auto s2 = f.apply("      - address: 127.0.0.1:9001\n");
+  auto text = render(*s2, {});
+  EXPECT_FALSE(has(text, "endpoint=\"127.0.0.1:9002\""));
+  EXPECT_TRUE(has(text, "endpoint=\"127.0.0.1:9001\""));
 }
 
 }  // namespace

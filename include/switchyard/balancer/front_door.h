@@ -1,0 +1,207 @@
+#pragma once
+
+// The balancer's one front door. An HTTP/1.1 session (and an HTTP/2 stream) asks it for a pick
+// and reports one outcome; everything a pick involves lives behind it, once:
+//   - admission against circuit_breaker.max_pending_requests (503 at once, not a queue);
+//   - the locality layer: the client's region (and zone) while it is healthy, a share of it or
+//     all of it to the fallback region per the route's cross_region policy, the 503 naming a
+//     region a route may not leave;
+//   - the policy's table for the chosen group, asked twice: first for an endpoint this request
+//     has not tried and under the bounded-load cap (hashing with bounded_load), then for any
+//     usable one;
+//   - the half-open trial claim (a pick landing on an endpoint whose trial another request
+//     holds picks again without it);
+//   - the endpoint's in-flight count, and the outcome fed to its circuit breaker.
+// Built on the control thread per snapshot; pick/report/release run on workers with no lock,
+// no I/O and no allocation (but for the text of a 503).
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "switchyard/balancer/policy.h"
+#include "switchyard/common/stats.h"
+#include "switchyard/registry/registry.h"
+
+namespace switchyard::balancer {
+
+// Live counters of one cluster, shared by all its snapshots (kept across reloads by name).
+struct ClusterState {
+  std::atomic<int64_t> active_tries{0};       // upstream tries in flight
+  std::atomic<uint32_t> usable_endpoints{0};  // refreshed by tick()
+};
+
+// The balancer's statistics of one cluster.
+struct ClusterStats {
+  enum : size_t {
+    kNoEndpoint,  // 503: nothing usable to pick
+    kOverflow,    // 503: max_pending_requests reached
+    kPicksLocal,  // locality clusters: picks in the client's region / elsewhere
+    kPicksFallback,
+    kLoadReportOk,  // the four load-report results, in LoadReportResult order
+    kLoadReportMalformed,
+    kLoadReportInvalidValue,
+    kLoadReportDuplicate,
+    kCount,
+  };
+  ClusterStats();
+  stats::Counters<kCount> counters;
+  stats::Histogram ring_rebuild;  // seconds to build the hashing table (control thread)
+};
+
+// Where a locality-aware pick went (switchyard_picks_total's label, and the 503 reason).
+enum class LocalityOutcome : uint8_t {
+  kNone,      // no locality layer, or no client region
+  kLocal,     // the client's region (and zone, when preferred)
+  kFallback,  // another region
+  kDenied,    // the client's region has nothing usable and the route denies cross-region
+};
+
+// What routing knows about a request, filled once.
+struct PickRequest {
+  std::string_view hash_key;
+  bool has_hash_key = false;
+  std::string_view client_region;
+  std::string_view client_zone;
+  config::CrossRegion cross_region = config::CrossRegion::kAllow;
+};
+
+// A request's memory across its tries: the endpoints tried (avoided while another is usable).
+struct PickMemo {
+  std::array<uint32_t, 48> tried{};
+  uint32_t tried_count = 0;
+  uint32_t attempt = 0;  // 0 for the first try
+  std::span<const uint32_t> tried_span() const { return {tried.data(), tried_count}; }
+  void reset() { tried_count = attempt = 0; }
+};
+
+// One try's endpoint, or why there is none.
+struct Pick {
+  const EndpointRef* ref = nullptr;
+  bool trial = false;    // holds the endpoint's half-open trial
+  bool counted = false;  // counted in flight (release() uncounts it)
+  bool reported = false;
+  LocalityOutcome locality = LocalityOutcome::kNone;
+  unsigned status = 0;  // when ref is null: 503
+  std::string reason;
+};
+
+// Per worker, per cluster: the picking state of each of the balancer's tables.
+struct WorkerCluster {
+  std::vector<WorkerLbState> groups;
+};
+
+// A region of a locality cluster as admin and metrics see it.
+struct RegionStatus {
+  std::string name;
+  uint32_t endpoints = 0;
+  uint32_t usable = 0;
+  bool healthy = false;  // usable / endpoints >= min_healthy_fraction
+  double spill = 0;
+  double latency_ms = -1;  // -1: not measured yet
+  std::string nearest;     // empty: none
+};
+
+// The resource-aware load estimate of an endpoint (every cluster has one, for admin and
+// metrics; README, "Resource-aware balancing").
+struct LoadEstimate {
+  double cpu = 0;
+  double memory = 0;
+  double connections = 0;
+  double score = 0;
+  double report_age_s = -1;  // < 0: no report yet
+};
+
+// The cap of bounded-load consistent hashing (Mirrokni, Thorup, Zadimoghaddam 2018): with
+// factor c, no endpoint takes more than ceil(c * (in_flight + 1) / usable) requests at once.
+// 0 = no cap (factor 0 turns bounded load off). Used for the cluster and for each region.
+int64_t bounded_load_cap(double factor, int64_t in_flight, uint32_t usable);
+
+class ClusterBalancer {
+ public:
+  // Control thread. refs: the cluster's endpoints (in order) with their module states, which
+  // owners keep alive. notify: where outcomes that need the circuit breaker go (may be null).
+  struct Owned {
+    std::vector<std::shared_ptr<health::EndpointHealth>> health;
+    std::vector<std::shared_ptr<breaker::EndpointBreaker>> breakers;
+    std::vector<std::shared_ptr<EndpointLoad>> loads;
+  };
+  ClusterBalancer(const registry::ClusterSnapshot& cluster, const Policy& policy, Owned owned,
+                  std::shared_ptr<ClusterState> state, std::shared_ptr<ClusterStats> stats,
+                  breaker::OutlierDetector* notify);
+  ~ClusterBalancer();
+  ClusterBalancer(const ClusterBalancer&) = delete;
+  ClusterBalancer& operator=(const ClusterBalancer&) = delete;
+
+  // --- worker thread -------------------------------------------------------------------------
+  // Once per snapshot: this worker's picking state.
+  void prepare(WorkerCluster& worker, uint64_t seed) const;
+  // The next try's endpoint. memo carries the request's tries.
+  void pick(const PickRequest& req, PickMemo& memo, WorkerCluster& worker, Pick& out) const;
+  // The try's outcome (success: any response below 500), for the circuit breaker and the
+  // health score; once per pick.
+  void report(Pick& pick, bool success) const;
+  // The try is over: no longer in flight (a trial without an outcome is given back).
+  void release(Pick& pick) const;
+  // A load report received from the pick's endpoint: parsed, applied, counted.
+  void accept_load_report(const Pick& pick, std::string_view header) const;
+
+  // --- any thread --------------------------------------------------------------------------
+  const config::Cluster& config() const { return *cluster_.config; }
+  const registry::ClusterSnapshot& cluster() const { return cluster_; }
+  const Members& members() const { return members_; }
+  const Policy& policy() const { return policy_; }
+  // The hash key routing extracts for this cluster's policy (nullptr: none), and whether a
+  // request without one is refused (400).
+  const config::HashKey* hash_key() const { return traits_.hash_key; }
+  bool reject_missing_key() const { return traits_.reject_missing_key; }
+  const ClusterStats& stats() const { return *stats_; }
+  LoadEstimate load_estimate(const EndpointRef& ref, int64_t now_ns) const;
+  std::vector<RegionStatus> regions() const;  // empty without a locality block
+  // The usable endpoints of the region that clients of `region` fail over to (its nearest
+  // healthy other region; none for fallback any / none): workers keep a few idle
+  // connections open to them so that a failover does not pay connection set-up under load.
+  std::vector<const EndpointRef*> warm_targets(std::string_view region) const;
+
+  // --- control thread ----------------------------------------------------------------------
+  // Every 100 ms: usable counts, and the locality layer's spill shares, region latencies
+  // and nearest regions.
+  void tick();
+
+ private:
+  struct Group;
+  struct Region;
+  const EndpointRef* pick_in(const Group& group, const PickInput& in, PickMemo& memo,
+                             WorkerCluster& worker, int64_t in_flight) const;
+  const EndpointRef* choose(const PickRequest& req, PickMemo& memo, WorkerCluster& worker,
+                            int64_t in_flight, LocalityOutcome& outcome) const;
+  const EndpointRef* fallback(const Region* local, const PickRequest& req, PickMemo& memo,
+                              WorkerCluster& worker, int64_t in_flight,
+                              LocalityOutcome& outcome) const;
+  const Region* find(std::string_view name) const;
+
+  const registry::ClusterSnapshot& cluster_;
+  const Policy& policy_;
+  Owned owned_;
+  Members members_;
+  std::shared_ptr<ClusterState> state_;
+  std::shared_ptr<ClusterStats> stats_;
+  breaker::OutlierDetector* notify_;
+  PolicyTraits traits_;
+  struct LoadModelHolder;
+  std::unique_ptr<LoadModelHolder> load_model_;
+  std::unique_ptr<Group> all_;
+  // The locality layer (nullptr when the cluster has no locality block).
+  std::vector<std::unique_ptr<Region>> regions_;
+  bool locality_ = false;
+  bool zones_ = false;
+  double min_healthy_ = 0.5;
+  config::Fallback fallback_ = config::Fallback::kNearest;
+  size_t groups_ = 0;
+};
+
+}  // namespace switchyard::balancer

@@ -1,0 +1,145 @@
+#pragma once
+
+// A load-balancing policy, in two halves (Pingora's build / select, Envoy's chooseHost): build()
+// runs on the control thread when membership or weights change and makes a table (a ring, a
+// Maglev table, a round-robin cycle); the table's pick() runs per request and only orders the
+// candidates, asking the front door's Filter which of them it may take. Everything else a pick
+// involves (admission, endpoints already tried, the strict-then-any-usable fallback, bounded
+// load, half-open trials, locality, the 503 reason) is the front door's (front_door.h), once.
+//
+// A policy lives in its own folder (src/balancer/policies/<name>/) with its algorithm and the
+// YAML block it reads, and is registered by name in one line (policies/policies.cpp).
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "switchyard/balancer/endpoint_load.h"
+#include "switchyard/breaker/outlier_detector.h"
+#include "switchyard/config/schema.h"
+#include "switchyard/health/health_checker.h"
+#include "switchyard/registry/endpoint.h"
+
+namespace switchyard::balancer {
+
+// One endpoint as the balancer sees it: identity and the live state of the modules that own
+// it. The pointers stay valid as long as the ClusterBalancer holding them.
+struct EndpointRef {
+  const registry::Endpoint* endpoint = nullptr;
+  const health::EndpointHealth* health = nullptr;
+  breaker::EndpointBreaker* breaker = nullptr;
+  EndpointLoad* load = nullptr;
+  uint32_t index = 0;  // position in the cluster (registry::Endpoint::index)
+
+  // Passing its checks and admitted by its circuit breaker (a half-open one is, for its
+  // trial).
+  bool usable() const {
+    return health->healthy.load(std::memory_order_relaxed) && breaker->admits();
+  }
+};
+using Members = std::vector<EndpointRef>;
+
+// Mutable per-worker picking state of one table (round-robin positions, a PRNG). Owned by the
+// worker; never shared between threads, so tables need no atomics for it.
+struct WorkerLbState {
+  WorkerLbState(size_t endpoints, uint64_t seed);
+  uint64_t next_random();  // splitmix64: fast, well mixed, not for secrets
+  double uniform() { return static_cast<double>(next_random() >> 11) * 0x1.0p-53; }
+
+  uint64_t rng;
+  uint64_t cursor = 0;
+  std::vector<int64_t> current_weight;
+  std::vector<double> credit;
+};
+
+inline constexpr uint32_t kNone = UINT32_MAX;
+
+// What the front door accepts on this pass: a usable member; on the strict pass also one this
+// request has not tried and that is under the bounded-load cap (0 = no cap).
+class Filter {
+ public:
+  Filter(const Members& members, std::span<const uint32_t> tried, bool strict, int64_t cap)
+      : members_(members), tried_(tried), strict_(strict), cap_(cap) {}
+
+  bool acceptable(uint32_t i) const {
+    const EndpointRef& ref = members_[i];
+    if (!ref.usable()) return false;
+    if (!strict_) return true;
+    for (uint32_t t : tried_) {
+      if (t == ref.index) return false;
+    }
+    return cap_ == 0 || ref.load->active_requests.load(std::memory_order_relaxed) < cap_;
+  }
+  bool strict() const { return strict_; }
+  const Members& members() const { return members_; }
+
+ private:
+  const Members& members_;
+  std::span<const uint32_t> tried_;
+  bool strict_;
+  int64_t cap_;
+};
+
+struct PickInput {
+  std::string_view hash_key;  // routing extracted it (hashing policies); may be missing
+  bool has_hash_key = false;
+  uint32_t attempt = 0;  // 0 for the first try
+};
+
+class PolicyTable {
+ public:
+  virtual ~PolicyTable() = default;
+  // The worker, once per snapshot: sets up what pick() needs in its state.
+  virtual void prepare(WorkerLbState&) const {}
+  // Any worker: an acceptable member (its index in the table's members), or kNone. No I/O, no
+  // lock, no allocation.
+  virtual uint32_t pick(const PickInput& in, const Filter& filter, WorkerLbState& lb) const = 0;
+};
+
+// What the front door needs to know of a policy for one cluster.
+struct PolicyTraits {
+  // Hashing: the key routing extracts for it (nullptr: the policy needs none), whether a
+  // request without one is refused (400), and the bounded-load factor (0 = off).
+  const config::HashKey* hash_key = nullptr;
+  bool reject_missing_key = false;
+  double bounded_load = 0;
+  // Whether the locality layer may narrow a pick to the client's zone (a hashing policy keeps
+  // one table per region instead, so that a key keeps its endpoint).
+  bool zones = true;
+  // Whether its build is timed into switchyard_hash_ring_rebuild_seconds.
+  bool timed_build = false;
+};
+
+class Policy {
+ public:
+  virtual ~Policy() = default;
+  virtual std::string_view name() const = 0;
+  // Control thread: the table over members (a cluster, or one region or zone of it).
+  virtual std::unique_ptr<PolicyTable> build(const config::Cluster& cluster,
+                                             const Members& members) const = 0;
+  // The cluster blocks this policy defines and reads itself.
+  virtual std::vector<config::ClusterBlockReader> blocks() const { return {}; }
+  virtual PolicyTraits traits(const config::Cluster&) const { return {}; }
+};
+
+// The policies by name, in registration order.
+class PolicyRegistry {
+ public:
+  void add(std::unique_ptr<Policy> policy) { policies_.push_back(std::move(policy)); }
+  const Policy* find(std::string_view name) const;
+  // What the configuration reader accepts: the policies' names and their blocks.
+  config::Schema schema() const;
+
+ private:
+  std::vector<std::unique_ptr<Policy>> policies_;
+};
+
+// The built-in policies (src/balancer/policies/policies.cpp).
+const PolicyRegistry& policies();
+// The schema config::load_file needs: policies().schema(), built once.
+const config::Schema& schema();
+
+}  // namespace switchyard::balancer

@@ -1,0 +1,452 @@
+#include "switchyard/balancer/front_door.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+
+#include "policies/resource_aware/load_model.h"
+
+namespace switchyard::balancer {
+namespace {
+
+constexpr double kSpillFallPerTick = 0.05;
+constexpr auto kRelaxed = std::memory_order_relaxed;
+
+bool was_tried(const PickMemo& memo, uint32_t index) {
+  for (uint32_t i = 0; i < memo.tried_count; ++i) {
+    if (memo.tried[i] == index) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+int64_t bounded_load_cap(double factor, int64_t in_flight, uint32_t usable) {
+  if (factor <= 0 || usable == 0) return 0;
+  return static_cast<int64_t>(
+      std::ceil(factor * static_cast<double>(std::max<int64_t>(in_flight, 0) + 1) / usable));
+}
+
+// Ring and table builds: 0.1 ms .. 1 s.
+ClusterStats::ClusterStats()
+    : ring_rebuild(std::array<double, 9>{0.0001, 0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1}) {}
+
+struct ClusterBalancer::LoadModelHolder {
+  explicit LoadModelHolder(const config::Cluster& c) : model(resource_aware::config_of(c)) {}
+  resource_aware::LoadModel model;
+};
+
+// A set of members with its own table (a copy of the cluster's EndpointRef entries: same
+// identity and state, positions of their own).
+struct ClusterBalancer::Group {
+  std::string name;
+  Members members;
+  std::unique_ptr<PolicyTable> table;
+  size_t slot = 0;  // its WorkerLbState in WorkerCluster::groups
+  std::atomic<uint32_t> usable{0};
+
+  Group(std::string n, const config::Cluster& cluster, const Policy& policy, Members m, size_t s,
+        ClusterStats* timed)
+      : name(std::move(n)), members(std::move(m)), slot(s) {
+    auto started = std::chrono::steady_clock::now();
+    table = policy.build(cluster, members);
+    if (timed != nullptr) {
+      timed->ring_rebuild.observe_ns(
+          static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                    std::chrono::steady_clock::now() - started)
+                                    .count()));
+    }
+    usable = static_cast<uint32_t>(members.size());
+  }
+  bool healthy(double min_fraction) const {
+    uint32_t u = usable.load(kRelaxed);
+    return u > 0 && u >= min_fraction * static_cast<double>(members.size());
+  }
+  void count_usable() {
+    uint32_t u = 0;
+    for (const auto& m : members) u += m.usable() ? 1 : 0;
+    usable.store(u, kRelaxed);
+  }
+  int64_t in_flight() const {
+    int64_t n = 0;
+    for (const auto& m : members) n += m.load->active_requests.load(kRelaxed);
+    return n;
+  }
+};
+
+struct ClusterBalancer::Region {
+  std::unique_ptr<Group> group;
+  std::vector<std::unique_ptr<Group>> zones;
+  std::atomic<double> spill{0};
+  std::atomic<double> latency_ms{-1};
+  std::atomic<int32_t> nearest{-1};  // index in regions_
+  bool was_healthy = false;          // control thread: hysteresis only after a first healthy
+};
+
+ClusterBalancer::ClusterBalancer(const registry::ClusterSnapshot& cluster, const Policy& policy,
+                                 Owned owned, std::shared_ptr<ClusterState> state,
+                                 std::shared_ptr<ClusterStats> stats,
+                                 breaker::OutlierDetector* notify)
+    : cluster_(cluster),
+      policy_(policy),
+      owned_(std::move(owned)),
+      state_(std::move(state)),
+      stats_(std::move(stats)),
+      notify_(notify),
+      traits_(policy.traits(*cluster.config)),
+      load_model_(std::make_unique<LoadModelHolder>(*cluster.config)) {
+  const config::Cluster& cc = *cluster.config;
+  for (size_t i = 0; i < cluster.endpoints.size(); ++i) {
+    members_.push_back(EndpointRef{&cluster.endpoints[i], owned_.health[i].get(),
+                                   owned_.breakers[i].get(), owned_.loads[i].get(),
+                                   static_cast<uint32_t>(i)});
+  }
+  ClusterStats* timed = traits_.timed_build ? stats_.get() : nullptr;
+  all_ = std::make_unique<Group>("", cc, policy, members_, groups_++, timed);
+  if (!cc.locality) return;
+  locality_ = true;
+  min_healthy_ = cc.locality->min_healthy_fraction;
+  fallback_ = cc.locality->fallback;
+  zones_ = traits_.zones;
+  std::map<std::string, Members> by_region;
+  for (const auto& m : members_) by_region[m.endpoint->region].push_back(m);
+  for (auto& [name, refs] : by_region) {
+    auto region = std::make_unique<Region>();
+    if (zones_) {
+      std::map<std::string, Members> by_zone;
+      for (const auto& m : refs) {
+        if (!m.endpoint->zone.empty()) by_zone[m.endpoint->zone].push_back(m);
+      }
+      for (auto& [zone, zrefs] : by_zone) {
+        region->zones.push_back(
+            std::make_unique<Group>(zone, cc, policy, std::move(zrefs), groups_++, nullptr));
+      }
+    }
+    region->group = std::make_unique<Group>(name, cc, policy, std::move(refs), groups_++, nullptr);
+    regions_.push_back(std::move(region));
+  }
+}
+
+ClusterBalancer::~ClusterBalancer() = default;
+
+void ClusterBalancer::prepare(WorkerCluster& worker, uint64_t seed) const {
+  worker.groups.clear();
+  worker.groups.reserve(groups_);
+  WorkerLbState seeder(0, seed);
+  auto add = [&](const Group& g) {
+    worker.groups.resize(std::max(worker.groups.size(), g.slot + 1), WorkerLbState(0, 0));
+    auto& lb = worker.groups[g.slot];
+    lb = WorkerLbState(g.members.size(), seeder.next_random());
+    lb.cursor = lb.next_random();  // workers start the round-robin cycle at different points
+    g.table->prepare(lb);
+  };
+  add(*all_);
+  for (const auto& r : regions_) {
+    for (const auto& z : r->zones) add(*z);
+    add(*r->group);
+  }
+}
+
+// --- picking -------------------------------------------------------------------------------
+
+const EndpointRef* ClusterBalancer::pick_in(const Group& group, const PickInput& in, PickMemo& memo,
+                                            WorkerCluster& worker, int64_t in_flight) const {
+  auto& lb = worker.groups[group.slot];
+  // Bounded load caps an endpoint against the requests in flight to its group: the cluster's
+  // (before this one), or inside a locality group its region's own, not the cluster's average
+  // (a busy region would otherwise have every endpoint over it).
+  int64_t cap = 0;
+  if (traits_.bounded_load > 0) {
+    cap = &group == all_.get() ? bounded_load_cap(traits_.bounded_load, in_flight,
+                                                  state_->usable_endpoints.load(kRelaxed))
+                               : bounded_load_cap(traits_.bounded_load, group.in_flight(),
+                                                  group.usable.load(kRelaxed));
+  }
+  // First an endpoint this request has not tried (and under the cap), then any usable one.
+  const Filter strict(group.members, memo.tried_span(), true, cap);
+  uint32_t i = group.table->pick(in, strict, lb);
+  if (i == kNone) {
+    const Filter any(group.members, memo.tried_span(), false, 0);
+    i = group.table->pick(in, any, lb);
+  }
+  return i == kNone ? nullptr : &group.members[i];
+}
+
+const ClusterBalancer::Region* ClusterBalancer::find(std::string_view name) const {
+  for (const auto& r : regions_) {
+    if (r->group->name == name) return r.get();
+  }
+  return nullptr;
+}
+
+// The locality layer (README, "Geographic routing"): the client's region while it has at
+// least min_healthy_fraction of its endpoints usable; below that a share of its traffic equal
+// to the deficit spills to the fallback (allow), or all of it does while the region counts as
+// unhealthy (failover_only); deny never leaves it.
+const EndpointRef* ClusterBalancer::choose(const PickRequest& req, PickMemo& memo,
+                                           WorkerCluster& worker, int64_t in_flight,
+                                           LocalityOutcome& outcome) const {
+  const PickInput in{req.hash_key, req.has_hash_key, memo.attempt};
+  outcome = LocalityOutcome::kNone;
+  if (!locality_ || req.client_region.empty()) return pick_in(*all_, in, memo, worker, in_flight);
+  const Region* local = find(req.client_region);
+  const uint32_t usable = local ? local->group->usable.load(kRelaxed) : 0;
+  bool stay = usable > 0;
+  if (stay && req.cross_region != config::CrossRegion::kDeny) {
+    // The spill's slow fall is the hysteresis that keeps a flapping endpoint from swinging the
+    // region back and forth.
+    const double spill = local->spill.load(kRelaxed);
+    stay = req.cross_region == config::CrossRegion::kAllow
+               ? spill <= 0 || worker.groups[all_->slot].uniform() >= spill
+               : spill <= 0;
+  }
+  if (stay || req.cross_region == config::CrossRegion::kDeny) {
+    if (local != nullptr) {
+      if (zones_ && !req.client_zone.empty()) {
+        for (const auto& zone : local->zones) {
+          if (zone->name != req.client_zone || !zone->healthy(min_healthy_)) continue;
+          if (const EndpointRef* ep = pick_in(*zone, in, memo, worker, in_flight)) {
+            outcome = LocalityOutcome::kLocal;
+            return ep;
+          }
+        }
+      }
+      if (const EndpointRef* ep = pick_in(*local->group, in, memo, worker, in_flight)) {
+        // A retry whose every local endpoint was tried already goes to the fallback when it
+        // may, rather than back to an endpoint that just failed it.
+        if (was_tried(memo, ep->index) && req.cross_region != config::CrossRegion::kDeny) {
+          LocalityOutcome other_outcome;
+          if (const EndpointRef* other =
+                  fallback(local, req, memo, worker, in_flight, other_outcome);
+              other != nullptr && !was_tried(memo, other->index)) {
+            outcome = other_outcome;
+            return other;
+          }
+        }
+        outcome = LocalityOutcome::kLocal;
+        return ep;
+      }
+    }
+    if (req.cross_region == config::CrossRegion::kDeny) {
+      outcome = LocalityOutcome::kDenied;
+      return nullptr;
+    }
+  }
+  return fallback(local, req, memo, worker, in_flight, outcome);
+}
+
+const EndpointRef* ClusterBalancer::fallback(const Region* local, const PickRequest& req,
+                                             PickMemo& memo, WorkerCluster& worker,
+                                             int64_t in_flight, LocalityOutcome& outcome) const {
+  const PickInput in{req.hash_key, req.has_hash_key, memo.attempt};
+  const EndpointRef* ep = nullptr;
+  switch (fallback_) {
+    case config::Fallback::kNone:
+      return nullptr;
+    case config::Fallback::kAny:
+      ep = pick_in(*all_, in, memo, worker, in_flight);
+      break;
+    case config::Fallback::kNearest: {
+      int32_t nearest = -1;
+      if (local != nullptr) {
+        nearest = local->nearest.load(kRelaxed);
+      } else {
+        // A client region without endpoints: the nearest region to this proxy.
+        double best = -1;
+        for (size_t i = 0; i < regions_.size(); ++i) {
+          const auto& r = *regions_[i];
+          double l = r.latency_ms.load(kRelaxed);
+          if (!r.group->healthy(min_healthy_)) continue;
+          if (nearest < 0 || (l >= 0 && (best < 0 || l < best))) {
+            nearest = static_cast<int32_t>(i);
+            best = l;
+          }
+        }
+      }
+      if (nearest >= 0) ep = pick_in(*regions_[nearest]->group, in, memo, worker, in_flight);
+      if (ep == nullptr) ep = pick_in(*all_, in, memo, worker, in_flight);  // anywhere usable
+      break;
+    }
+  }
+  if (ep != nullptr) {
+    // all_ may land back in the client's own region (its last usable endpoints).
+    outcome = ep->endpoint->region == req.client_region ? LocalityOutcome::kLocal
+                                                        : LocalityOutcome::kFallback;
+  }
+  return ep;
+}
+
+void ClusterBalancer::pick(const PickRequest& req, PickMemo& memo, WorkerCluster& worker,
+                           Pick& out) const {
+  out = Pick{};
+  const config::Cluster& cc = *cluster_.config;
+  // max_pending_requests: tries in flight to the cluster beyond it get 503 at once, not a
+  // queue. Counted before picking so that concurrent workers cannot overshoot.
+  const int64_t others = state_->active_tries.fetch_add(1, kRelaxed);
+  if (others >= cc.circuit_breaker.max_pending_requests) {
+    state_->active_tries.fetch_sub(1, kRelaxed);
+    stats_->counters.add(ClusterStats::kOverflow);
+    out.status = 503;
+    out.reason = "cluster '" + cc.name + "' is overloaded";
+    return;
+  }
+  // A half-open endpoint takes one request (its trial); a pick that lands on one whose trial
+  // another request holds picks again without it (it is then among the tried).
+  const EndpointRef* ref = nullptr;
+  for (int round = 0; round < 3; ++round) {
+    const EndpointRef* candidate = choose(req, memo, worker, others, out.locality);
+    if (candidate == nullptr) break;
+    if (memo.tried_count < memo.tried.size()) memo.tried[memo.tried_count++] = candidate->index;
+    if (candidate->breaker->position.load(kRelaxed) != breaker::Position::kHalfOpen) {
+      ref = candidate;
+      break;
+    }
+    if (breaker::claim_trial(*candidate->breaker)) {
+      ref = candidate;
+      out.trial = true;
+      break;
+    }
+  }
+  ++memo.attempt;
+  if (ref == nullptr) {
+    state_->active_tries.fetch_sub(1, kRelaxed);
+    stats_->counters.add(ClusterStats::kNoEndpoint);
+    out.status = 503;
+    out.reason = out.locality == LocalityOutcome::kDenied
+                     ? "no healthy endpoint in region '" + std::string(req.client_region) +
+                           "' of cluster '" + cc.name +
+                           "', and this route denies cross-region traffic"
+                     : "no healthy endpoint in cluster '" + cc.name + "'";
+    return;
+  }
+  if (out.locality == LocalityOutcome::kLocal) {
+    stats_->counters.add(ClusterStats::kPicksLocal);
+  } else if (out.locality == LocalityOutcome::kFallback) {
+    stats_->counters.add(ClusterStats::kPicksFallback);
+  }
+  ref->load->active_requests.fetch_add(1, kRelaxed);
+  out.ref = ref;
+  out.counted = true;
+}
+
+// Feeds the circuit breaker and the health score: success is any response below 500.
+void ClusterBalancer::report(Pick& pick, bool success) const {
+  if (!pick.counted || pick.reported) return;
+  pick.reported = true;
+  auto& b = *pick.ref->breaker;
+  const bool notify =
+      success ? breaker::record_success(b, pick.trial)
+              : breaker::record_failure(b, cluster_.config->circuit_breaker.consecutive_failures,
+                                        pick.trial);
+  pick.trial = false;
+  if (notify && notify_ != nullptr) notify_->notify(owned_.breakers[pick.ref->index]);
+}
+
+void ClusterBalancer::release(Pick& pick) const {
+  if (!pick.counted) return;
+  pick.counted = false;
+  if (pick.trial) {
+    pick.trial = false;
+    breaker::abandon_trial(*pick.ref->breaker);  // no outcome: the next request is the trial
+  }
+  pick.ref->load->active_requests.fetch_sub(1, kRelaxed);
+  state_->active_tries.fetch_sub(1, kRelaxed);
+}
+
+void ClusterBalancer::accept_load_report(const Pick& pick, std::string_view header) const {
+  const auto result = receive_load_report(*pick.ref->load, header);
+  stats_->counters.add(ClusterStats::kLoadReportOk + static_cast<size_t>(result));
+}
+
+LoadEstimate ClusterBalancer::load_estimate(const EndpointRef& ref, int64_t now_ns) const {
+  return load_model_->model.estimate(ref, now_ns);
+}
+
+// --- control thread ------------------------------------------------------------------------
+
+void ClusterBalancer::tick() {
+  uint32_t usable = 0;
+  for (const auto& m : members_) usable += m.usable() ? 1 : 0;
+  state_->usable_endpoints.store(usable, kRelaxed);
+  if (!locality_) return;
+  for (auto& r : regions_) {
+    r->group->count_usable();
+    for (auto& z : r->zones) z->count_usable();
+    const double total = static_cast<double>(r->group->members.size());
+    const double fraction = r->group->usable.load(kRelaxed) / total;
+    double target = 0;
+    if (fraction <= 0) {
+      target = 1;
+    } else if (fraction < min_healthy_) {
+      target = (min_healthy_ - fraction) / min_healthy_;
+    }
+    // Until the region has been healthy once (start-up: its endpoints await their first
+    // checks) the spill follows the target directly; afterwards it falls gradually.
+    const double spill = r->spill.load(kRelaxed);
+    const bool gradual = r->was_healthy && target < spill;
+    r->spill.store(gradual ? std::max(target, spill - kSpillFallPerTick) : target, kRelaxed);
+    if (fraction >= min_healthy_ && fraction > 0) r->was_healthy = true;
+    double sum = 0;
+    int n = 0;
+    for (const auto& m : r->group->members) {
+      double l = m.load->latency_ms.load(kRelaxed);
+      if (l >= 0 && m.usable()) {
+        sum += l;
+        ++n;
+      }
+    }
+    r->latency_ms.store(n > 0 ? sum / n : -1, kRelaxed);
+  }
+  // Nearest: the healthy other region with the lowest latency (unmeasured ones last); if no
+  // other region is healthy, any usable one.
+  for (size_t i = 0; i < regions_.size(); ++i) {
+    int32_t best = -1;
+    auto better = [&](size_t j) {
+      if (best < 0) return true;
+      const auto& a = *regions_[j];
+      const auto& b = *regions_[best];
+      bool ah = a.group->healthy(min_healthy_), bh = b.group->healthy(min_healthy_);
+      if (ah != bh) return ah;
+      double la = a.latency_ms.load(kRelaxed);
+      double lb = b.latency_ms.load(kRelaxed);
+      if ((la < 0) != (lb < 0)) return lb < 0;
+      return la < lb;
+    };
+    for (size_t j = 0; j < regions_.size(); ++j) {
+      if (j == i || regions_[j]->group->usable.load(kRelaxed) == 0) continue;
+      if (better(j)) best = static_cast<int32_t>(j);
+    }
+    regions_[i]->nearest.store(best, kRelaxed);
+  }
+}
+
+std::vector<const EndpointRef*> ClusterBalancer::warm_targets(std::string_view region) const {
+  std::vector<const EndpointRef*> out;
+  const Region* local = find(region);
+  if (local == nullptr || fallback_ != config::Fallback::kNearest) return out;
+  int32_t nearest = local->nearest.load(kRelaxed);
+  if (nearest < 0) return out;
+  for (const auto& m : regions_[nearest]->group->members) {
+    if (m.usable()) out.push_back(&m);
+  }
+  return out;
+}
+
+std::vector<RegionStatus> ClusterBalancer::regions() const {
+  std::vector<RegionStatus> out;
+  for (const auto& r : regions_) {
+    RegionStatus info;
+    info.name = r->group->name;
+    info.endpoints = static_cast<uint32_t>(r->group->members.size());
+    info.usable = r->group->usable.load(kRelaxed);
+    info.healthy = r->group->healthy(min_healthy_);
+    info.spill = r->spill.load(kRelaxed);
+    info.latency_ms = r->latency_ms.load(kRelaxed);
+    int32_t n = r->nearest.load(kRelaxed);
+    if (n >= 0) info.nearest = regions_[n]->group->name;
+    out.push_back(std::move(info));
+  }
+  return out;
+}
+
+}  // namespace switchyard::balancer

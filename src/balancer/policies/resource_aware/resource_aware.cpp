@@ -1,0 +1,121 @@
+#include "resource_aware.h"
+
+#include <algorithm>
+#include <array>
+
+namespace switchyard::balancer::resource_aware {
+namespace {
+
+constexpr size_t kMaxScan = 32;  // score every member up to this many
+constexpr size_t kSamples = 16;  // else this many random ones
+
+class Policy final : public balancer::Policy {
+ public:
+  std::string_view name() const override { return "resource_aware"; }
+  std::unique_ptr<PolicyTable> build(const config::Cluster& cluster,
+                                     const Members& members) const override {
+    return std::make_unique<Table>(cluster, members);
+  }
+  std::vector<config::ClusterBlockReader> blocks() const override { return {block_reader()}; }
+};
+
+}  // namespace
+
+std::unique_ptr<balancer::Policy> make() { return std::make_unique<Policy>(); }
+
+double share_weight(double score, double lowest_score, double response_ms, double best_response_ms,
+                    uint32_t weight) {
+  if (response_ms > 0 && best_response_ms > 0) {
+    // An endpoint that answers slower than the quickest holds each request longer. When its
+    // reported load is also above the lowest (by kLatencyEvidence or more), both say the same
+    // thing and its load counts that many times: a slowdown of 2.5 turns a score of 0.39 into
+    // 0.98, nearly full. An endpoint that is slower but less loaded than the others (its
+    // queue is shorter) is not penalised: it takes traffic until its load meets theirs.
+    const double slowdown =
+        (response_ms + kResponseFloorMs) / (best_response_ms + kResponseFloorMs);
+    const double evidence = std::clamp((score - lowest_score) / kLatencyEvidence, 0.0, 1.0);
+    score *= 1 + (slowdown - 1) * evidence;
+  }
+  const double s = std::clamp(score, kMinShareScore, kMaxShareScore);
+  const double headroom = (1 - s) / s;  // capacity left per unit of capacity used
+  return static_cast<double>(weight) * headroom * headroom;
+}
+
+Table::Table(const config::Cluster& cluster, const Members& members)
+    : members_(members), model_(config_of(cluster)) {}
+
+void Table::prepare(WorkerLbState& lb) const { lb.credit.assign(members_.size(), 0); }
+
+uint32_t Table::pick(const PickInput&, const Filter& filter, WorkerLbState& lb) const {
+  if (members_.empty()) return kNone;
+  if (lb.credit.size() < members_.size()) prepare(lb);
+  const int64_t now = steady_now_ns();
+  struct Candidate {
+    double weight;
+    double score;
+    double response_ms;
+    uint32_t index;
+  };
+  std::array<Candidate, kMaxScan> candidates;
+  size_t n = 0;
+  uint32_t refresh = kNone;
+  auto consider = [&](uint32_t i) {
+    if (!filter.acceptable(i)) return;
+    auto& load = *members_[i].load;
+    if (refresh == kNone && model_.stale(load, now)) {
+      int64_t due = load.refresh_at_ns.load(std::memory_order_relaxed);
+      if (now >= due && load.refresh_at_ns.compare_exchange_strong(
+                            due, now + model_.refresh_interval_ns(), std::memory_order_relaxed)) {
+        refresh = i;
+      }
+    }
+    candidates[n++] = Candidate{0, model_.estimate(members_[i], now).score,
+                                load.response_ms.load(std::memory_order_relaxed), i};
+  };
+  const bool all = members_.size() <= kMaxScan;
+  if (all) {
+    for (uint32_t i = 0; i < members_.size() && refresh == kNone; ++i) consider(i);
+  } else {
+    for (size_t k = 0; k < kSamples && refresh == kNone; ++k) {
+      consider(static_cast<uint32_t>(lb.next_random() % members_.size()));
+    }
+  }
+  if (refresh != kNone) return refresh;
+  if (n == 0) return kNone;
+  double best_ms = -1;
+  double lowest = candidates[0].score;
+  for (size_t i = 0; i < n; ++i) {
+    double ms = candidates[i].response_ms;
+    if (ms > 0 && (best_ms < 0 || ms < best_ms)) best_ms = ms;
+    lowest = std::min(lowest, candidates[i].score);
+  }
+  double total = 0;
+  for (size_t i = 0; i < n; ++i) {
+    auto& c = candidates[i];
+    c.weight =
+        share_weight(c.score, lowest, c.response_ms, best_ms, members_[c.index].endpoint->weight);
+    total += c.weight;
+  }
+  if (!all) {
+    // Sampled (large clusters): a weighted draw among the samples.
+    double r = lb.uniform() * total;
+    for (size_t i = 0; i < n; ++i) {
+      r -= candidates[i].weight;
+      if (r <= 0) return candidates[i].index;
+    }
+    return candidates[n - 1].index;
+  }
+  // Smooth weighted round robin (nginx's) over the live weights: each candidate earns its
+  // weight, the richest is picked and pays the total. Shares follow the weights, and the
+  // picks interleave (a b a c a b a ...) instead of arriving in bursts.
+  size_t best = 0;
+  for (size_t i = 0; i < n; ++i) {
+    double& credit = lb.credit[candidates[i].index];
+    credit += candidates[i].weight;
+    if (credit > lb.credit[candidates[best].index]) best = i;
+  }
+  lb.credit[candidates[best].index] -= total;
+  return candidates[best].index;
+}
+
+}  // namespace switchyard::balancer::resource_aware

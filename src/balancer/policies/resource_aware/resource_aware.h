@@ -1,0 +1,48 @@
+#pragma once
+
+// `strategy: resource_aware` (README, "Resource-aware balancing"): every usable endpoint gets
+// traffic in proportion to share_weight of its load score, through a smooth weighted round robin
+// per worker.
+
+#include <memory>
+
+#include "load_model.h"
+#include "switchyard/balancer/policy.h"
+
+namespace switchyard::balancer::resource_aware {
+
+// The weight an endpoint gets:
+//   weight x headroom^2,  headroom = (1 - s) / s,  s = score x (1 + (slowdown - 1) x evidence)
+// clamped to [kMinShareScore, kMaxShareScore]; slowdown = (response_ms + 2) /
+// (best_response_ms + 2) over the endpoints compared (1 while either is unmeasured); evidence =
+// (score - lowest_score) / kLatencyEvidence, clamped to [0, 1]: slowness counts only where the
+// reported load agrees. Headroom is capacity left per unit used: 4 at s = 0.2, 1 at 0.5, 0.11
+// at 0.9. Squared, the shares separate loads that matter (0.63 vs 0.07: 0.1%) and still share
+// close ones (0.21 / 0.23 / 0.25: 41 / 33 / 26%). Pure; any thread.
+constexpr double kMinShareScore = 0.01;
+constexpr double kMaxShareScore = 0.99;
+constexpr double kResponseFloorMs = 2.0;   // sub-millisecond differences are noise
+constexpr double kLatencyEvidence = 0.05;  // a score this far above the lowest: full weight
+double share_weight(double score, double lowest_score, double response_ms, double best_response_ms,
+                    uint32_t weight);
+
+// The table: every member up to 32 is scored at each pick (beyond, 16 random samples and a
+// weighted draw among them). Reports ride on responses, so an endpoint that gets no traffic
+// would never report again: one whose report is missing or older than max_report_age / 2 gets
+// one request every max_report_age / 4 (one worker wins the slot with a CAS), and its answer
+// refreshes the report. With health checks on, check responses keep reports fresh.
+class Table final : public PolicyTable {
+ public:
+  Table(const config::Cluster& cluster, const Members& members);
+  void prepare(WorkerLbState& lb) const override;
+  uint32_t pick(const PickInput& in, const Filter& filter, WorkerLbState& lb) const override;
+  const LoadModel& model() const { return model_; }
+
+ private:
+  const Members& members_;
+  LoadModel model_;
+};
+
+std::unique_ptr<Policy> make();
+
+}  // namespace switchyard::balancer::resource_aware

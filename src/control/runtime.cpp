@@ -1,0 +1,140 @@
+#include "switchyard/control/runtime.h"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+namespace switchyard::control {
+namespace {
+constexpr auto kTick = std::chrono::milliseconds(100);
+}  // namespace
+
+struct Runtime::Impl {
+  explicit Impl(boost::asio::io_context& ioc) : timer(ioc) {}
+  boost::asio::steady_timer timer;
+  bool running = false;
+  bool stopped = false;
+};
+
+Runtime::Runtime(boost::asio::io_context& control)
+    : impl_(std::make_shared<Impl>(control)),
+      outliers_(control),
+      health_(control, health::HealthChecker::Observer{
+                           [this](const std::string& key, bool passed, double rtt_ms) {
+                             on_check_result(key, passed, rtt_ms);
+                           },
+                           [this](const std::string& key, std::string_view header) {
+                             on_check_report(key, header);
+                           }}) {}
+
+Runtime::~Runtime() { stop(); }
+
+std::shared_ptr<const Snapshot> Runtime::apply(std::shared_ptr<const config::Config> cfg) {
+  auto reg = registry_.build(cfg);
+  auto snap = std::make_shared<Snapshot>();
+  snap->version = reg->version;
+  snap->config = cfg;
+  snap->registry = reg;
+  std::map<std::string, std::shared_ptr<balancer::EndpointLoad>> loads;
+  std::map<std::string, std::shared_ptr<balancer::ClusterState>> states;
+  std::map<std::string, std::shared_ptr<balancer::ClusterStats>> stats;
+  std::map<std::string, std::shared_ptr<breaker::EndpointBreaker>> breakers;
+  std::vector<health::HealthChecker::Target> targets;
+  std::vector<breaker::OutlierDetector::Cluster> watched;
+  for (const auto& cluster : reg->clusters) {
+    const auto& cc = *cluster.config;
+    const auto* policy = balancer::policies().find(cc.strategy);
+    balancer::ClusterBalancer::Owned owned;
+    breaker::OutlierDetector::Cluster view{
+        cc.name, cc.circuit_breaker, {}, outliers_.stats(cc.name)};
+    for (const auto& ep : cluster.endpoints) {
+      owned.health.push_back(health_.state(ep.key, cc.health_check.has_value()));
+      auto b = outliers_.state(ep.key);
+      owned.breakers.push_back(b);
+      breakers[ep.key] = b;
+      view.members.push_back({b, ep.address_text});
+      auto& load = loads_[ep.key];
+      if (!load) load = std::make_shared<balancer::EndpointLoad>();
+      loads[ep.key] = load;
+      owned.loads.push_back(load);
+      targets.push_back({ep.key, cc.name, ep.address_text, ep.address, cc.health_check});
+    }
+    auto& state = cluster_states_[cc.name];
+    if (!state) state = std::make_shared<balancer::ClusterState>();
+    states[cc.name] = state;
+    auto& st = cluster_stats_[cc.name];
+    if (!st) st = std::make_shared<balancer::ClusterStats>();
+    stats[cc.name] = st;
+    auto balancer = std::make_unique<balancer::ClusterBalancer>(cluster, *policy, std::move(owned),
+                                                                state, st, &outliers_);
+    balancer->tick();  // usable counts and regions before any worker sees it
+    snap->clusters.push_back(std::move(balancer));
+    snap->breaker_stats.push_back(view.stats);
+    watched.push_back(std::move(view));
+  }
+  for (size_t i = 0; i < reg->listeners.size(); ++i) {
+    const auto& lc = cfg->listeners[i];
+    snap->listeners.push_back(ListenerRuntime{&lc, &reg->listeners[i], routing::Router(lc)});
+  }
+  // States of endpoints and clusters that left go with them (holders keep theirs alive).
+  loads_ = std::move(loads);
+  cluster_states_ = std::move(states);
+  cluster_stats_ = std::move(stats);
+  breakers_ = std::move(breakers);
+  outliers_.update(std::move(watched));
+  health_.update(targets);
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    current_ = snap;
+  }
+  return snap;
+}
+
+void Runtime::on_check_result(const std::string& key, bool passed, double rtt_ms) {
+  if (auto it = breakers_.find(key); it != breakers_.end()) outliers_.on_check(*it->second, passed);
+  if (auto it = loads_.find(key); it != loads_.end() && rtt_ms >= 0) {
+    it->second->observe_latency(rtt_ms);
+  }
+}
+
+// A load report on a health-check response: the same parsing, applying and counting as on a
+// request's response.
+void Runtime::on_check_report(const std::string& key, std::string_view header) {
+  auto it = loads_.find(key);
+  if (it == loads_.end()) return;
+  const auto result = balancer::receive_load_report(*it->second, header);
+  const std::string cluster = key.substr(0, key.find('\0'));
+  if (auto s = cluster_stats_.find(cluster); s != cluster_stats_.end()) {
+    s->second->counters.add(balancer::ClusterStats::kLoadReportOk + static_cast<size_t>(result));
+  }
+}
+
+void Runtime::start() {
+  if (impl_->running || impl_->stopped) return;
+  impl_->running = true;
+  schedule();
+}
+
+void Runtime::schedule() {
+  impl_->timer.expires_after(kTick);
+  impl_->timer.async_wait([this, impl = impl_](boost::system::error_code ec) {
+    if (ec || impl->stopped) return;
+    tick();
+    schedule();
+  });
+}
+
+void Runtime::tick() {
+  outliers_.tick(std::chrono::steady_clock::now());
+  auto snap = current();
+  if (!snap) return;
+  for (const auto& b : snap->clusters) b->tick();
+}
+
+void Runtime::stop() {
+  impl_->stopped = true;
+  impl_->timer.cancel();
+  health_.stop();
+  outliers_.stop();
+}
+
+}  // namespace switchyard::control

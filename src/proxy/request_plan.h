@@ -1,0 +1,41 @@
+#pragma once
+
+// Private to the proxy module. What a request head decides before it goes upstream: its route
+// and cluster, the client's region and zone, the hash key, and the forwarding plan. No I/O; the
+// same for an HTTP/1.1 request and (next) an HTTP/2 stream.
+
+#include <string>
+#include <string_view>
+
+#include "switchyard/balancer/front_door.h"
+#include "switchyard/common/net.h"
+#include "switchyard/control/runtime.h"
+#include "switchyard/proxy/request_rules.h"
+
+namespace switchyard::proxy {
+
+struct PlanInput {
+  const control::Snapshot* snapshot = nullptr;
+  const control::ListenerRuntime* listener = nullptr;
+  std::string_view client_ip;
+  IpAddress client_addr;
+  bool has_body = false;
+};
+
+struct RequestPlan {
+  unsigned status = 0;  // not 0: answer with it (and reason) instead of forwarding
+  std::string_view reason;
+  bool close = false;  // the error ends the connection
+  const config::Route* route = nullptr;
+  size_t cluster_index = 0;
+  const balancer::ClusterBalancer* cluster = nullptr;
+  bool origin_needs_slash = false;
+  balancer::PickRequest pick;  // views into the head, the snapshot's config and hash_key
+};
+
+// Routes the head (after check_request_head passed) and plans its forwarding into `forward`.
+// hash_key holds the key's bytes (its capacity is reused from request to request).
+void plan_request(const PlanInput& in, RequestHead& head, const HeadVerdict& verdict,
+                  std::string& hash_key, RequestPlan& out, RequestForward& forward);
+
+}  // namespace switchyard::proxy
