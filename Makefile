@@ -9,7 +9,7 @@ DEPS := cmake ninja-build g++ ccache pkg-config python3 curl procps \
         prometheus-cpp-dev libgtest-dev libgmock-dev libbenchmark-dev \
         clang libclang-rt-14-dev libhttp-parser-dev
 
-.PHONY: all build deps run test unit integration bench asan fuzz fuzz-build clean
+.PHONY: all build deps run test unit integration bench asan fuzz fuzz-build clean test-container
 FUZZ_RUNS ?= 10000000
 
 all: build
@@ -77,6 +77,14 @@ asan: deps
 	cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DSWITCHYARD_SANITIZE=ON
 	cmake --build build-asan -j $(JOBS)
 	cd build-asan && ctest --output-on-failure -j 2 --timeout 900
+
+# The image (docker/Dockerfile) built and run with the demo backends, on a Docker engine this
+# starts itself if none is running (tests/container/run.sh). Not part of `make test`: the image
+# build compiles switchyard once more inside it (several minutes on two cores).
+CONTAINER_DEPS := docker.io debootstrap
+test-container:
+	@$(MAKE) --no-print-directory deps DEPS="$(CONTAINER_DEPS) curl python3"
+	tests/container/run.sh
 
 clean:
 	rm -rf $(BUILD) build-asan build-fuzz
