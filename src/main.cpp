@@ -4,6 +4,7 @@
 // server has its own thread.
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <csignal>
@@ -104,6 +105,11 @@ class Daemon {
     auto snapshot = runtime_.apply(config_);
     if (!proxy_.bind()) return 1;
     proxy_.publish(snapshot);
+    admin_.on_reload([this](std::function<void(admin::ReloadOutcome)> done) {
+      boost::asio::post(control_, [this, done = std::move(done)] {
+        done(reload("POST /admin/reload"));
+      });
+    });
     if (!admin_.listen(config_->admin.listen)) return 1;
     runtime_.start();
     proxy_.start();
@@ -122,15 +128,16 @@ class Daemon {
     signals_.async_wait([this](boost::system::error_code ec, int signo) {
       if (ec) return;
       if (signo == SIGHUP) {
-        reload();
+        reload("SIGHUP");
         return wait_signal();
       }
       begin_drain(signo);
     });
   }
 
-  void reload() {
-    logs::config().info("SIGHUP: reloading {}", options_.config_path);
+  // SIGHUP and POST /admin/reload. Control thread.
+  admin::ReloadOutcome reload(const char* cause) {
+    logs::config().info("{}: reloading {}", cause, options_.config_path);
     auto result = config::load_file(options_.config_path, balancer::schema());
     if (result.ok()) {
       if (auto why = listeners_changed(*config_, *result.config); !why.empty()) {
@@ -139,20 +146,29 @@ class Daemon {
         result.config.reset();
       }
     }
+    admin::ReloadOutcome outcome;
     if (!result.ok()) {
-      for (const auto& e : result.errors) logs::config().error("{}", e.to_string());
+      for (const auto& e : result.errors) {
+        logs::config().error("{}", e.to_string());
+        outcome.errors.push_back(e.to_string());
+      }
       logs::config().error("reload failed: keeping the running configuration");
       runtime_.count_reload(false);
-      return;
+      outcome.version = runtime_.current()->version;
+      return outcome;
     }
     if (result.config->workers != config_->workers ||
         !(result.config->admin.listen == config_->admin.listen)) {
       logs::config().warn("workers and admin.listen take effect only after a restart");
     }
     config_ = result.config;
-    proxy_.publish(runtime_.apply(config_));
+    auto snapshot = runtime_.apply(config_);
+    proxy_.publish(snapshot);
     runtime_.count_reload(true);
     logs::config().info("reload succeeded");
+    outcome.ok = true;
+    outcome.version = snapshot->version;
+    return outcome;
   }
 
   void begin_drain(int signo) {

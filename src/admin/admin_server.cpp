@@ -10,6 +10,8 @@
 #include <boost/beast/http.hpp>
 #include <thread>
 
+#include <boost/json.hpp>
+
 #include "switchyard/common/asio_endpoint.h"
 #include "switchyard/common/logging.h"
 #include "switchyard/metrics/exposition.h"
@@ -63,30 +65,48 @@ struct AdminServer::Impl : std::enable_shared_from_this<AdminServer::Impl> {
   std::vector<std::weak_ptr<Connection>> connections;  // admin thread only, for stop()
   std::thread thread;
 
+  ReloadHook reload;  // set before listen()
+
+  static constexpr const char* kIndex =
+      "not found; try / /healthz /readyz /metrics /admin/clusters /admin/config "
+      "/admin/explain?path=/ and POST /admin/reload\n";
+
   Reply handle(const http::request<http::string_body>& req) {
+    std::string_view target = req.target();
+    const size_t q = target.find('?');
+    const std::string_view path = target.substr(0, q);
+    const std::string_view query = q == std::string_view::npos ? "" : target.substr(q + 1);
+    if (path == "/admin/reload") return {http::status::method_not_allowed, "text/plain", "only POST\n"};
     if (req.method() != http::verb::get && req.method() != http::verb::head) {
       return {http::status::method_not_allowed, "text/plain", "only GET\n"};
     }
-    std::string_view path = req.target();
-    path = path.substr(0, path.find('?'));
     if (path == "/healthz") return {http::status::ok, "text/plain", "ok\n"};
     if (path == "/readyz") {
       if (state.ready.load()) return {http::status::ok, "text/plain", "ready\n"};
       return {http::status::service_unavailable, "text/plain", "not ready\n"};
     }
+    if (path == "/" || path == "/status") {
+      return {http::status::ok, "text/html; charset=utf-8", std::string(status_page())};
+    }
     auto current = stats.current();
+    const bool known = path == "/metrics" || path == "/admin/clusters" ||
+                       path == "/admin/config" || path == "/admin/explain";
+    if (!known) return {http::status::not_found, "text/plain", kIndex};
+    if (!current) return {http::status::service_unavailable, "text/plain", "none\n"};
     if (path == "/metrics") {
-      if (!current) return {http::status::service_unavailable, "text/plain", "none\n"};
       const metrics::ProcessCounters process{runtime.reloads(true), runtime.reloads(false),
                                              stats.access_log_dropped()};
       return {http::status::ok, "text/plain; version=0.0.4", metrics::render(*current, process)};
     }
     if (path == "/admin/clusters") {
-      if (!current) return {http::status::service_unavailable, "text/plain", "none\n"};
       return {http::status::ok, "application/json", clusters_json(*current->snapshot)};
     }
-    return {http::status::not_found, "text/plain",
-            "not found; try /healthz /readyz /metrics /admin/clusters\n"};
+    if (path == "/admin/config") {
+      return {http::status::ok, "application/json", config_json(*current->snapshot)};
+    }
+    unsigned status = 200;
+    std::string body = explain_json(*current->snapshot, query, &status);
+    return {static_cast<http::status>(status), "application/json", std::move(body)};
   }
 
   void do_accept() {
@@ -140,7 +160,33 @@ struct AdminServer::Impl : std::enable_shared_from_this<AdminServer::Impl> {
 
     void respond() {
       const auto& req = parser->get();
-      Reply reply = server->handle(req);
+      std::string_view path = req.target();
+      path = path.substr(0, path.find('?'));
+      if (path == "/admin/reload" && req.method() == http::verb::post) return reload();
+      send(server->handle(req));
+    }
+
+    // The reload runs on the control thread; its outcome comes back here, to this connection's
+    // thread, and is answered as JSON: 200 with the new version, or 422 with every error.
+    void reload() {
+      if (!server->reload) {
+        return send({http::status::service_unavailable, "text/plain", "reload unavailable\n"});
+      }
+      server->reload([self = shared_from_this()](ReloadOutcome outcome) {
+        asio::post(self->server->ioc, [self, outcome = std::move(outcome)] {
+          boost::json::array errors;
+          for (const auto& e : outcome.errors) errors.push_back(boost::json::value(e));
+          boost::json::object doc{{"result", outcome.ok ? "success" : "failure"},
+                                  {"version", outcome.version},
+                                  {"errors", std::move(errors)}};
+          self->send({outcome.ok ? http::status::ok : http::status::unprocessable_entity,
+                      "application/json", boost::json::serialize(doc) + "\n"});
+        });
+      });
+    }
+
+    void send(Reply reply) {
+      const auto& req = parser->get();
       response = http::response<http::string_body>(reply.status, req.version());
       response.set(http::field::content_type, reply.content_type);
       response.set(http::field::cache_control, "no-store");
@@ -167,6 +213,8 @@ AdminServer::AdminServer(const proxy::StatsRegistry& stats, const control::Runti
     : impl_(std::make_shared<Impl>(stats, runtime, state)) {}
 
 AdminServer::~AdminServer() { stop(); }
+
+void AdminServer::on_reload(ReloadHook hook) { impl_->reload = std::move(hook); }
 
 bool AdminServer::listen(const SocketAddress& address) {
   tcp::endpoint ep = to_endpoint(address);

@@ -329,6 +329,50 @@ void ClusterBalancer::pick(const PickRequest& req, PickMemo& memo, WorkerCluster
   out.counted = true;
 }
 
+// The same choose() a request makes, on a worker state of its own: the answer a fresh worker
+// would give. Only reads the shared state.
+PickExplanation ClusterBalancer::explain(const PickRequest& req) const {
+  PickExplanation out;
+  WorkerCluster worker;
+  prepare(worker, 0x5eed);
+  PickMemo memo;
+  const int64_t in_flight = state_->active_tries.load(kRelaxed);
+  out.endpoint = choose(req, memo, worker, in_flight, out.locality);
+  const Group* group = all_.get();
+  if (locality_ && !req.client_region.empty()) {
+    if (const Region* local = find(req.client_region)) {
+      out.region_known = true;
+      out.region_healthy = local->group->healthy(min_healthy_);
+      out.spill = req.cross_region == config::CrossRegion::kDeny ? 0 : local->spill.load(kRelaxed);
+      if (fallback_ == config::Fallback::kNearest) {
+        if (int32_t n = local->nearest.load(kRelaxed); n >= 0) {
+          out.spill_region = regions_[n]->group->name;
+        }
+      }
+    }
+    // The table the chosen endpoint came from: its region's.
+    std::string_view region =
+        out.endpoint != nullptr ? std::string_view(out.endpoint->endpoint->region)
+                                : req.client_region;
+    if (const Region* r = find(region)) group = r->group.get();
+  }
+  out.group = group == all_.get() ? "" : group->name;
+  // The preference order: pick again and again, each time without those already listed.
+  WorkerCluster fresh;
+  prepare(fresh, 0x5eed);
+  auto& lb = fresh.groups[group->slot];
+  std::vector<uint32_t> listed;
+  const PickInput in{req.hash_key, req.has_hash_key, 0};
+  while (listed.size() < group->members.size()) {
+    const Filter filter(group->members, listed, true, 0);
+    const uint32_t i = group->table->pick(in, filter, lb);
+    if (i == kNone) break;
+    listed.push_back(group->members[i].index);
+    out.order.push_back(&members_[group->members[i].index]);
+  }
+  return out;
+}
+
 // Feeds the circuit breaker and the health score: success is any response below 500.
 void ClusterBalancer::report(Pick& pick, bool success) const {
   if (!pick.counted || pick.reported) return;

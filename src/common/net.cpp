@@ -167,6 +167,17 @@ std::optional<Cidr> Cidr::parse(std::string_view text) {
   return cidr;
 }
 
+std::string Cidr::to_string() const {
+  static constexpr uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  char text[INET6_ADDRSTRLEN] = {};
+  if (prefix_bits >= 96 && std::memcmp(network.bytes.data(), kMapped, 12) == 0) {
+    inet_ntop(AF_INET, network.bytes.data() + 12, text, sizeof text);
+    return std::string(text) + "/" + std::to_string(prefix_bits - 96);
+  }
+  inet_ntop(AF_INET6, network.bytes.data(), text, sizeof text);
+  return std::string(text) + "/" + std::to_string(prefix_bits);
+}
+
 bool Cidr::contains(const IpAddress& ip) const {
   int bits = prefix_bits;
   for (int i = 0; i < 16 && bits > 0; ++i, bits -= 8) {

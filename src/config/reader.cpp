@@ -141,6 +141,22 @@ bool Value::cidr(Cidr* out) const {
   return true;
 }
 
+std::string HashKey::to_string() const {
+  switch (source) {
+    case HashKeySource::kHeader:
+      return "header:" + name;
+    case HashKeySource::kCookie:
+      return "cookie:" + name;
+    case HashKeySource::kQuery:
+      return "query:" + name;
+    case HashKeySource::kPath:
+      return "path";
+    case HashKeySource::kClientIp:
+      break;
+  }
+  return "client_ip";
+}
+
 bool Value::hash_key(HashKey* out) const {
   std::string s;
   if (!string(&s)) return false;

@@ -1,8 +1,10 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "switchyard/common/net.h"
 #include "switchyard/control/runtime.h"
@@ -20,7 +22,18 @@ struct AdminState {
   std::atomic<bool> ready{false};
 };
 
-// GET /healthz, /readyz, /metrics, /admin/clusters on admin.listen. Runs on its own thread
+// The outcome of a reload asked for by POST /admin/reload.
+struct ReloadOutcome {
+  bool ok = false;
+  uint64_t version = 0;             // the snapshot serving after it
+  std::vector<std::string> errors;  // FILE:LINE:COL: key: what is wrong
+};
+// Runs a reload where reloads run (the control thread) and calls done with its outcome, from
+// any thread.
+using ReloadHook = std::function<void(std::function<void(ReloadOutcome)> done)>;
+
+// GET /healthz, /readyz, /metrics, /admin/clusters, /admin/config, /admin/explain, the status
+// page at /, and POST /admin/reload on admin.listen. Runs on its own thread
 // (named sy-admin) and io_context, off the control thread that runs health checks, the
 // circuit breaker and reloads: a crowd of scrapers cannot delay them. At most 64 connections,
 // 10 s per request, accept errors back off for 100 ms.
@@ -32,6 +45,8 @@ class AdminServer {
               const AdminState& state);
   ~AdminServer();
 
+  // Before listen(): what POST /admin/reload runs (without one it answers 503).
+  void on_reload(ReloadHook hook);
   // Binds and starts the admin thread; false (and logs) if the address cannot be bound.
   bool listen(const SocketAddress& address);
   // Stops accepting, closes open connections, joins the thread.
@@ -44,5 +59,14 @@ class AdminServer {
 
 // The /admin/clusters document for a snapshot. Any thread (reads atomics only).
 std::string clusters_json(const control::Snapshot& snapshot);
+// The /admin/config document: the snapshot's configuration, defaults filled in, secrets
+// redacted.
+std::string config_json(const control::Snapshot& snapshot);
+// The /admin/explain document for a query string ("listener=L&host=H&path=P&header=K:V&
+// client=IP"); *status is set to 400 for a malformed query.
+std::string explain_json(const control::Snapshot& snapshot, std::string_view query,
+                         unsigned* status);
+// The status page (one self-contained HTML file, src/admin/status_page.html).
+std::string_view status_page();
 
 }  // namespace switchyard::admin

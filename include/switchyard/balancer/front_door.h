@@ -121,6 +121,22 @@ struct LoadEstimate {
 // 0 = no cap (factor 0 turns bounded load off). Used for the cluster and for each region.
 int64_t bounded_load_cap(double factor, int64_t in_flight, uint32_t usable);
 
+// What a pick for a request like this would do now (GET /admin/explain), without picking:
+// nothing is counted, claimed or moved.
+struct PickExplanation {
+  const EndpointRef* endpoint = nullptr;  // the endpoint it would get (nullptr: 503)
+  LocalityOutcome locality = LocalityOutcome::kNone;
+  // Locality clusters with a client region: that region's state and the share that spills.
+  bool region_known = false;  // the client's region has endpoints in this cluster
+  bool region_healthy = false;
+  double spill = 0;          // share of its requests sent to the fallback now (allow)
+  std::string spill_region;  // where they go: its nearest healthy region ("" : any / none)
+  std::string group;         // the table that ordered the candidates: "" cluster, else region
+  // The usable candidates in the order this request would try them (a hash key's walk of the
+  // ring or Maglev table; round robin's next turns from a fresh cursor).
+  std::vector<const EndpointRef*> order;
+};
+
 class ClusterBalancer {
  public:
   // Control thread. refs: the cluster's endpoints (in order) with their module states, which
@@ -151,6 +167,7 @@ class ClusterBalancer {
   void accept_load_report(const Pick& pick, std::string_view header) const;
 
   // --- any thread --------------------------------------------------------------------------
+  PickExplanation explain(const PickRequest& req) const;
   const config::Cluster& config() const { return *cluster_.config; }
   const registry::ClusterSnapshot& cluster() const { return cluster_; }
   const Members& members() const { return members_; }

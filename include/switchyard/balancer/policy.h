@@ -122,6 +122,13 @@ class Policy {
                                              const Members& members) const = 0;
   // The cluster blocks this policy defines and reads itself.
   virtual std::vector<config::ClusterBlockReader> blocks() const { return {}; }
+  // The blocks it reads (its own, and any it shares with another policy): what /admin/config
+  // shows of a cluster that uses it.
+  virtual std::vector<std::string> reads() const {
+    std::vector<std::string> keys;
+    for (const auto& b : blocks()) keys.push_back(b.key);
+    return keys;
+  }
   virtual PolicyTraits traits(const config::Cluster&) const { return {}; }
 };
 

@@ -46,6 +46,8 @@ struct Cidr {
   int prefix_bits = 0;  // over the 128-bit mapped form
   static std::optional<Cidr> parse(std::string_view text);
   bool contains(const IpAddress& ip) const;
+  // "10.0.0.0/8" for a v4-mapped network, "::1/128" otherwise.
+  std::string to_string() const;
 };
 
 }  // namespace switchyard

@@ -96,14 +96,27 @@ enum class HashKeySource { kHeader, kCookie, kQuery, kPath, kClientIp };
 struct HashKey {
   HashKeySource source = HashKeySource::kClientIp;
   std::string name;  // header, cookie or query parameter name
+  // As written in YAML: "header:X-User-Id", "path", "client_ip".
+  std::string to_string() const;
 };
 
 // A cluster block that a load-balancing policy defines and reads itself (`resource_aware:`,
 // `hash:`; config/schema.h). The config layer stores it without knowing its type; the policy
 // that registered the block gets it back with Cluster::block_as.
+// Where a block describes its effective settings (GET /admin/config): one call per key, in
+// YAML's units (durations as text such as "10s"), secrets left out by the block itself.
+class BlockFields {
+ public:
+  virtual ~BlockFields() = default;
+  virtual void text(std::string_view key, std::string_view value) = 0;
+  virtual void number(std::string_view key, double value) = 0;
+};
+
+// A cluster block a policy defines and reads itself (hash:, resource_aware:).
 class Block {
  public:
   virtual ~Block() = default;
+  virtual void describe(BlockFields&) const {}
 };
 
 enum class Fallback { kNearest, kAny, kNone };

@@ -27,6 +27,15 @@ const config::BlockSpec<Config> kSpec{{
 
 }  // namespace
 
+void Config::describe(config::BlockFields& out) const {
+  out.text("key", key.to_string());
+  out.number("virtual_nodes", virtual_nodes);
+  out.number("ring_probes", ring_probes);
+  out.text("seed", seed.empty() ? "" : "<redacted>");
+  out.number("bounded_load", bounded_load);
+  out.text("on_missing_key", on_missing_key == OnMissingKey::kReject ? "reject" : "random");
+}
+
 config::ClusterBlockReader block_reader() {
   config::ClusterBlockReader reader;
   reader.key = kBlock;

@@ -24,6 +24,10 @@ struct Config : config::Block {
   std::string seed;
   double bounded_load = 0;  // 0 = off, else >= 1
   OnMissingKey on_missing_key = OnMissingKey::kRandom;
+
+  // The seed is a secret (it keeps keys from being aimed at one endpoint): only whether one is
+  // set is shown.
+  void describe(config::BlockFields& out) const override;
 };
 
 // The block's reader (and its check of the ring's size over the cluster's endpoints).

@@ -19,6 +19,7 @@ class Policy final : public balancer::Policy {
     return std::make_unique<Table>(cluster, members);
   }
   PolicyTraits traits(const config::Cluster& c) const override { return hashing::traits_of(c); }
+  std::vector<std::string> reads() const override { return {hashing::kBlock}; }
 };
 
 }  // namespace

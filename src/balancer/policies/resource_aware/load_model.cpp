@@ -4,6 +4,14 @@
 
 namespace switchyard::balancer::resource_aware {
 
+void Config::describe(config::BlockFields& out) const {
+  out.number("cpu_weight", cpu_weight);
+  out.number("memory_weight", memory_weight);
+  out.number("connection_weight", connection_weight);
+  out.number("connection_capacity", connection_capacity);
+  out.text("max_report_age", format_duration(max_report_age));
+}
+
 config::ClusterBlockReader block_reader() {
   config::ClusterBlockReader reader;
   reader.key = kBlock;

@@ -20,6 +20,8 @@ struct Config : config::Block {
   double connection_weight = 0.3;
   uint32_t connection_capacity = 100;
   Duration max_report_age = std::chrono::seconds(10);
+
+  void describe(config::BlockFields& out) const override;
 };
 
 // The block's reader, for the schema.
