@@ -102,7 +102,12 @@ class Daemon {
         drain_timer_(control_) {}
 
   int run() {
-    auto snapshot = runtime_.apply(config_);
+    std::string why;
+    auto snapshot = runtime_.apply(config_, &why);
+    if (!snapshot) {
+      logs::main().error("{}: {}", options_.config_path, why);
+      return 1;
+    }
     if (!proxy_.bind()) return 1;
     proxy_.publish(snapshot);
     admin_.on_reload([this](std::function<void(admin::ReloadOutcome)> done) {
@@ -161,8 +166,17 @@ class Daemon {
         !(result.config->admin.listen == config_->admin.listen)) {
       logs::config().warn("workers and admin.listen take effect only after a restart");
     }
+    std::string why;
+    auto snapshot = runtime_.apply(result.config, &why);
+    if (!snapshot) {
+      logs::config().error("{}: {}", options_.config_path, why);
+      logs::config().error("reload failed: keeping the running configuration");
+      runtime_.count_reload(false);
+      outcome.errors.push_back(options_.config_path + ": " + why);
+      outcome.version = runtime_.current()->version;
+      return outcome;
+    }
     config_ = result.config;
-    auto snapshot = runtime_.apply(config_);
     proxy_.publish(snapshot);
     runtime_.count_reload(true);
     logs::config().info("reload succeeded");

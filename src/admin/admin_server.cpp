@@ -8,9 +8,8 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <thread>
-
 #include <boost/json.hpp>
+#include <thread>
 
 #include "switchyard/common/asio_endpoint.h"
 #include "switchyard/common/logging.h"
@@ -76,7 +75,8 @@ struct AdminServer::Impl : std::enable_shared_from_this<AdminServer::Impl> {
     const size_t q = target.find('?');
     const std::string_view path = target.substr(0, q);
     const std::string_view query = q == std::string_view::npos ? "" : target.substr(q + 1);
-    if (path == "/admin/reload") return {http::status::method_not_allowed, "text/plain", "only POST\n"};
+    if (path == "/admin/reload")
+      return {http::status::method_not_allowed, "text/plain", "only POST\n"};
     if (req.method() != http::verb::get && req.method() != http::verb::head) {
       return {http::status::method_not_allowed, "text/plain", "only GET\n"};
     }
@@ -89,8 +89,8 @@ struct AdminServer::Impl : std::enable_shared_from_this<AdminServer::Impl> {
       return {http::status::ok, "text/html; charset=utf-8", std::string(status_page())};
     }
     auto current = stats.current();
-    const bool known = path == "/metrics" || path == "/admin/clusters" ||
-                       path == "/admin/config" || path == "/admin/explain";
+    const bool known = path == "/metrics" || path == "/admin/clusters" || path == "/admin/config" ||
+                       path == "/admin/explain";
     if (!known) return {http::status::not_found, "text/plain", kIndex};
     if (!current) return {http::status::service_unavailable, "text/plain", "none\n"};
     if (path == "/metrics") {

@@ -129,8 +129,9 @@ json::object cluster_json(const config::Cluster& c) {
     const auto& l = *c.locality;
     out["locality"] = json::object{
         {"client_region", "header:" + l.client_region_header},
-        {"client_zone", l.client_zone_header.empty() ? json::value(nullptr)
-                                                     : json::value("header:" + l.client_zone_header)},
+        {"client_zone", l.client_zone_header.empty()
+                            ? json::value(nullptr)
+                            : json::value("header:" + l.client_zone_header)},
         {"min_healthy_fraction", l.min_healthy_fraction},
         {"fallback", fallback_name(l.fallback)},
     };
@@ -170,10 +171,8 @@ json::object cluster_json(const config::Cluster& c) {
   };
   json::array endpoints;
   for (const auto& e : c.endpoints) {
-    json::object ep{{"address", e.address_text},
-                    {"region", e.region},
-                    {"zone", e.zone},
-                    {"weight", e.weight}};
+    json::object ep{
+        {"address", e.address_text}, {"region", e.region}, {"zone", e.zone}, {"weight", e.weight}};
     if (e.cpu_usage || e.memory_usage) {
       json::object meta;
       if (e.cpu_usage) meta["cpu_usage"] = *e.cpu_usage;
@@ -201,9 +200,9 @@ std::string config_json(const control::Snapshot& snapshot) {
       {"drain_timeout", format_duration(c.drain_timeout)},
       {"admin", json::object{{"listen", c.admin.listen_text}}},
       {"access_log",
-       json::object{{"enabled", c.access_log.enabled},
-                    {"format", c.access_log.format == config::AccessLogFormat::kJson ? "json"
-                                                                                      : "text"}}},
+       json::object{
+           {"enabled", c.access_log.enabled},
+           {"format", c.access_log.format == config::AccessLogFormat::kJson ? "json" : "text"}}},
       {"listeners", std::move(listeners)},
       {"clusters", std::move(clusters)},
   };

@@ -98,17 +98,17 @@ std::string explain_json(const control::Snapshot& snapshot, std::string_view que
     } else if (key == "header") {
       const size_t colon = value.find(':');
       if (colon == std::string::npos || colon == 0) {
-        return json::serialize(error(status, 400, "header=NAME:VALUE expected, got '" + value +
-                                                      "'")) +
+        return json::serialize(
+                   error(status, 400, "header=NAME:VALUE expected, got '" + value + "'")) +
                "\n";
       }
       std::string v = value.substr(colon + 1);
       v.erase(0, v.find_first_not_of(' '));
       q.headers.emplace_back(value.substr(0, colon), std::move(v));
     } else {
-      return json::serialize(error(status, 400,
-                                   "unknown parameter '" + key +
-                                       "'; use listener host path header client method")) +
+      return json::serialize(error(
+                 status, 400,
+                 "unknown parameter '" + key + "'; use listener host path header client method")) +
              "\n";
     }
   }
@@ -132,10 +132,9 @@ std::string explain_json(const control::Snapshot& snapshot, std::string_view que
         {"host", e.route->host ? json::value(*e.route->host) : nullptr},
         {"path_prefix", e.route->path_prefix ? json::value(*e.route->path_prefix) : nullptr},
         {"cluster", e.route->cluster},
-        {"cross_region", e.route->cross_region == config::CrossRegion::kAllow ? "allow"
-                         : e.route->cross_region == config::CrossRegion::kDeny
-                             ? "deny"
-                             : "failover_only"},
+        {"cross_region", e.route->cross_region == config::CrossRegion::kAllow  ? "allow"
+                         : e.route->cross_region == config::CrossRegion::kDeny ? "deny"
+                                                                               : "failover_only"},
     };
   } else {
     doc["route"] = nullptr;
@@ -163,8 +162,8 @@ std::string explain_json(const control::Snapshot& snapshot, std::string_view que
         {"region_has_endpoints", p.region_known},
         {"region_healthy", p.region_healthy},
         {"spill_fraction", p.spill},
-        {"spill_region", p.spill_region.empty() ? json::value(nullptr)
-                                                : json::value(p.spill_region)},
+        {"spill_region",
+         p.spill_region.empty() ? json::value(nullptr) : json::value(p.spill_region)},
     };
     doc["locality"] = std::move(locality);
   }
@@ -181,8 +180,8 @@ std::string explain_json(const control::Snapshot& snapshot, std::string_view que
     c["rank"] = i;
     candidates.push_back(std::move(c));
   }
-  doc["candidates_from"] = e.pick.group.empty() ? json::value("cluster")
-                                                : json::value("region " + e.pick.group);
+  doc["candidates_from"] =
+      e.pick.group.empty() ? json::value("cluster") : json::value("region " + e.pick.group);
   doc["candidates"] = std::move(candidates);
   if (e.pick.endpoint != nullptr) {
     doc["endpoint"] = endpoint_json(cluster, *e.pick.endpoint, now_ns);

@@ -7,6 +7,8 @@
 #include <sstream>
 #include <thread>
 
+#include "tls_files.h"
+
 namespace switchyard::config {
 namespace {
 
@@ -124,6 +126,17 @@ const BlockSpec<Route> kMatch{{
        if (prefix.empty() || prefix[0] != '/') v.error("must start with '/'");
        r.path_prefix = prefix;
      }},
+    {"client_san",
+     [](const Value& v, Route& r) {
+       std::string san;
+       if (!v.string(&san)) return;
+       if (san.empty() || san == "*") {
+         v.error(
+             "expected a URI SAN, like spiffe://example.org/ns/web (a trailing * matches a "
+             "prefix)");
+       }
+       r.client_san = san;
+     }},
 }};
 
 const BlockSpec<Route> kRoute{{
@@ -160,6 +173,111 @@ std::vector<T> non_empty_list(const Value& v, const BlockSpec<T>& spec, const ch
   }
   return items;
 }
+
+void read_tls_version(const Value& v, TlsVersion* out) {
+  v.choice(out, {{"1.2", TlsVersion::k12},
+                 {"1.3", TlsVersion::k13},
+                 {"TLSv1.2", TlsVersion::k12},
+                 {"TLSv1.3", TlsVersion::k13}});
+}
+
+// An OpenSSL cipher string: only characters such lists use (the library checks the rest when
+// the context is built).
+void read_cipher_list(const Value& v, std::string* out) {
+  std::string s;
+  if (!v.string(&s)) return;
+  if (s.empty() || s.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                       "0123456789-_:+!@=.") != std::string::npos) {
+    v.error("expected an OpenSSL cipher list, like ECDHE-ECDSA-AES128-GCM-SHA256:...");
+    return;
+  }
+  *out = s;
+}
+
+const BlockSpec<TlsCertificate> kTlsCertificate{
+    {
+        {"cert_file", [](const Value& v, TlsCertificate& c) { v.file_path(&c.cert_file); },
+         /*required=*/true},
+        {"key_file", [](const Value& v, TlsCertificate& c) { v.file_path(&c.key_file); },
+         /*required=*/true},
+    },
+    [](const Value& block, TlsCertificate& c) {
+      if (c.cert_file.empty() || c.key_file.empty()) return;
+      std::string why;
+      if (!tls_files::check_pair(c.cert_file, c.key_file, &c.names, &why)) {
+        block.reader().error(block.node(), block.path(), why);
+      }
+    }};
+
+const BlockSpec<ListenerTls> kListenerTls{
+    {
+        {"certificates",
+         [](const Value& v, ListenerTls& t) {
+           t.certificates = read_list(v, kTlsCertificate);
+           if (t.certificates.empty()) v.error("must list at least one certificate");
+         },
+         /*required=*/true},
+        {"min_version",
+         [](const Value& v, ListenerTls& t) { read_tls_version(v, &t.min_version); }},
+        {"ciphers", [](const Value& v, ListenerTls& t) { read_cipher_list(v, &t.ciphers); }},
+        {"ciphersuites",
+         [](const Value& v, ListenerTls& t) { read_cipher_list(v, &t.ciphersuites); }},
+        {"session_tickets", [](const Value& v, ListenerTls& t) { v.boolean(&t.session_tickets); }},
+        {"client_ca_file",
+         [](const Value& v, ListenerTls& t) {
+           std::string why;
+           if (v.file_path(&t.client_ca_file) && !tls_files::check_ca(t.client_ca_file, &why)) {
+             v.error(why);
+           }
+         }},
+        {"client_certificate",
+         [](const Value& v, ListenerTls& t) {
+           v.choice(&t.client_certificate, {{"none", ClientCertificate::kNone},
+                                            {"optional", ClientCertificate::kOptional},
+                                            {"required", ClientCertificate::kRequired}});
+         }},
+    },
+    [](const Value& block, ListenerTls& t) {
+      if (t.client_certificate != ClientCertificate::kNone && t.client_ca_file.empty()) {
+        block.reader().error(block.node(), block.path() + ".client_certificate",
+                             "needs client_ca_file (the CAs client certificates chain to)");
+      }
+    }};
+
+const BlockSpec<ClusterTls> kClusterTls{
+    {
+        {"enabled", [](const Value& v, ClusterTls& t) { v.boolean(&t.enabled); }},
+        {"sni",
+         [](const Value& v, ClusterTls& t) {
+           if (v.string(&t.sni) && t.sni.find_first_of(" /:\t") != std::string::npos) {
+             v.error("expected a host name");
+           }
+         }},
+        {"verify", [](const Value& v, ClusterTls& t) { v.boolean(&t.verify); }},
+        {"ca_file",
+         [](const Value& v, ClusterTls& t) {
+           std::string why;
+           if (v.file_path(&t.ca_file) && !tls_files::check_ca(t.ca_file, &why)) v.error(why);
+         }},
+        {"cert_file", [](const Value& v, ClusterTls& t) { v.file_path(&t.cert_file); }},
+        {"key_file", [](const Value& v, ClusterTls& t) { v.file_path(&t.key_file); }},
+        {"min_version", [](const Value& v, ClusterTls& t) { read_tls_version(v, &t.min_version); }},
+    },
+    [](const Value& block, ClusterTls& t) {
+      if (!block.node().IsMap()) return;
+      if (!block.node()["enabled"].IsDefined()) t.enabled = true;  // a tls block turns it on
+      if (t.cert_file.empty() != t.key_file.empty()) {
+        block.reader().error(block.node(),
+                             block.path() + (t.cert_file.empty() ? ".cert_file" : ".key_file"),
+                             "cert_file and key_file go together (a client certificate)");
+        return;
+      }
+      std::vector<std::string> names;
+      std::string why;
+      if (!t.cert_file.empty() && !tls_files::check_pair(t.cert_file, t.key_file, &names, &why)) {
+        block.reader().error(block.node(), block.path(), why);
+      }
+    }};
 
 const BlockSpec<Listener> kListener{{
     {"name",
@@ -215,6 +333,12 @@ const BlockSpec<Listener> kListener{{
      }},
     {"routes", [](const Value& v, Listener& l) { l.routes = non_empty_list(v, kRoute, "route"); },
      /*required=*/true},
+    {"tls",
+     [](const Value& v, Listener& l) {
+       ListenerTls t;
+       read_block(v, kListenerTls, t);
+       l.tls = std::move(t);
+     }},
 }};
 
 const BlockSpec<Endpoint> kMetadata{{
@@ -240,8 +364,7 @@ const BlockSpec<Endpoint> kEndpoint{{
 }};
 
 const BlockSpec<Locality> kLocality{{
-    {"client_region",
-     [](const Value& v, Locality& l) { v.header_name(&l.client_region_header); }},
+    {"client_region", [](const Value& v, Locality& l) { v.header_name(&l.client_region_header); }},
     {"client_zone", [](const Value& v, Locality& l) { v.header_name(&l.client_zone_header); }},
     {"min_healthy_fraction",
      [](const Value& v, Locality& l) { v.number(&l.min_healthy_fraction, 0, 1); }},
@@ -361,6 +484,8 @@ BlockSpec<Cluster> cluster_spec(const Schema& schema, Value* endpoints_seen) {
                        }});
   spec.keys.push_back(
       {"upstream", [](const Value& v, Cluster& c) { read_block(v, kUpstream, c.upstream); }});
+  spec.keys.push_back(
+      {"tls", [](const Value& v, Cluster& c) { read_block(v, kClusterTls, c.tls); }});
   spec.keys.push_back({"endpoints",
                        [endpoints_seen](const Value& v, Cluster& c) {
                          c.endpoints = read_endpoints(v);
@@ -425,6 +550,14 @@ Config read_config(Reader& r, const YAML::Node& root, const Schema& schema) {
   for (const auto& item : listener_items) {
     Listener li;
     read_block(item, kListener, li);
+    for (size_t ri = 0; ri < li.routes.size(); ++ri) {
+      if (li.routes[ri].client_san &&
+          (!li.tls || li.tls->client_certificate == ClientCertificate::kNone)) {
+        r.error(item.node()["routes"][ri]["match"]["client_san"],
+                item.path() + ".routes[" + std::to_string(ri) + "].match.client_san",
+                "needs tls.client_certificate optional or required on this listener");
+      }
+    }
     if (!li.name.empty() && !listener_names.insert(li.name).second) {
       r.error(item.node()["name"], item.path() + ".name",
               "duplicate listener name '" + li.name + "'");

@@ -24,6 +24,22 @@ bool valid_token(std::string_view s) {
   return true;
 }
 
+bool Value::file_path(std::string* out) const {
+  std::string s;
+  if (!string(&s)) return false;
+  if (s.empty()) {
+    error("must not be empty");
+    return false;
+  }
+  if (s[0] != '/') {
+    const auto& file = reader_->file();
+    const size_t slash = file.rfind('/');
+    if (slash != std::string::npos) s = file.substr(0, slash + 1) + s;
+  }
+  *out = s;
+  return true;
+}
+
 bool Value::header_name(std::string* out) const {
   std::string s;
   if (!string(&s)) return false;

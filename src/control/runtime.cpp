@@ -28,9 +28,30 @@ Runtime::Runtime(boost::asio::io_context& control)
 
 Runtime::~Runtime() { stop(); }
 
-std::shared_ptr<const Snapshot> Runtime::apply(std::shared_ptr<const config::Config> cfg) {
+std::shared_ptr<const Snapshot> Runtime::apply(std::shared_ptr<const config::Config> cfg,
+                                               std::string* error) {
+  // TLS first: it is the one part that can still fail, and a failure must change nothing.
+  std::vector<std::shared_ptr<const tls::ServerContext>> listener_tls;
+  std::vector<std::shared_ptr<const tls::ClientContext>> cluster_tls;
+  std::string why;
+  for (const auto& l : cfg->listeners) {
+    listener_tls.push_back(l.tls ? tls::ServerContext::build(*l.tls, &why) : nullptr);
+    if (l.tls && !listener_tls.back()) {
+      if (error) *error = "listener '" + l.name + "': " + why;
+      return nullptr;
+    }
+  }
+  for (const auto& c : cfg->clusters) {
+    cluster_tls.push_back(c.tls.enabled ? tls::ClientContext::build(c.tls, &why) : nullptr);
+    if (c.tls.enabled && !cluster_tls.back()) {
+      if (error) *error = "cluster '" + c.name + "': " + why;
+      return nullptr;
+    }
+  }
   auto reg = registry_.build(cfg);
   auto snap = std::make_shared<Snapshot>();
+  snap->listener_tls = std::move(listener_tls);
+  snap->cluster_tls = cluster_tls;
   snap->version = reg->version;
   snap->config = cfg;
   snap->registry = reg;
@@ -56,7 +77,8 @@ std::shared_ptr<const Snapshot> Runtime::apply(std::shared_ptr<const config::Con
       if (!load) load = std::make_shared<balancer::EndpointLoad>();
       loads[ep.key] = load;
       owned.loads.push_back(load);
-      targets.push_back({ep.key, cc.name, ep.address_text, ep.address, cc.health_check});
+      targets.push_back({ep.key, cc.name, ep.address_text, ep.address, cc.health_check,
+                         cluster_tls[snap->clusters.size()]});
     }
     auto& state = cluster_states_[cc.name];
     if (!state) state = std::make_shared<balancer::ClusterState>();
@@ -124,7 +146,9 @@ void Runtime::schedule() {
 }
 
 void Runtime::tick() {
-  outliers_.tick(std::chrono::steady_clock::now());
+  const auto now = std::chrono::steady_clock::now();
+  outliers_.tick(now);
+  tls::rotate_ticket_keys_if_due(now);
   auto snap = current();
   if (!snap) return;
   for (const auto& b : snap->clusters) b->tick();

@@ -33,14 +33,17 @@
 #include <array>
 #include <atomic>
 #include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/beast.hpp>
+#include <boost/beast/ssl.hpp>
 #include <boost/crc.hpp>
 #include <charconv>
 #include <csignal>
-#include <deque>
-#include <mutex>
 #include <cstdio>
+#include <deque>
 #include <iostream>
+#include <mutex>
+#include <optional>
 #include <random>
 #include <string>
 #include <thread>
@@ -71,6 +74,9 @@ struct Options {
   int rtt_ms = 0;
   int idle_close_ms = 0;
   int slots = 0;
+  std::string tls_cert;  // --tls-cert/--tls-key: serve HTTPS
+  std::string tls_key;
+  std::string tls_client_ca;  // --tls-client-ca: require a client certificate from these CAs
 };
 
 std::atomic<bool> g_fail_health{false};
@@ -80,10 +86,15 @@ std::atomic<int> g_in_flight{0};
 std::atomic<bool> g_synthetic{false};
 std::atomic<double> g_error_rate{0};
 Options g_opt;
-class Session;
+// A request waiting for a --slots slot.
+class Slotted {
+ public:
+  virtual ~Slotted() = default;
+  virtual void take_slot() = 0;  // any thread: the slot is this request's now
+};
 std::mutex g_slots_mutex;  // --slots (the demo backend may run several threads)
 int g_busy_slots = 0;
-std::deque<std::shared_ptr<Session>> g_slot_queue;
+std::deque<std::shared_ptr<Slotted>> g_slot_queue;
 
 std::string_view query_param(std::string_view target, std::string_view name) {
   auto q = target.find('?');
@@ -107,15 +118,61 @@ uint64_t to_u64(std::string_view s, uint64_t fallback) {
   return v;
 }
 
-class Session : public std::enable_shared_from_this<Session> {
+using PlainStream = beast::tcp_stream;
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+
+// One client connection, over plain TCP or TLS (--tls-cert).
+template <typename Stream>
+class Session : public Slotted, public std::enable_shared_from_this<Session<Stream>> {
  public:
-  explicit Session(tcp::socket socket)
-      : stream_(std::move(socket)), timer_(stream_.get_executor()) {
+  template <typename... Args>
+  explicit Session(tcp::socket socket, Args&... tls)
+      : stream_(std::move(socket), tls...), timer_(stream_.get_executor()) {
     buffer_.reserve(64 * 1024);  // Beast reads as much as the buffer has room for (else 512 B)
   }
 
-  void start() { read(); }
+  void start() {
+    if constexpr (std::is_same_v<Stream, TlsStream>) {
+      lowest().expires_after(std::chrono::seconds(10));
+      stream_.async_handshake(asio::ssl::stream_base::server,
+                              [self = this->shared_from_this()](beast::error_code ec) {
+                                if (ec) {
+                                  if (g_opt.log_requests) {
+                                    std::printf("tls handshake failed: %s\n", ec.message().c_str());
+                                    std::fflush(stdout);
+                                  }
+                                  return;
+                                }
+                                self->log_peer();
+                                self->read();
+                              });
+    } else {
+      read();
+    }
+  }
 
+  void take_slot() override {
+    has_slot_ = true;  // the slot passes on
+    asio::post(stream_.get_executor(), [self = this->shared_from_this()] { self->serve(); });
+  }
+
+ private:
+  beast::tcp_stream& lowest() { return beast::get_lowest_layer(stream_); }
+
+  // --log-requests: the client certificate's subject, once per connection.
+  void log_peer() {
+    if (!g_opt.log_requests) return;
+    X509* cert = SSL_get1_peer_certificate(stream_.native_handle());
+    char subject[256] = "none";
+    if (cert != nullptr) {
+      X509_NAME_oneline(X509_get_subject_name(cert), subject, sizeof subject);
+      X509_free(cert);
+    }
+    std::printf("tls peer %s\n", subject);
+    std::fflush(stdout);
+  }
+
+ public:
  private:
   // The head first: /discard streams its body away (any size), everything else reads the
   // body whole (up to 64 MiB).
@@ -125,10 +182,10 @@ class Session : public std::enable_shared_from_this<Session> {
     head_parser_->header_limit(64 * 1024);  // big heads are for the proxy to judge
     // --idle-close-ms: a keep-alive timeout as short as gunicorn's or Node's (an idle
     // connection is closed that long after the last answer).
-    stream_.expires_after(g_opt.idle_close_ms > 0 ? std::chrono::milliseconds(g_opt.idle_close_ms)
-                                                  : std::chrono::milliseconds(60000));
+    lowest().expires_after(g_opt.idle_close_ms > 0 ? std::chrono::milliseconds(g_opt.idle_close_ms)
+                                                   : std::chrono::milliseconds(60000));
     http::async_read_header(stream_, buffer_, *head_parser_,
-                            [self = shared_from_this()](beast::error_code ec, size_t) {
+                            [self = this->shared_from_this()](beast::error_code ec, size_t) {
                               if (ec) return;
                               self->on_header();
                             });
@@ -143,7 +200,7 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_.emplace(std::move(*head_parser_));
     parser_->body_limit(64 * 1024 * 1024);
     http::async_read(stream_, buffer_, *parser_,
-                     [self = shared_from_this()](beast::error_code ec, size_t) {
+                     [self = this->shared_from_this()](beast::error_code ec, size_t) {
                        if (ec) return;
                        self->handle();
                      });
@@ -156,9 +213,9 @@ class Session : public std::enable_shared_from_this<Session> {
     auto& body = head_parser_->get().body();
     body.data = scratch_.data();
     body.size = scratch_.size();
-    stream_.expires_after(std::chrono::seconds(60));
+    lowest().expires_after(std::chrono::seconds(60));
     http::async_read_some(stream_, buffer_, *head_parser_,
-                          [self = shared_from_this()](beast::error_code ec, size_t) {
+                          [self = this->shared_from_this()](beast::error_code ec, size_t) {
                             if (ec == http::error::need_buffer) ec = {};
                             if (ec) return;
                             self->discarded_ +=
@@ -183,8 +240,7 @@ class Session : public std::enable_shared_from_this<Session> {
   // multi-gigabyte download costs 64 KiB of memory).
   void stream_bytes(uint64_t n, bool chunked, bool keep_alive, bool head_only) {
     std::string head = "HTTP/1.1 200 OK\r\nX-Backend-Name: " + g_opt.name +
-                       "\r\nX-Backend-Region: " + g_opt.region +
-                       "\r\nContent-Type: text/plain\r\n";
+                       "\r\nX-Backend-Region: " + g_opt.region + "\r\nContent-Type: text/plain\r\n";
     head += chunked ? "Transfer-Encoding: chunked\r\n"
                     : "Content-Length: " + std::to_string(n) + "\r\n";
     if (!keep_alive) head += "Connection: close\r\n";
@@ -201,9 +257,9 @@ class Session : public std::enable_shared_from_this<Session> {
       g_in_flight.fetch_sub(1, std::memory_order_relaxed);
       in_flight_ = false;
     }
-    stream_.expires_after(std::chrono::seconds(60));
+    lowest().expires_after(std::chrono::seconds(60));
     asio::async_write(stream_, asio::buffer(stream_head_),
-                      [self = shared_from_this()](beast::error_code ec, size_t) {
+                      [self = this->shared_from_this()](beast::error_code ec, size_t) {
                         if (ec) return;
                         self->stream_block();
                       });
@@ -214,35 +270,35 @@ class Session : public std::enable_shared_from_this<Session> {
       if (stream_chunked_) {
         stream_chunked_ = false;
         asio::async_write(stream_, asio::buffer("0\r\n\r\n", 5),
-                          [self = shared_from_this()](beast::error_code ec, size_t) {
+                          [self = this->shared_from_this()](beast::error_code ec, size_t) {
                             if (!ec) self->stream_block();
                           });
         return;
       }
       if (!stream_keep_alive_) {
         beast::error_code ignored;
-        stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+        lowest().socket().shutdown(tcp::socket::shutdown_send, ignored);
         return;
       }
       return read();
     }
     size_t n = static_cast<size_t>(std::min<uint64_t>(stream_left_, pattern_.size()));
     stream_left_ -= n;
-    stream_.expires_after(std::chrono::seconds(60));
+    lowest().expires_after(std::chrono::seconds(60));
     if (stream_chunked_) {
       char line[24];
       int len = std::snprintf(line, sizeof(line), "%zx\r\n", n);
       chunk_line_.assign(line, static_cast<size_t>(len));
-      std::array<asio::const_buffer, 3> bufs{asio::buffer(chunk_line_),
-                                              asio::buffer(pattern_.data(), n),
-                                              asio::buffer("\r\n", 2)};
-      asio::async_write(stream_, bufs, [self = shared_from_this()](beast::error_code ec, size_t) {
-        if (!ec) self->stream_block();
-      });
+      std::array<asio::const_buffer, 3> bufs{
+          asio::buffer(chunk_line_), asio::buffer(pattern_.data(), n), asio::buffer("\r\n", 2)};
+      asio::async_write(stream_, bufs,
+                        [self = this->shared_from_this()](beast::error_code ec, size_t) {
+                          if (!ec) self->stream_block();
+                        });
       return;
     }
     asio::async_write(stream_, asio::buffer(pattern_.data(), n),
-                      [self = shared_from_this()](beast::error_code ec, size_t) {
+                      [self = this->shared_from_this()](beast::error_code ec, size_t) {
                         if (!ec) self->stream_block();
                       });
   }
@@ -295,6 +351,7 @@ class Session : public std::enable_shared_from_this<Session> {
       res_.set("X-Echo-Version", std::to_string(req.version()));
       res_.set("X-Echo-XFF", req["X-Forwarded-For"]);
       res_.set("X-Echo-XFP", req["X-Forwarded-Proto"]);
+      res_.set("X-Echo-XFCC", req["X-Forwarded-Client-Cert"]);
       std::string names;
       for (const auto& f : req) {
         if (!names.empty()) names += ",";
@@ -347,7 +404,7 @@ class Session : public std::enable_shared_from_this<Session> {
     {
       std::lock_guard<std::mutex> lock(g_slots_mutex);
       if (g_busy_slots >= g_opt.slots) {
-        g_slot_queue.push_back(shared_from_this());
+        g_slot_queue.push_back(this->shared_from_this());
         return;
       }
       ++g_busy_slots;
@@ -357,7 +414,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   static void release_slot() {
-    std::shared_ptr<Session> next;
+    std::shared_ptr<Slotted> next;
     {
       std::lock_guard<std::mutex> lock(g_slots_mutex);
       if (g_slot_queue.empty()) {
@@ -367,14 +424,13 @@ class Session : public std::enable_shared_from_this<Session> {
       next = std::move(g_slot_queue.front());
       g_slot_queue.pop_front();
     }
-    next->has_slot_ = true;  // the slot passes on
-    asio::post(next->stream_.get_executor(), [next] { next->serve(); });
+    next->take_slot();
   }
 
   void serve() {
     if (delay_ms_ > 0) {
       timer_.expires_after(std::chrono::milliseconds(delay_ms_));
-      timer_.async_wait([self = shared_from_this()](beast::error_code) { self->write(); });
+      timer_.async_wait([self = this->shared_from_this()](beast::error_code) { self->write(); });
       return;
     }
     write();
@@ -421,19 +477,20 @@ class Session : public std::enable_shared_from_this<Session> {
       g_in_flight.fetch_sub(1, std::memory_order_relaxed);
       in_flight_ = false;
     }
-    stream_.expires_after(std::chrono::seconds(60));
-    http::async_write(stream_, res_, [self = shared_from_this()](beast::error_code ec, size_t) {
-      if (ec) return;
-      if (!self->res_.keep_alive()) {
-        beast::error_code ignored;
-        self->stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
-        return;
-      }
-      self->read();
-    });
+    lowest().expires_after(std::chrono::seconds(60));
+    http::async_write(stream_, res_,
+                      [self = this->shared_from_this()](beast::error_code ec, size_t) {
+                        if (ec) return;
+                        if (!self->res_.keep_alive()) {
+                          beast::error_code ignored;
+                          self->lowest().socket().shutdown(tcp::socket::shutdown_send, ignored);
+                          return;
+                        }
+                        self->read();
+                      });
   }
 
-  beast::tcp_stream stream_;
+  Stream stream_;
   asio::steady_timer timer_;
   beast::flat_buffer buffer_;
   static constexpr size_t kPatternBlock = 26 * 2520;  // 65,520: whole pattern periods
@@ -453,15 +510,20 @@ class Session : public std::enable_shared_from_this<Session> {
   bool stream_keep_alive_ = true;
 };
 
-void accept_loop(tcp::acceptor& acceptor) {
-  acceptor.async_accept(asio::make_strand(acceptor.get_executor()),
-                        [&acceptor](beast::error_code ec, tcp::socket socket) {
-                          if (!ec) {
-                            socket.set_option(tcp::no_delay(true), ec);
-                            std::make_shared<Session>(std::move(socket))->start();
-                          }
-                          accept_loop(acceptor);
-                        });
+void accept_loop(tcp::acceptor& acceptor, asio::ssl::context* tls) {
+  acceptor.async_accept(
+      asio::make_strand(acceptor.get_executor()),
+      [&acceptor, tls](beast::error_code ec, tcp::socket socket) {
+        if (!ec) {
+          socket.set_option(tcp::no_delay(true), ec);
+          if (tls != nullptr) {
+            std::make_shared<Session<TlsStream>>(std::move(socket), *tls)->start();
+          } else {
+            std::make_shared<Session<PlainStream>>(std::move(socket))->start();
+          }
+        }
+        accept_loop(acceptor, tls);
+      });
 }
 
 void usage() {
@@ -469,7 +531,8 @@ void usage() {
                "                    [--latency-ms MS] [--error-rate F] [--fail-health]\n"
                "                    [--cpu F] [--mem F] [--load] [--capacity N] [--handicap F]\n"
                "                    [--report-json] [--rtt-ms MS] [--threads N] [--log-requests]\n"
-               "                    [--idle-close-ms MS] [--slots N]\n";
+               "                    [--idle-close-ms MS] [--slots N]\n"
+               "                    [--tls-cert PEM --tls-key PEM [--tls-client-ca PEM]]\n";
 }
 
 }  // namespace
@@ -519,6 +582,12 @@ int main(int argc, char** argv) {
       g_opt.log_requests = true;
     } else if (a == "--fail-health") {
       g_opt.fail_health = true;
+    } else if (a == "--tls-cert") {
+      g_opt.tls_cert = next();
+    } else if (a == "--tls-key") {
+      g_opt.tls_key = next();
+    } else if (a == "--tls-client-ca") {
+      g_opt.tls_client_ca = next();
     } else if (a == "--threads") {
       g_opt.threads = std::max(1, std::stoi(next()));
     } else {
@@ -547,12 +616,27 @@ int main(int argc, char** argv) {
   acceptor.bind(ep);
   acceptor.listen(asio::socket_base::max_listen_connections);
   auto bound = acceptor.local_endpoint();
-  std::printf("demo_backend %s listening on %s:%u\n", g_opt.name.c_str(),
-              bound.address().to_string().c_str(), bound.port());
+  std::printf("demo_backend %s listening on %s:%u%s\n", g_opt.name.c_str(),
+              bound.address().to_string().c_str(), bound.port(),
+              g_opt.tls_cert.empty() ? "" : " (tls)");
   std::fflush(stdout);
   asio::signal_set signals(ioc, SIGINT, SIGTERM);
   signals.async_wait([&](beast::error_code, int) { ioc.stop(); });
-  accept_loop(acceptor);
+  std::optional<asio::ssl::context> tls;
+  if (!g_opt.tls_cert.empty()) {
+    tls.emplace(asio::ssl::context::tls_server);
+    tls->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                     asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
+                     asio::ssl::context::no_tlsv1_1);
+    tls->use_certificate_chain_file(g_opt.tls_cert);
+    tls->use_private_key_file(g_opt.tls_key.empty() ? g_opt.tls_cert : g_opt.tls_key,
+                              asio::ssl::context::pem);
+    if (!g_opt.tls_client_ca.empty()) {
+      tls->load_verify_file(g_opt.tls_client_ca);
+      tls->set_verify_mode(asio::ssl::verify_peer | asio::ssl::verify_fail_if_no_peer_cert);
+    }
+  }
+  accept_loop(acceptor, tls ? &*tls : nullptr);
   std::vector<std::thread> threads;
   for (int i = 1; i < g_opt.threads; ++i) threads.emplace_back([&] { ioc.run(); });
   ioc.run();

@@ -2,6 +2,8 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/error.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -42,7 +44,8 @@ class Probe : public std::enable_shared_from_this<Probe> {
         cluster_(target.cluster),
         address_text_(target.address_text),
         address_(to_endpoint(target.address)),
-        hc_(std::move(hc)) {
+        hc_(std::move(hc)),
+        tls_context_(target.tls) {
     request_.method(http::verb::get);
     request_.target(hc_.path);
     request_.version(11);
@@ -59,16 +62,21 @@ class Probe : public std::enable_shared_from_this<Probe> {
     schedule(std::chrono::milliseconds(0));
   }
 
-  // Takes a changed health_check block on reload (same endpoint, new settings).
-  void reconfigure(config::HealthCheck hc) {
+  // Takes a changed health_check block on reload (same endpoint, new settings). A new TLS
+  // context (a reload builds one) is used from the next connection on.
+  void reconfigure(config::HealthCheck hc, std::shared_ptr<const tls::ClientContext> tls) {
     hc_ = std::move(hc);
     request_.target(hc_.path);
+    if (tls != tls_context_) {
+      tls_context_ = std::move(tls);
+      if (!busy_) drop_connection();
+    }
   }
 
   void stop() {
     stopped_ = true;
     timer_.cancel();
-    if (stream_) stream_->close();
+    close();
   }
 
  private:
@@ -86,11 +94,28 @@ class Probe : public std::enable_shared_from_this<Probe> {
     return std::chrono::milliseconds(static_cast<int64_t>(hc_.interval.count() * factor));
   }
 
+  // The connection's lowest layer (both kinds time out through it).
+  beast::tcp_stream& tcp() { return tls_ ? tls_->next_layer() : *stream_; }
+  bool connected() const { return stream_.has_value() || tls_.has_value(); }
+  void close() {
+    if (stream_) stream_->close();
+    if (tls_) tls_->next_layer().close();
+  }
+  template <typename F>
+  void with_stream(F&& f) {
+    if (tls_) {
+      f(*tls_);
+    } else {
+      f(*stream_);
+    }
+  }
+
   void check() {
     retried_ = false;
-    if (!stream_) return connect();
+    busy_ = true;
+    if (!connected()) return connect();
     reused_ = true;
-    stream_->expires_after(hc_.timeout);
+    tcp().expires_after(hc_.timeout);
     send();
   }
 
@@ -100,8 +125,22 @@ class Probe : public std::enable_shared_from_this<Probe> {
     stream_->expires_after(hc_.timeout);
     stream_->async_connect(address_, [self = shared_from_this()](beast::error_code ec) {
       if (ec) return self->done(false, "connect: " + ec.message());
-      self->send();
+      if (!self->tls_context_) return self->send();
+      self->handshake();
     });
+  }
+
+  // Upstream TLS: the same context, SNI and verification as proxied requests.
+  void handshake() {
+    SSL* ssl = tls_context_->new_ssl(tls::host_of(address_text_));
+    if (ssl == nullptr) return done(false, "tls: cannot create a session");
+    tls_.emplace(std::move(*stream_), ssl);
+    stream_.reset();
+    tls_->async_handshake(asio::ssl::stream_base::client,
+                          [self = shared_from_this()](beast::error_code ec) {
+                            if (ec) return self->done(false, "tls handshake: " + ec.message());
+                            self->send();
+                          });
   }
 
   // A kept-alive connection that the endpoint closed while it sat idle (a keep-alive timeout
@@ -110,7 +149,8 @@ class Probe : public std::enable_shared_from_this<Probe> {
   // closed connection qualifies; a timeout, an error status or a refused connect count at once.
   bool retry_on_fresh_connection(const beast::error_code& ec) {
     const bool closed = ec == http::error::end_of_stream || ec == asio::error::eof ||
-                        ec == asio::error::connection_reset || ec == asio::error::broken_pipe;
+                        ec == asio::error::connection_reset || ec == asio::error::broken_pipe ||
+                        ec == asio::ssl::error::stream_truncated;
     if (!reused_ || retried_ || !closed || stopped_) return false;
     retried_ = true;
     drop_connection();
@@ -120,18 +160,25 @@ class Probe : public std::enable_shared_from_this<Probe> {
 
   void send() {
     sent_at_ = std::chrono::steady_clock::now();
-    http::async_write(*stream_, request_,
-                      [self = shared_from_this()](beast::error_code ec, size_t) {
-                        if (ec && self->retry_on_fresh_connection(ec)) return;
-                        if (ec) return self->done(false, "write: " + ec.message());
-                        self->receive();
-                      });
+    with_stream([&](auto& stream) {
+      http::async_write(stream, request_,
+                        [self = shared_from_this()](beast::error_code ec, size_t) {
+                          if (ec && self->retry_on_fresh_connection(ec)) return;
+                          if (ec) return self->done(false, "write: " + ec.message());
+                          self->receive();
+                        });
+    });
   }
 
   void receive() {
     parser_.emplace();
     parser_->body_limit(64 * 1024);
-    http::async_read(*stream_, buffer_, *parser_,
+    with_stream([&](auto& stream) { read_response(stream); });
+  }
+
+  template <typename Stream>
+  void read_response(Stream& stream) {
+    http::async_read(stream, buffer_, *parser_,
                      [self = shared_from_this()](beast::error_code ec, size_t) {
                        if (ec && self->retry_on_fresh_connection(ec)) return;
                        if (ec) return self->done(false, "read: " + ec.message());
@@ -150,12 +197,14 @@ class Probe : public std::enable_shared_from_this<Probe> {
   }
 
   void drop_connection() {
-    if (stream_) stream_->close();
+    close();
     stream_.reset();
+    tls_.reset();
     buffer_.clear();
   }
 
   void done(bool passed, const std::string& detail) {
+    busy_ = false;
     if (stopped_) return;
     state_->checks.add(passed ? EndpointHealth::kPassed : EndpointHealth::kFailed);
     if (!passed) drop_connection();
@@ -197,7 +246,10 @@ class Probe : public std::enable_shared_from_this<Probe> {
   std::string address_text_;
   tcp::endpoint address_;
   config::HealthCheck hc_;
-  std::optional<beast::tcp_stream> stream_;
+  std::shared_ptr<const tls::ClientContext> tls_context_;
+  std::optional<beast::tcp_stream> stream_;                  // plain, or TCP until the handshake
+  std::optional<asio::ssl::stream<beast::tcp_stream>> tls_;  // after it
+  bool busy_ = false;  // a check is in flight on the connection
   beast::flat_buffer buffer_;
   http::request<http::empty_body> request_;
   std::optional<http::response_parser<http::string_body>> parser_;
@@ -251,7 +303,7 @@ void HealthChecker::update(const std::vector<Target>& targets) {
     }
     auto it = impl_->probes.find(t.key);
     if (it != impl_->probes.end()) {
-      it->second->reconfigure(*t.check);
+      it->second->reconfigure(*t.check, t.tls);
       next.emplace(it->first, std::move(it->second));
       impl_->probes.erase(it);
       continue;

@@ -85,6 +85,15 @@ std::string render(const proxy::SnapshotStats& stats, const ProcessCounters& pro
             ls.downstream_requests);
     b.gauge("switchyard_downstream_connections_active", "Open client connections, by listener",
             labels, static_cast<double>(ls.connections_active.load(std::memory_order_relaxed)));
+    if (snapshot.listeners[li].config->tls) {
+      static constexpr const char* kResults[] = {"success", "failure", "timeout"};
+      for (size_t r = 0; r < proxy::ListenerStats::kTlsCount; ++r) {
+        b.counter("switchyard_downstream_tls_handshakes_total",
+                  "TLS handshakes on client connections, by listener and result",
+                  {{"listener", snapshot.listeners[li].config->name}, {"result", kResults[r]}},
+                  static_cast<double>(ls.tls_handshakes.value(r)));
+      }
+    }
   }
   const int64_t now_ns = balancer::steady_now_ns();
   for (size_t ci = 0; ci < snapshot.clusters.size(); ++ci) {

@@ -12,10 +12,10 @@ std::string region_source(const config::Listener& listener, std::string_view hea
   if (!header_value.empty() && trusted) {
     return "header " + std::string(header) + " from a trusted proxy";
   }
-  std::string ignored = header_value.empty()
-                            ? ""
-                            : "header " + std::string(header) +
-                                  " ignored (the peer is not in trusted_proxies); ";
+  std::string ignored =
+      header_value.empty()
+          ? ""
+          : "header " + std::string(header) + " ignored (the peer is not in trusted_proxies); ";
   const config::RegionMapEntry* best = nullptr;
   for (const auto& entry : listener.region_map) {
     if (entry.cidr.contains(peer) && (!best || entry.cidr.prefix_bits > best->cidr.prefix_bits)) {
@@ -32,10 +32,10 @@ std::string zone_source(const config::Listener& listener, std::string_view heade
   if (!header_value.empty() && trusted) {
     return "header " + std::string(header) + " from a trusted proxy";
   }
-  std::string ignored = header_value.empty()
-                            ? ""
-                            : "header " + std::string(header) +
-                                  " ignored (the peer is not in trusted_proxies); ";
+  std::string ignored =
+      header_value.empty()
+          ? ""
+          : "header " + std::string(header) + " ignored (the peer is not in trusted_proxies); ";
   if (!listener.local_zone.empty()) return ignored + "the listener's local_zone";
   return ignored + "none: no zone preference";
 }

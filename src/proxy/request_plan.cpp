@@ -50,7 +50,7 @@ void plan_request(const PlanInput& in, RequestHead& head, const HeadVerdict& ver
   const auto& listener = *in.listener;
   const auto target = routing::parse_target(head.target, head.fields.value(FieldId::kHost));
   if (!target.valid) return fail(out, 400, "invalid request target", true);
-  out.route = listener.router.match(target.host, target.path);
+  out.route = listener.router.match(target.host, target.path, in.client_uris);
   if (out.route == nullptr) return fail(out, 404, "no route for this request", in.has_body);
   out.cluster_index = out.route->cluster_index;
   out.cluster = in.snapshot->clusters[out.cluster_index].get();
@@ -65,6 +65,8 @@ void plan_request(const PlanInput& in, RequestHead& head, const HeadVerdict& ver
   ctx.asserted_headers = listener.registry->asserted_headers;
   ctx.upgrade_protocols = listener.config->upgrade_protocols;
   ctx.has_body = in.has_body;
+  ctx.scheme = in.scheme;
+  ctx.client_cert = in.client_cert;
   if (const auto& locality = out.cluster->config().locality) {
     pick.client_region =
         routing::client_region(*listener.config, head.fields.value(locality->client_region_header),

@@ -4,6 +4,7 @@
 // and cluster, the client's region and zone, the hash key, and the forwarding plan. No I/O; the
 // same for an HTTP/1.1 request and (next) an HTTP/2 stream.
 
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -20,6 +21,11 @@ struct PlanInput {
   std::string_view client_ip;
   IpAddress client_addr;
   bool has_body = false;
+  // TLS listeners: "https", the verified client certificate's URI SANs (routes may match them)
+  // and the X-Forwarded-Client-Cert value switchyard asserts.
+  std::string_view scheme = "http";
+  std::span<const std::string> client_uris;
+  std::string_view client_cert;
 };
 
 struct RequestPlan {

@@ -129,6 +129,7 @@ void plan_request_forward(RequestHead& head, const HeadVerdict& verdict,
   out.region_value = ctx.region_value;
   out.zone_header = ctx.zone_header;
   out.zone_value = ctx.zone_value;
+  out.client_cert = ctx.client_cert;
   out.forwarded_for.clear();
   const bool trusted = ctx.peer_trusted;
 
@@ -184,6 +185,9 @@ void plan_request_forward(RequestHead& head, const HeadVerdict& verdict,
       field.drop = true;
     } else if (!trusted && is_asserted(field.name, ctx.asserted_headers)) {
       field.drop = true;
+    } else if ((!trusted || !ctx.client_cert.empty()) &&
+               iequals(field.name, "x-forwarded-client-cert")) {
+      field.drop = true;  // switchyard's own, or an untrusted client's claim
     }
   }
   // Every field the Connection header names is hop-by-hop too (check_request_head bounded

@@ -6,6 +6,7 @@
 
 #include "request_plan.h"
 #include "switchyard/common/ascii.h"
+#include "switchyard/common/logging.h"
 #include "switchyard/proxy/response_rules.h"
 #include "tunnel.h"
 
@@ -22,14 +23,16 @@ constexpr size_t kHeadReadRoom = 2048;
 
 }  // namespace
 
-Session::Session(Worker& worker, size_t listener_index, Socket socket)
+Session::Session(Worker& worker, size_t listener_index, Socket socket,
+                 std::shared_ptr<const tls::ServerContext> tls)
     : worker_(worker),
       listener_index_(listener_index),
       client_(std::move(socket)),
+      tls_(std::move(tls)),
       attempt_(worker),
       body_(worker) {
   error_code ec;
-  auto remote = client_.remote_endpoint(ec);
+  auto remote = client_.socket().remote_endpoint(ec);
   client_ip_ = ec ? "unknown" : remote.address().to_string();
   if (!ec) {
     if (auto ip = IpAddress::parse(client_ip_)) client_addr_ = *ip;
@@ -44,7 +47,57 @@ Session::~Session() {
   worker_.unlink(this);
 }
 
-void Session::start() { wait_request(); }
+void Session::start() {
+  if (tls_) return handshake();
+  wait_request();
+}
+
+// --- TLS -------------------------------------------------------------------------------------
+
+// The handshake gets header_timeout; a client that stalls in it, speaks plaintext HTTP or
+// offers nothing acceptable is closed (and counted), never answered in plaintext.
+void Session::handshake() {
+  phase_ = Phase::kHandshake;
+  start_ = Clock::now();
+  view_ = worker_.view();
+  listener_ = &view_->snapshot->listeners[listener_index_];
+  set_deadline(limits().header_timeout);
+  SSL* ssl = SSL_new(tls_->native());
+  if (ssl == nullptr) return close_now();
+  client_.use_tls(ssl);
+  client_.async_handshake(asio::ssl::stream_base::server,
+                          [self = shared_from_this()](error_code ec) { self->on_handshake(ec); });
+}
+
+void Session::on_handshake(error_code ec) {
+  using LS = ListenerStats;
+  if (ec) {
+    listener_stats_->tls_handshakes.add(timed_out_ ? LS::kTlsTimeout : LS::kTlsFailure);
+    if (logs::proxy().should_log(spdlog::level::debug)) {
+      logs::proxy().debug("TLS handshake from {} failed: {}", client_ip_,
+                          timed_out_ ? "timeout" : ec.message());
+    }
+    return close_now();
+  }
+  listener_stats_->tls_handshakes.add(LS::kTlsSuccess);
+  if (tls_->client_certificates()) {
+    auto id = tls::peer_identity(client_.ssl());
+    if (id.present && id.verified) {
+      client_uris_ = id.uris;
+      // Envoy's X-Forwarded-Client-Cert shape: Subject="...";URI=...;DNS=...
+      client_cert_ = "Subject=\"";
+      for (char c : id.subject) {
+        if (c == '"' || c == '\\') client_cert_.push_back('\\');
+        client_cert_.push_back(c);
+      }
+      client_cert_.push_back('"');
+      for (const auto& u : id.uris) client_cert_.append(";URI=").append(u);
+      for (const auto& d : id.dns) client_cert_.append(";DNS=").append(d);
+    }
+  }
+  timed_out_ = false;
+  wait_request();
+}
 
 void Session::set_deadline(std::chrono::milliseconds timeout) {
   deadline_ = worker_.now() + timeout;
@@ -180,7 +233,17 @@ void Session::on_head(size_t head_size) {
   auto expect = head_.fields.value(FieldId::kExpect);
   expect_continue_ = has_body_ && iequals(trim_ows(expect), "100-continue");
   continue_sent_ = false;
-  const PlanInput in{view_->snapshot.get(), listener_, client_ip_, client_addr_, has_body_};
+  PlanInput in;
+  in.snapshot = view_->snapshot.get();
+  in.listener = listener_;
+  in.client_ip = client_ip_;
+  in.client_addr = client_addr_;
+  in.has_body = has_body_;
+  if (client_.tls()) {
+    in.scheme = "https";
+    in.client_uris = client_uris_;
+    in.client_cert = client_cert_;
+  }
   plan_request(in, head_, verdict_, hash_key_, plan_, forward_);
   if (plan_.status != 0) return respond_error(plan_.status, plan_.reason, plan_.close);
   cluster_ = plan_.cluster;
@@ -316,7 +379,8 @@ void Session::on_response_written(error_code ec, bool last) {
 // The body goes to the client unchanged when its framing here is the endpoint's own
 // (Content-Length): then the kernel can move it.
 Socket* Session::splice_target() {
-  return framer_.mode() == wire::BodyMode::kLength ? &client_ : nullptr;
+  if (client_.tls()) return nullptr;  // the bytes must be encrypted on their way
+  return framer_.mode() == wire::BodyMode::kLength ? &client_.socket() : nullptr;
 }
 
 void Session::on_response_spliced(uint64_t bytes, bool last) {
@@ -349,7 +413,7 @@ void Session::on_upgraded(ResponseHead& head, std::unique_ptr<UpstreamConnection
   status_ = 101;
   log_request(101);
   phase_ = Phase::kClosing;
-  auto tunnel = std::make_shared<Tunnel>(worker_, std::move(client_), std::move(conn->socket),
+  auto tunnel = std::make_shared<Tunnel>(worker_, std::move(client_), std::move(conn->stream),
                                          std::move(slot_), limits().idle_timeout);
   tunnel->start(out_head_, early, in_.view());
   in_.consume(in_.size());
@@ -394,7 +458,13 @@ void Session::respond_error(unsigned status, std::string_view reason, bool close
 void Session::close_gracefully() {
   phase_ = Phase::kClosing;
   error_code ec;
-  client_.shutdown(Socket::shutdown_send, ec);
+  if (client_.tls()) {
+    // close_notify, then the peer's (or the linger deadline): the end of TLS data is explicit.
+    deadline_ = worker_.now() + kLingerTimeout;
+    timed_out_ = false;
+    return client_.async_shutdown([self = shared_from_this()](error_code) { self->close_now(); });
+  }
+  client_.socket().shutdown(Socket::shutdown_send, ec);
   if (ec) return close_now();
   deadline_ = worker_.now() + kLingerTimeout;
   timed_out_ = false;

@@ -27,7 +27,8 @@ class Session final : public Connection,
                       public AttemptSink,
                       public std::enable_shared_from_this<Session> {
  public:
-  Session(Worker& worker, size_t listener_index, Socket socket);
+  Session(Worker& worker, size_t listener_index, Socket socket,
+          std::shared_ptr<const tls::ServerContext> tls);
   ~Session() override;
 
   void start();
@@ -50,6 +51,7 @@ class Session final : public Connection,
 
  private:
   enum class Phase {
+    kHandshake,  // TLS: the handshake (header_timeout)
     kIdle,      // between requests: waiting for the first byte (idle_timeout)
     kHead,      // a head is arriving (header_timeout)
     kRequest,   // the request is with the attempt (body streaming, response awaited)
@@ -57,6 +59,8 @@ class Session final : public Connection,
     kClosing,   // lingering close, or closed
   };
 
+  void handshake();
+  void on_handshake(boost::system::error_code ec);
   void wait_request();
   void read_head();
   void begin_head();
@@ -82,7 +86,12 @@ class Session final : public Connection,
 
   Worker& worker_;
   size_t listener_index_;
-  Socket client_;
+  Stream client_;
+  std::shared_ptr<const tls::ServerContext> tls_;  // the listener's, when it started
+  // A client certificate's identity (TLS with client certificates): its URI SANs, which routes
+  // may match, and the X-Forwarded-Client-Cert value sent upstream.
+  std::vector<std::string> client_uris_;
+  std::string client_cert_;
   ConnectionSlot slot_;
   std::shared_ptr<ListenerStats> listener_stats_;
   std::string client_ip_;

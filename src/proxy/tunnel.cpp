@@ -6,7 +6,7 @@ namespace switchyard::proxy {
 
 using boost::system::error_code;
 
-Tunnel::Tunnel(Worker& worker, Socket client, Socket upstream, ConnectionSlot slot,
+Tunnel::Tunnel(Worker& worker, Stream client, Stream upstream, ConnectionSlot slot,
                std::chrono::milliseconds idle_timeout)
     : worker_(worker),
       client_(std::move(client)),
@@ -58,9 +58,9 @@ void Tunnel::read(Direction& d) {
 void Tunnel::on_read(Direction& d, error_code ec, size_t n) {
   if (ended_) return;
   if (ec) {
-    if (ec == asio::error::eof) {
+    if (ec == asio::error::eof && !d.to->tls() && !d.from->tls()) {
       error_code ignored;
-      d.to->shutdown(Socket::shutdown_send, ignored);  // pass the end of stream on
+      d.to->socket().shutdown(Socket::shutdown_send, ignored);  // pass the end of stream on
       d.open = false;
       if (!up_.open && !down_.open) end();
     } else {

@@ -4,7 +4,8 @@
 // directions: each direction reads into its own buffer and writes to the other side, and an
 // end of stream is passed on as a half-close, so either side may finish sending first. Bytes
 // that arrived early (after the client's head, after the endpoint's 101 head) go first, all of
-// them. Inactivity beyond idle_timeout (in both directions) is enforced by the worker's sweep.
+// them (over TLS, where a half-close has no clean form, the end of either side ends the
+// tunnel). Inactivity beyond idle_timeout (in both directions) is enforced by the worker's sweep.
 // Worker thread.
 
 #include <memory>
@@ -16,7 +17,7 @@ namespace switchyard::proxy {
 
 class Tunnel final : public Connection, public std::enable_shared_from_this<Tunnel> {
  public:
-  Tunnel(Worker& worker, Socket client, Socket upstream, ConnectionSlot slot,
+  Tunnel(Worker& worker, Stream client, Stream upstream, ConnectionSlot slot,
          std::chrono::milliseconds idle_timeout);
   ~Tunnel() override;
 
@@ -30,8 +31,8 @@ class Tunnel final : public Connection, public std::enable_shared_from_this<Tunn
 
  private:
   struct Direction {
-    Socket* from;
-    Socket* to;
+    Stream* from;
+    Stream* to;
     BodyBuffer buffer;
     std::string first;  // bytes to send before the first read
     bool open = true;
@@ -42,8 +43,8 @@ class Tunnel final : public Connection, public std::enable_shared_from_this<Tunn
   void end();
 
   Worker& worker_;
-  Socket client_;
-  Socket upstream_;
+  Stream client_;
+  Stream upstream_;
   ConnectionSlot slot_;
   std::chrono::milliseconds idle_timeout_;
   Direction up_;    // client -> endpoint

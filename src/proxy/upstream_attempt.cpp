@@ -95,7 +95,8 @@ void UpstreamAttempt::try_once() {
   // A request that must not be sent twice only goes on a pooled connection that is known to
   // be open (a peek), so that it is never lost to an idle-close race.
   const bool careful = !idempotent(req_.head->method) && !req_.route->retries.non_idempotent;
-  conn_ = worker_.pool().take(pick_.ref->endpoint->id, careful);
+  tls_ = req_.view->snapshot->cluster_tls[req_.cluster_index].get();
+  conn_ = worker_.pool().take(pick_.ref->endpoint->id, careful, tls_ != nullptr);
   reused_ = conn_ != nullptr;
   if (conn_) return begin_send();
   connect();
@@ -109,12 +110,12 @@ void UpstreamAttempt::connect() {
   const bool route_sooner = timer_armed_ && deadline_ < connect_deadline;
   if (!route_sooner) arm_timer(connect_deadline, /*for_connect=*/true);
   connecting_ = true;
-  conn_->socket.async_connect(to_endpoint(pick_.ref->endpoint->address),
-                              [this, keep = owner_.lock(), g = generation_](error_code ec) {
-                                if (g != generation_) return;
-                                connecting_ = false;
-                                on_connect(ec);
-                              });
+  conn_->socket().async_connect(to_endpoint(pick_.ref->endpoint->address),
+                                [this, keep = owner_.lock(), g = generation_](error_code ec) {
+                                  if (g != generation_) return;
+                                  connecting_ = false;
+                                  on_connect(ec);
+                                });
 }
 
 void UpstreamAttempt::on_connect(error_code ec) {
@@ -130,7 +131,38 @@ void UpstreamAttempt::on_connect(error_code ec) {
     }
     return fail(ec, Failure::kConnect);
   }
-  conn_->socket.set_option(tcp::no_delay(true), ec);
+  conn_->socket().set_option(tcp::no_delay(true), ec);
+  if (tls_ != nullptr) return handshake();
+  connected();
+}
+
+// Upstream TLS: the handshake is part of connecting (under connect_timeout; a failure is a
+// connect failure, retried like one).
+void UpstreamAttempt::handshake() {
+  SSL* ssl = tls_->new_ssl(tls::host_of(pick_.ref->endpoint->address_text));
+  if (ssl == nullptr) return fail(asio::error::no_memory, Failure::kConnect);
+  conn_->stream.use_tls(ssl);
+  connecting_ = true;
+  conn_->stream.async_handshake(asio::ssl::stream_base::client,
+                                [this, keep = owner_.lock(), g = generation_](error_code ec) {
+                                  if (g != generation_) return;
+                                  connecting_ = false;
+                                  if (connect_timed_out_) {
+                                    connect_timed_out_ = false;
+                                    timed_out_ = false;
+                                    if (!ec) ec = asio::error::timed_out;
+                                  }
+                                  if (ec) {
+                                    endpoint_stats().connect_failures.add(0);
+                                    logs::proxy().warn("TLS handshake with {} failed: {}",
+                                                       endpoint()->address_text, ec.message());
+                                    return fail(ec, Failure::kConnect);
+                                  }
+                                  connected();
+                                });
+}
+
+void UpstreamAttempt::connected() {
   if (body_done_ || replaying_) {
     arm_timer(try_start_ + req_.route->timeout);
   } else {
@@ -189,7 +221,7 @@ void UpstreamAttempt::write() {
     iov_[i] = asio::const_buffer(framer_.slices()[i].data, framer_.slices()[i].size);
   write_pending_ = true;
   asio::async_write(
-      conn_->socket, std::span<const asio::const_buffer>(iov_.data(), n),
+      conn_->stream, std::span<const asio::const_buffer>(iov_.data(), n),
       [this, keep = owner_.lock(), g = generation_, last](error_code ec, size_t bytes) {
         if (g != generation_) return;
         write_pending_ = false;
@@ -231,7 +263,7 @@ void UpstreamAttempt::read_response_head() {
 
 void UpstreamAttempt::do_read_head() {
   read_pending_ = true;
-  conn_->socket.async_read_some(
+  conn_->stream.async_read_some(
       asio::buffer(buffer_.get() + fill_, kBodyBufferSize - fill_),
       [this, keep = owner_.lock(), g = generation_](error_code ec, size_t bytes) {
         if (g != generation_) return;
@@ -346,7 +378,7 @@ void UpstreamAttempt::read_body() {
   }
   if (room == 0) return fail({}, Failure::kInvalid);  // a chunk header or trailer over 64 KiB
   read_pending_ = true;
-  conn_->socket.async_read_some(
+  conn_->stream.async_read_some(
       asio::buffer(buffer_.get() + fill_, room),
       [this, keep = owner_.lock(), g = generation_](error_code ec, size_t bytes) {
         if (g != generation_) return;
@@ -374,6 +406,7 @@ bool UpstreamAttempt::start_splice() {
   if (!head_.content_length || head_.chunked) return false;
   auto remaining = parser_.remaining();
   if (!remaining || *remaining < kSpliceMinBytes) return false;
+  if (conn_->stream.tls()) return false;  // TLS bytes are decrypted in user space
   Socket* to = sink_->splice_target();
   if (to == nullptr) return false;
   pipe_ = worker_.pipes().acquire();
@@ -389,7 +422,7 @@ bool UpstreamAttempt::start_splice() {
 // Moves bytes endpoint -> pipe -> client until one side would block, then waits for it. The
 // endpoint side waits only while the pipe has room; the client side only while it has bytes.
 void UpstreamAttempt::run_splice() {
-  const int from = conn_->socket.native_handle();
+  const int from = conn_->socket().native_handle();
   const int to = splice_to_->native_handle();
   bool from_blocked = false;
   bool to_blocked = false;
@@ -456,7 +489,7 @@ void UpstreamAttempt::run_splice() {
   if (pipe_fill_ > 0 && (to_blocked || pipe_fill_ == pipe_.capacity || splice_left_ == 0)) {
     splice_to_->async_wait(Socket::wait_write, resume);
   } else {
-    conn_->socket.async_wait(Socket::wait_read, resume);
+    conn_->socket().async_wait(Socket::wait_read, resume);
   }
 }
 
@@ -503,7 +536,7 @@ void UpstreamAttempt::cancel() {
   end_splice(false);
   if (conn_) {
     error_code ignored;
-    conn_->socket.close(ignored);
+    conn_->socket().close(ignored);
   }
   conn_.reset();
   release_endpoint();
@@ -672,7 +705,7 @@ void UpstreamAttempt::on_timer(error_code ec, uint64_t generation) {
     // The pending operation ends with operation_aborted; its handler sees timed_out_.
     error_code ignored;
     if (splice_to_) splice_to_->cancel(ignored);  // a splice waiting for the client
-    if (conn_) conn_->socket.close(ignored);
+    if (conn_) conn_->socket().close(ignored);
     return;
   }
   fail(asio::error::timed_out, Failure::kTimeout);

@@ -94,6 +94,8 @@ class UpstreamAttempt {
   void try_once();
   void connect();
   void on_connect(boost::system::error_code ec);
+  void handshake();
+  void connected();
   void begin_send();
   void write();
   void on_written(boost::system::error_code ec, size_t bytes, bool last);
@@ -132,6 +134,7 @@ class UpstreamAttempt {
   balancer::PickMemo memo_;        // the endpoints tried so far
   balancer::Pick pick_;            // this try's endpoint (kept after the try, for the log)
   std::unique_ptr<UpstreamConnection> conn_;
+  const tls::ClientContext* tls_ = nullptr;  // the cluster's upstream TLS (snapshot-owned)
   bool reused_ = false;     // conn_ came from the pool
   bool reached_ = false;    // some bytes of this try were written: it may have been processed
   bool got_bytes_ = false;  // some response bytes arrived on this try

@@ -17,20 +17,22 @@ constexpr uint32_t kWarmConnections = 2;
 // sees 0 bytes (EOF), data (a protocol error: nothing was asked) or EAGAIN (still open, idle).
 bool still_open(UpstreamConnection& conn) {
   char byte;
-  ssize_t n = ::recv(conn.socket.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  // TLS: a close_notify or a TLS 1.3 ticket also shows as bytes; only EAGAIN counts as idle.
+  ssize_t n = ::recv(conn.socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
   return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
 }  // namespace
 
-std::unique_ptr<UpstreamConnection> UpstreamPool::take(uint32_t endpoint_id, bool always_check) {
+std::unique_ptr<UpstreamConnection> UpstreamPool::take(uint32_t endpoint_id, bool always_check,
+                                                       bool tls) {
   if (endpoint_id >= idle_.size()) return nullptr;
   auto& pool = idle_[endpoint_id];
   const auto now = Clock::now();
   while (!pool.empty()) {
     auto conn = std::move(pool.back());
     pool.pop_back();
-    if (conn->idle_deadline <= now) continue;
+    if (conn->idle_deadline <= now || conn->stream.tls() != tls) continue;
     if ((!always_check && now - conn->idle_since < kPeekAfterIdle) || still_open(*conn)) {
       return conn;
     }
@@ -64,6 +66,7 @@ void UpstreamPool::warm_fallbacks() {
   for (size_t ci = 0; ci < snapshot.clusters.size(); ++ci) {
     const auto& cluster = *snapshot.clusters[ci];
     if (cluster.config().locality == std::nullopt) continue;
+    if (snapshot.cluster_tls[ci]) continue;  // a warm TLS connection would need its handshake
     const auto& up = cluster.config().upstream;
     const uint32_t want = std::min<uint32_t>(kWarmConnections, up.max_idle_per_endpoint);
     for (const auto& listener : snapshot.config->listeners) {
@@ -82,9 +85,9 @@ void UpstreamPool::warm_fallbacks() {
           auto timer = std::make_shared<Timer>(worker_.ioc().get_executor());
           timer->expires_after(up.connect_timeout);
           timer->async_wait([conn](boost::system::error_code ec) {
-            if (!ec && *conn) (*conn)->socket.close(ec);
+            if (!ec && *conn) (*conn)->socket().close(ec);
           });
-          (*conn)->socket.async_connect(
+          (*conn)->socket().async_connect(
               to_endpoint(ep->address),
               [this, conn, timer, id, idle = up.idle_timeout, max = up.max_idle_per_endpoint,
                stats = view->stats->clusters[ci]](boost::system::error_code ec) {
@@ -92,7 +95,7 @@ void UpstreamPool::warm_fallbacks() {
                 --warming_[id];
                 if (ec || worker_.draining()) return;
                 stats->counters.add(ClusterStats::kWarmConnections);
-                (*conn)->socket.set_option(tcp::no_delay(true), ec);
+                (*conn)->socket().set_option(tcp::no_delay(true), ec);
                 put(std::move(*conn), idle, max);
               });
         }

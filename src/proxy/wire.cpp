@@ -45,6 +45,7 @@ void write_request_head(std::string& out, const RequestHead& head, const Request
   if (!fwd.zone_header.empty() && !fwd.zone_value.empty()) {
     append_field(out, fwd.zone_header, fwd.zone_value);
   }
+  if (!fwd.client_cert.empty()) append_field(out, "X-Forwarded-Client-Cert", fwd.client_cert);
   if (!fwd.upgrade.empty()) {
     out.append("Connection: Upgrade\r\n");
     append_field(out, "Upgrade", fwd.upgrade);

@@ -168,7 +168,9 @@ void Worker::on_accept(size_t slot, boost::system::error_code ec, Socket socket)
     socket.close(ignored);  // over max_connections: refuse this one, keep serving the rest
   } else {
     socket.set_option(tcp::no_delay(true), ec);
-    std::make_shared<Session>(*this, listener, std::move(socket))->start();
+    std::make_shared<Session>(*this, listener, std::move(socket),
+                              view_->snapshot->listener_tls[listener])
+        ->start();
   }
   do_accept(slot);
 }

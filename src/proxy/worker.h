@@ -15,6 +15,7 @@
 
 #include "access_log.h"
 #include "splice.h"
+#include "stream.h"
 #include "switchyard/balancer/front_door.h"
 #include "switchyard/control/runtime.h"
 #include "switchyard/proxy/retry.h"
@@ -22,22 +23,10 @@
 
 namespace switchyard::proxy {
 
-namespace asio = boost::asio;
-using tcp = asio::ip::tcp;
-using Clock = std::chrono::steady_clock;
-
 // Body bytes move through buffers of this size, taken from the worker's free list only while a
 // body is on its way (an idle keep-alive connection holds none). A response head must fit in
 // one (else 502).
 constexpr size_t kBodyBufferSize = 64 * 1024;
-
-// I/O objects bound to the worker's concrete executor type rather than asio::any_io_executor:
-// every async operation copies its executor, and the type-erased one costs a virtual copy and
-// destroy each time (visible in profiles at proxy request rates).
-using Executor = asio::io_context::executor_type;
-using Socket = asio::basic_stream_socket<tcp, Executor>;
-using Acceptor = asio::basic_socket_acceptor<tcp, Executor>;
-using Timer = asio::basic_waitable_timer<Clock, asio::wait_traits<Clock>, Executor>;
 
 // A pooled body buffer (kBodyBufferSize bytes).
 using BodyBuffer = std::unique_ptr<char[]>;
@@ -45,8 +34,9 @@ using BodyBuffer = std::unique_ptr<char[]>;
 // A keep-alive connection to one endpoint, owned by an attempt while it carries a request and
 // by the worker's pool between requests.
 struct UpstreamConnection {
-  explicit UpstreamConnection(asio::io_context& ioc) : socket(ioc.get_executor()) {}
-  Socket socket;
+  explicit UpstreamConnection(asio::io_context& ioc) : stream(Socket(ioc.get_executor())) {}
+  Socket& socket() { return stream.socket(); }
+  Stream stream;  // TLS once the handshake is done (clusters with tls)
   uint32_t endpoint_id = 0;
   Clock::time_point idle_since;
   Clock::time_point idle_deadline;

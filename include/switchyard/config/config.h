@@ -30,6 +30,49 @@ struct AccessLog {
   AccessLogFormat format = AccessLogFormat::kText;
 };
 
+// --- TLS (extension, README "TLS") -------------------------------------------------------------
+
+enum class TlsVersion { k12, k13 };
+
+// Mozilla's "intermediate" TLS 1.2 suites (forward secrecy, AEAD only); TLS 1.3 uses OpenSSL's
+// default suites.
+inline constexpr const char* kDefaultCiphers =
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
+inline constexpr const char* kDefaultCiphersuites =
+    "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256";
+
+// A certificate chain and its key, PEM files. names: the DNS names it serves (subjectAltName
+// dNSName entries, else its CN), read from the certificate by the loader.
+struct TlsCertificate {
+  std::string cert_file;
+  std::string key_file;
+  std::vector<std::string> names;
+};
+
+enum class ClientCertificate { kNone, kOptional, kRequired };
+
+struct ListenerTls {
+  std::vector<TlsCertificate> certificates;  // chosen by SNI; the first is the default
+  TlsVersion min_version = TlsVersion::k12;
+  std::string ciphers = kDefaultCiphers;            // TLS 1.2
+  std::string ciphersuites = kDefaultCiphersuites;  // TLS 1.3
+  bool session_tickets = true;
+  std::string client_ca_file;  // mutual TLS: CAs client certificates must chain to
+  ClientCertificate client_certificate = ClientCertificate::kNone;
+};
+
+struct ClusterTls {
+  bool enabled = false;
+  std::string sni;    // server name sent and verified; empty: the endpoint's host
+  bool verify = true;
+  std::string ca_file;  // empty: the system's trust store
+  std::string cert_file;  // client certificate (mutual TLS to the endpoint)
+  std::string key_file;
+  TlsVersion min_version = TlsVersion::k12;
+};
+
 struct Limits {
   uint32_t max_connections = 10000;
   uint32_t max_request_header_bytes = 16384;
@@ -66,6 +109,9 @@ struct Route {
   Duration timeout = 15s;
   Retries retries;
   CrossRegion cross_region = CrossRegion::kAllow;
+  // TLS listeners with client certificates: the route matches only a verified client whose
+  // certificate has this URI SAN (exact, or a prefix when it ends in '*').
+  std::optional<std::string> client_san;
 };
 
 struct RegionMapEntry {
@@ -87,6 +133,7 @@ struct Listener {
   // Extension: the Upgrade protocols tunnelled after a 101 (case-insensitive); h2c never is.
   std::vector<std::string> upgrade_protocols{"websocket"};
   std::vector<Route> routes;
+  std::optional<ListenerTls> tls;  // absent: plaintext
 };
 
 enum class HashKeySource { kHeader, kCookie, kQuery, kPath, kClientIp };
@@ -178,6 +225,7 @@ struct Cluster {
   std::optional<HealthCheck> health_check;  // absent = no active checks
   CircuitBreaker circuit_breaker;
   Upstream upstream;
+  ClusterTls tls;
   std::vector<Endpoint> endpoints;
 
   // The block registered under key, or nullptr.

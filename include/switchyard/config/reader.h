@@ -39,6 +39,7 @@ class Reader {
  public:
   explicit Reader(std::string file) : file_(std::move(file)) {}
   std::vector<Diagnostic>& errors() { return errors_; }
+  const std::string& file() const { return file_; }
   void error(const YAML::Mark& mark, const std::string& path, std::string message);
   void error(const YAML::Node& node, const std::string& path, std::string message) {
     error(node.Mark(), path, std::move(message));
@@ -74,6 +75,8 @@ class Value {
   bool hash_key(HashKey* out) const;
   // "header:NAME" (an HTTP field-name token): stores NAME.
   bool header_name(std::string* out) const;
+  // A file path; a relative one is taken relative to the config file's directory.
+  bool file_path(std::string* out) const;
 
   template <typename Int>
   bool integer(Int* out, Int min, Int max) const {

@@ -19,6 +19,7 @@
 #include "switchyard/health/health_checker.h"
 #include "switchyard/registry/registry.h"
 #include "switchyard/routing/router.h"
+#include "switchyard/tls/context.h"
 
 namespace boost::asio {
 class io_context;
@@ -41,6 +42,10 @@ struct Snapshot {
   std::vector<std::unique_ptr<balancer::ClusterBalancer>> clusters;         // by cluster index
   std::vector<std::shared_ptr<const breaker::ClusterStats>> breaker_stats;  // by cluster index
   std::vector<ListenerRuntime> listeners;                                   // by listener index
+  // TLS contexts (null: plaintext), built with the snapshot: a reload that changes a
+  // certificate gives new connections the new one; open ones keep theirs.
+  std::vector<std::shared_ptr<const tls::ServerContext>> listener_tls;  // by listener index
+  std::vector<std::shared_ptr<const tls::ClientContext>> cluster_tls;   // by cluster index
 };
 
 class Runtime {
@@ -53,7 +58,10 @@ class Runtime {
   // Builds the snapshot of cfg and makes it current. An endpoint that stays (same cluster,
   // same address) keeps its state in every module: health, breaker position and ejection,
   // health score, in-flight count, load report.
-  std::shared_ptr<const Snapshot> apply(std::shared_ptr<const config::Config> cfg);
+  // nullptr (and *error) when a TLS context cannot be built (a certificate file changed after
+  // it was checked, say): then nothing changes.
+  std::shared_ptr<const Snapshot> apply(std::shared_ptr<const config::Config> cfg,
+                                        std::string* error = nullptr);
   // Any thread: the current snapshot.
   std::shared_ptr<const Snapshot> current() const {
     std::lock_guard<std::mutex> lock(mutex_);

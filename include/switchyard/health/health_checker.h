@@ -13,6 +13,7 @@
 #include "switchyard/common/net.h"
 #include "switchyard/common/stats.h"
 #include "switchyard/config/config.h"
+#include "switchyard/tls/context.h"
 
 namespace boost::asio {
 class io_context;
@@ -65,6 +66,7 @@ class HealthChecker {
     std::string address_text;
     SocketAddress address;
     std::optional<config::HealthCheck> check;  // none: nobody checks it, it is healthy
+    std::shared_ptr<const tls::ClientContext> tls;  // the cluster's upstream TLS, or null
   };
   // The endpoints of the new current configuration: starts probes for new ones, keeps running
   // ones (their counters and connection), stops those of endpoints that left, and drops their

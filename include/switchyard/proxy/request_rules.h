@@ -62,6 +62,9 @@ struct ForwardContext {
   // Upgrade protocols this listener tunnels (listeners[].upgrade_protocols); h2c never is.
   std::span<const std::string> upgrade_protocols;
   bool has_body = false;
+  // X-Forwarded-Client-Cert (TLS listeners): switchyard's own value for a client that showed
+  // a certificate (replaces any received); a received one passes only from a trusted peer.
+  std::string_view client_cert;
 };
 
 struct RequestForward {
@@ -72,6 +75,7 @@ struct RequestForward {
   std::string_view upgrade;          // the protocol offered to the endpoint, or empty
   std::string_view region_header, region_value;
   std::string_view zone_header, zone_value;
+  std::string_view client_cert;  // X-Forwarded-Client-Cert to add, or empty
   Framing framing = Framing::kNone;
   uint64_t content_length = 0;
 };

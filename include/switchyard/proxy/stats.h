@@ -26,8 +26,11 @@ inline constexpr std::array<double, 15> kDurationBounds{
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
 
 struct ListenerStats {
+  // TLS handshakes by result (switchyard_downstream_tls_handshakes_total).
+  enum : size_t { kTlsSuccess, kTlsFailure, kTlsTimeout, kTlsCount };
   stats::CodeCounters downstream_requests;
   std::atomic<int64_t> connections_active{0};
+  stats::Counters<kTlsCount> tls_handshakes;
 };
 
 struct ClusterStats {

@@ -1,0 +1,302 @@
+"""TLS through the real daemon (issue 16), with certificates made at test time by openssl:
+SNI with a wildcard, TLS 1.0/1.1 refused, a stalled handshake closed and counted, plaintext on
+a TLS port closed, mutual TLS with routes on the client's SPIFFE ID and
+X-Forwarded-Client-Cert, TLS and mutual TLS to a TLS demo backend (health checks included), and
+a certificate swapped by a reload while a keep-alive connection stays open."""
+import http.client
+import json
+import re
+import signal
+import socket
+import ssl
+import subprocess
+import time
+import unittest
+
+from harness import ProxyTestCase, free_port
+from test_admin_views import admin
+from test_health import wait_for
+from tls_certs import TestPKI
+
+PKI = None
+
+
+def pki():
+    global PKI
+    if PKI is None:
+        PKI = TestPKI()
+    return PKI
+
+
+def tls_config(backend, certs, extra_tls="", routes=None, cluster_tls="", top=""):
+    certificates = "".join(f"          - {{ cert_file: {c}, key_file: {k} }}\n" for c, k in certs)
+    routes = routes or "      - cluster: app\n"
+    return ("workers: 2\n"
+            "admin: { listen: 127.0.0.1:0 }\n"
+            "access_log: { enabled: false }\n"
+            f"{top}"
+            "listeners:\n"
+            "  - name: ingress\n    listen: 127.0.0.1:0\n"
+            "    limits: { header_timeout: 1s }\n"
+            "    tls:\n        certificates:\n" + certificates + extra_tls +
+            "    routes:\n" + routes +
+            "  - name: plain\n    listen: 127.0.0.1:0\n    routes:\n      - cluster: app\n"
+            "clusters:\n  - name: app\n"
+            f"{cluster_tls}"
+            f"    endpoints:\n      - address: {backend.address}\n")
+
+
+def client_context(cafile, cert=None, minimum=None, maximum=None):
+    ctx = ssl.create_default_context(cafile=cafile)
+    if cert:
+        ctx.load_cert_chain(*cert)
+    if minimum:
+        ctx.minimum_version = minimum
+    if maximum:
+        ctx.maximum_version = maximum
+    return ctx
+
+
+def https(port, name, ctx, path="/", headers=None, conn=None):
+    """One GET over TLS to 127.0.0.1:port with SNI name (a new connection unless conn is given);
+    returns (status, headers, body, conn)."""
+    if conn is None:
+        raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn.sock = ctx.wrap_socket(raw, server_hostname=name)
+    conn.request("GET", path, headers={"Host": name, **(headers or {})})
+    res = conn.getresponse()
+    body = res.read()
+    return res.status, {k.lower(): v for k, v in res.getheaders()}, body, conn
+
+
+def served_name(port, name, cafile):
+    ctx = client_context(cafile)
+    ctx.check_hostname = False
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        with ctx.wrap_socket(raw, server_hostname=name) as s:
+            cert = s.getpeercert()
+            return dict(x[0] for x in cert["subject"])["commonName"], s.version(), \
+                s.selected_alpn_protocol()
+
+
+class DownstreamTlsTest(ProxyTestCase):
+    def test_sni_certificates_curl_and_forwarded_proto(self):
+        p = pki()
+        b = self.backend("one")
+        sy = self.switchyard(tls_config(b, [p.a, p.b]), listeners=("ingress", "plain"))
+        port = sy.ports["ingress"]
+        self.assertEqual(served_name(port, "a.test", p.ca)[0], "a.test")
+        self.assertEqual(served_name(port, "x.b.test", p.ca)[0], "*.b.test")
+        self.assertEqual(served_name(port, "unknown.test", p.ca)[0], "a.test")  # the default
+        # curl with --cacert against both names: verified, and the backend hears https.
+        for name in ("a.test", "www.b.test"):
+            out = subprocess.run(
+                ["curl", "-sS", "--cacert", p.ca, "--resolve", f"{name}:{port}:127.0.0.1",
+                 "-D", "-", f"https://{name}:{port}/echo"],
+                capture_output=True, text=True, timeout=30)
+            self.assertEqual(out.returncode, 0, out.stderr)
+            self.assertIn(" 200", out.stdout.splitlines()[0])
+            self.assertRegex(out.stdout, r"(?im)^x-echo-xfp: https\r?$")
+        # ALPN: http/1.1 is chosen; TLS 1.3 by default.
+        _, version, alpn = served_name(port, "a.test", p.ca)
+        self.assertEqual((version, alpn), ("TLSv1.3", None))
+        ctx = client_context(p.ca)
+        ctx.set_alpn_protocols(["h2", "http/1.1"])
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+            with ctx.wrap_socket(raw, server_hostname="a.test") as s:
+                self.assertEqual(s.selected_alpn_protocol(), "http/1.1")
+        # The plaintext listener beside it still answers http, and says so.
+        conn = http.client.HTTPConnection("127.0.0.1", sy.ports["plain"], timeout=10)
+        conn.request("GET", "/echo")
+        self.assertEqual(conn.getresponse().getheader("X-Echo-XFP"), "http")
+
+    def test_old_versions_plaintext_and_stalled_handshakes(self):
+        p = pki()
+        b = self.backend("one")
+        sy = self.switchyard(tls_config(b, [p.a]), listeners=("ingress", "plain"))
+        port = sy.ports["ingress"]
+        # TLS 1.0 and 1.1 are refused (openssl s_client, as testssl does).
+        for flag in ("-tls1", "-tls1_1"):
+            out = subprocess.run(["openssl", "s_client", flag, "-connect", f"127.0.0.1:{port}",
+                                  "-servername", "a.test"], input="", capture_output=True,
+                                 text=True, timeout=30)
+            self.assertNotEqual(out.returncode, 0, flag)
+            self.assertNotIn("Cipher is ECDHE", out.stdout)
+        # TLS 1.2 with the default suites is accepted.
+        ok = subprocess.run(["openssl", "s_client", "-tls1_2", "-connect", f"127.0.0.1:{port}",
+                             "-servername", "a.test", "-CAfile", p.ca], input="",
+                            capture_output=True, text=True, timeout=30)
+        self.assertIn("Verify return code: 0 (ok)", ok.stdout)
+        self.assertRegex(ok.stdout, r"Cipher is ECDHE-ECDSA-AES(128|256)-GCM")
+        # Plaintext HTTP on the TLS port: the connection is closed, never answered in clear.
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            s.sendall(b"GET / HTTP/1.1\r\nHost: a.test\r\n\r\n")
+            data = b""
+            while True:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+            self.assertNotIn(b"HTTP/1.1", data)
+        # A client that stalls mid-handshake is closed after header_timeout (1 s), and a
+        # normal client is served meanwhile.
+        stalled = socket.create_connection(("127.0.0.1", port), timeout=10)
+        stalled.sendall(b"\x16\x03\x01\x00\xff\x01")  # a ClientHello that never finishes
+        started = time.monotonic()
+        status, _, _, conn = https(port, "a.test", client_context(p.ca))
+        self.assertEqual(status, 200)
+        conn.close()
+        self.assertEqual(stalled.recv(100), b"")  # closed by the proxy
+        self.assertLess(time.monotonic() - started, 8)
+        stalled.close()
+
+        def counted():
+            text = admin(sy, "GET", "/metrics")[2]
+            get = lambda r: re.search(  # noqa: E731
+                r'switchyard_downstream_tls_handshakes_total\{listener="ingress",result="%s"\} '
+                r'(\d+)' % r, text)
+            return (get("timeout") and int(get("timeout").group(1)) >= 1 and
+                    int(get("failure").group(1)) >= 3 and int(get("success").group(1)) >= 2)
+        self.assertIsNotNone(wait_for(counted, 10), admin(sy, "GET", "/metrics")[2][-3000:])
+
+
+class MutualTlsTest(ProxyTestCase):
+    def config(self, b, mode):
+        p = pki()
+        return tls_config(
+            b, [p.a],
+            extra_tls=f"        client_ca_file: {p.ca}\n        client_certificate: {mode}\n",
+            routes=("      - match: { path_prefix: /web/, client_san: \"spiffe://test/ns/web/*\" }\n"
+                    "        cluster: app\n"
+                    "      - match: { path_prefix: /echo }\n        cluster: app\n"))
+
+    def test_required_client_certificate_identity_and_routes(self):
+        p = pki()
+        b = self.backend("one")
+        sy = self.switchyard(self.config(b, "required"), listeners=("ingress", "plain"))
+        port = sy.ports["ingress"]
+        # Without a certificate, or with one from another CA: refused in the handshake.
+        for cert in (None, p.other_client):
+            with self.assertRaises((ssl.SSLError, ConnectionError, OSError)):
+                https(port, "a.test", client_context(p.ca, cert))
+        # With the client certificate: served; the backend gets switchyard's
+        # X-Forwarded-Client-Cert, never the client's own.
+        ctx = client_context(p.ca, p.client)
+        status, headers, _, conn = https(port, "a.test", ctx, "/echo",
+                                         {"X-Forwarded-Client-Cert": "URI=spiffe://forged"})
+        self.assertEqual(status, 200)
+        xfcc = headers["x-echo-xfcc"]
+        self.assertIn("URI=spiffe://test/ns/web/sa/client", xfcc)
+        self.assertIn('Subject="CN=web client,O=switchyard"', xfcc)
+        self.assertNotIn("forged", xfcc)
+        # The route on the SPIFFE ID prefix matches this client.
+        status, _, _, _ = https(port, "a.test", ctx, "/web/x", conn=conn)
+        self.assertEqual(status, 200)
+        conn.close()
+
+    def test_optional_client_certificate(self):
+        p = pki()
+        b = self.backend("one")
+        sy = self.switchyard(self.config(b, "optional"), listeners=("ingress", "plain"))
+        port = sy.ports["ingress"]
+        # No certificate: served, but the client_san route does not match it (404), and no
+        # identity header reaches the backend.
+        status, headers, _, conn = https(port, "a.test", client_context(p.ca), "/echo",
+                                         {"X-Forwarded-Client-Cert": "URI=spiffe://forged"})
+        self.assertEqual(status, 200)
+        self.assertEqual(headers.get("x-echo-xfcc", ""), "")
+        self.assertEqual(https(port, "a.test", client_context(p.ca), "/web/x", conn=conn)[0], 404)
+        status, _, _, _ = https(port, "a.test", client_context(p.ca, p.client), "/web/x")
+        self.assertEqual(status, 200)
+        # A plaintext untrusted client's X-Forwarded-Client-Cert is stripped too.
+        c = http.client.HTTPConnection("127.0.0.1", sy.ports["plain"], timeout=10)
+        c.request("GET", "/echo", headers={"X-Forwarded-Client-Cert": "URI=spiffe://forged"})
+        self.assertEqual(c.getresponse().getheader("X-Echo-XFCC"), "")
+
+
+class UpstreamTlsTest(ProxyTestCase):
+    def test_tls_and_mtls_to_a_tls_backend_with_health_checks(self):
+        p = pki()
+        cert, key = p.backend
+        b = self.backend("secure", extra=["--tls-cert", cert, "--tls-key", key,
+                                          "--tls-client-ca", p.ca, "--log-requests"])
+        checks = ("    health_check: { path: /healthz, interval: 200ms, timeout: 1s,"
+                  " healthy_threshold: 1 }\n")
+        ctls = (f"    tls: {{ sni: backend.test, ca_file: {p.ca},"
+                f" cert_file: {p.client[0]}, key_file: {p.client[1]} }}\n")
+        sy = self.switchyard(tls_config(b, [p.a], cluster_tls=ctls + checks),
+                             listeners=("ingress", "plain"))
+
+        def healthy():
+            doc = json.loads(admin(sy, "GET", "/admin/clusters")[2])
+            return doc["clusters"][0]["endpoints"][0]["healthy"]
+        self.assertIsNotNone(wait_for(healthy, 10), "health checks over mutual TLS")
+        conn = http.client.HTTPConnection("127.0.0.1", sy.ports["plain"], timeout=10)
+        for _ in range(20):  # pooled TLS connections are reused
+            conn.request("GET", "/echo")
+            res = conn.getresponse()
+            res.read()
+            self.assertEqual(res.status, 200)
+        conn.close()
+        m = b.wait_for_line(r"tls peer (.*)")
+        self.assertIn("CN=web client", m.group(1))
+        handshakes = sum(1 for line in b.stdout if line.startswith("tls peer"))
+        self.assertLess(handshakes, 12, "TLS connections to the endpoint are not reused")
+
+    def test_verification_refuses_a_wrong_name_or_ca(self):
+        p = pki()
+        cert, key = p.backend
+        b = self.backend("secure", extra=["--tls-cert", cert, "--tls-key", key])
+        for tls in (f"{{ sni: wrong.test, ca_file: {p.ca} }}",
+                    f"{{ sni: backend.test, ca_file: {p.other_ca} }}"):
+            sy = self.switchyard(tls_config(b, [p.a], cluster_tls=f"    tls: {tls}\n"),
+                                 listeners=("ingress", "plain"))
+            conn = http.client.HTTPConnection("127.0.0.1", sy.ports["plain"], timeout=10)
+            conn.request("GET", "/")
+            self.assertEqual(conn.getresponse().status, 502, tls)
+            sy.stop()
+        sy = self.switchyard(tls_config(b, [p.a], cluster_tls="    tls: { verify: false }\n"),
+                             listeners=("ingress", "plain"))
+        conn = http.client.HTTPConnection("127.0.0.1", sy.ports["plain"], timeout=10)
+        conn.request("GET", "/")
+        self.assertEqual(conn.getresponse().status, 200)
+
+
+class TlsReloadTest(ProxyTestCase):
+    def test_reload_swaps_the_certificate_and_keeps_open_connections(self):
+        p = pki()
+        b = self.backend("one")
+        sy = self.switchyard(tls_config(b, [p.a]), listeners=("ingress", "plain"))
+        port = sy.ports["ingress"]
+        ctx = client_context(p.ca)
+        status, _, _, conn = https(port, "a.test", ctx)  # a keep-alive connection
+        self.assertEqual(status, 200)
+        first = conn.sock.getpeercert(binary_form=True)
+        sy.rewrite_config(tls_config(b, [p.a2]))
+        sy.signal(signal.SIGHUP)
+        sy.wait_for_line(r"reload succeeded")
+        # New connections get the new certificate; the open one goes on.
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+            with ctx.wrap_socket(raw, server_hostname="a.test") as s:
+                self.assertNotEqual(s.getpeercert(binary_form=True), first)
+        status, _, _, _ = https(port, "a.test", ctx, conn=conn)
+        self.assertEqual(status, 200)
+        conn.close()
+        # A reload with a key that does not match its certificate changes nothing, and says
+        # where.
+        bad = tls_config(b, [(p.a[0], p.b[1])])
+        sy.rewrite_config(bad)
+        status, _, body = admin(sy, "POST", "/admin/reload")
+        self.assertEqual(status, 422, body)
+        self.assertRegex(json.loads(body)["errors"][0],
+                         r"\.yaml:\d+:\d+: listeners\[0\]\.tls\.certificates\[0\]: the key in")
+        self.assertEqual(https(port, "a.test", ctx)[0], 200)
+        check = subprocess.run([sy.args[0], "--check", "--config", sy.config_path],
+                               capture_output=True, text=True, timeout=30)
+        self.assertEqual(check.returncode, 1)
+        self.assertIn("does not match the certificate", check.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
