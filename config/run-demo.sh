@@ -38,6 +38,10 @@ Try, in another terminal:
   curl -s -H 'X-Client-Zone: us-east-1b' http://127.0.0.1:8080/geo/  # zone preference
   curl -s -X POST --data 'hello' http://127.0.0.1:8080/echo
   curl -s http://127.0.0.1:9901/admin/clusters        # endpoints and their state
+  open http://127.0.0.1:9901/                         # the status page (live charts)
+  curl -s 'http://127.0.0.1:9901/admin/explain?path=/geo/&header=X-Client-Region:eu-west'
+                                                      # where such a request would go, and why
+  curl -s -X POST http://127.0.0.1:9901/admin/reload  # reload config/switchyard.yaml
   curl -s http://127.0.0.1:9901/metrics | grep ^switchyard_
   curl -s "http://127.0.0.1:9002/control/health?fail=1"   # east-b fails its health checks:
                                                       #   it leaves "web" within ~2s
