@@ -106,6 +106,13 @@ class DownstreamTlsTest(ProxyTestCase):
         with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
             with ctx.wrap_socket(raw, server_hostname="a.test") as s:
                 self.assertEqual(s.selected_alpn_protocol(), "http/1.1")
+        # Session resumption by ticket: a second connection with the first one's session.
+        status, _, _, conn = https(port, "a.test", ctx)
+        session = conn.sock.session
+        conn.close()
+        raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+        with ctx.wrap_socket(raw, server_hostname="a.test", session=session) as s:
+            self.assertTrue(s.session_reused)
         # The plaintext listener beside it still answers http, and says so.
         conn = http.client.HTTPConnection("127.0.0.1", sy.ports["plain"], timeout=10)
         conn.request("GET", "/echo")
