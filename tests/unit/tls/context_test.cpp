@@ -13,6 +13,8 @@
 #include <filesystem>
 #include <string>
 
+#include <unistd.h>
+
 namespace switchyard::tls {
 namespace {
 
@@ -40,9 +42,11 @@ config::TlsCertificate make_certificate(const std::string& stem,
   X509_add_ext(cert, ext, -1);
   X509_EXTENSION_free(ext);
   X509_sign(cert, key, EVP_sha256());
+  // Per process: ctest runs the tests of this file in parallel processes.
+  const std::string base = stem + "-" + std::to_string(::getpid());
   config::TlsCertificate out;
-  out.cert_file = (fs::temp_directory_path() / (stem + "-cert.pem")).string();
-  out.key_file = (fs::temp_directory_path() / (stem + "-key.pem")).string();
+  out.cert_file = (fs::temp_directory_path() / (base + "-cert.pem")).string();
+  out.key_file = (fs::temp_directory_path() / (base + "-key.pem")).string();
   FILE* f = std::fopen(out.cert_file.c_str(), "w");
   PEM_write_X509(f, cert);
   std::fclose(f);
@@ -113,7 +117,13 @@ class TlsContextTest : public ::testing::Test {
     SSL_CTX_set_verify(client_ctx_, SSL_VERIFY_NONE, nullptr);
     SSL_CTX_set_session_cache_mode(client_ctx_, SSL_SESS_CACHE_CLIENT);
   }
-  void TearDown() override { SSL_CTX_free(client_ctx_); }
+  void TearDown() override {
+    SSL_CTX_free(client_ctx_);
+    for (const auto& c : cfg_.certificates) {
+      fs::remove(c.cert_file);
+      fs::remove(c.key_file);
+    }
+  }
 
   // A handshake for SNI name; returns the served certificate's CN and whether the session was
   // resumed; *session receives the client's session for a later resumption.
