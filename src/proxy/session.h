@@ -50,13 +50,16 @@ class Session final : public Connection,
   void on_response_spliced(uint64_t bytes, bool last) override;
 
  private:
+  // Heads are read in pieces of at least this much room.
+  static constexpr size_t kHeadReadRoom = 2048;
+
   enum class Phase {
     kHandshake,  // TLS: the handshake (header_timeout)
-    kIdle,      // between requests: waiting for the first byte (idle_timeout)
-    kHead,      // a head is arriving (header_timeout)
-    kRequest,   // the request is with the attempt (body streaming, response awaited)
-    kResponse,  // a response is being written
-    kClosing,   // lingering close, or closed
+    kIdle,       // between requests: waiting for the first byte (idle_timeout)
+    kHead,       // a head is arriving (header_timeout)
+    kRequest,    // the request is with the attempt (body streaming, response awaited)
+    kResponse,   // a response is being written
+    kClosing,    // lingering close, or closed
   };
 
   void handshake();
