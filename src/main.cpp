@@ -111,9 +111,8 @@ class Daemon {
     if (!proxy_.bind()) return 1;
     proxy_.publish(snapshot);
     admin_.on_reload([this](std::function<void(admin::ReloadOutcome)> done) {
-      boost::asio::post(control_, [this, done = std::move(done)] {
-        done(reload("POST /admin/reload"));
-      });
+      boost::asio::post(control_,
+                        [this, done = std::move(done)] { done(reload("POST /admin/reload")); });
     });
     if (!admin_.listen(config_->admin.listen)) return 1;
     runtime_.start();

@@ -351,9 +351,9 @@ PickExplanation ClusterBalancer::explain(const PickRequest& req) const {
       }
     }
     // The table the chosen endpoint came from: its region's.
-    std::string_view region =
-        out.endpoint != nullptr ? std::string_view(out.endpoint->endpoint->region)
-                                : req.client_region;
+    std::string_view region = out.endpoint != nullptr
+                                  ? std::string_view(out.endpoint->endpoint->region)
+                                  : req.client_region;
     if (const Region* r = find(region)) group = r->group.get();
   }
   out.group = group == all_.get() ? "" : group->name;

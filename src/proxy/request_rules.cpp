@@ -144,17 +144,17 @@ void plan_request_forward(RequestHead& head, const HeadVerdict& verdict,
 
   for (auto& field : head.fields.items) {
     switch (field.id) {
-      case FieldId::kHost:             // written from out.host
-      case FieldId::kContentLength:    // written from the framing switchyard decided
+      case FieldId::kHost:           // written from out.host
+      case FieldId::kContentLength:  // written from the framing switchyard decided
       case FieldId::kTransferEncoding:
-      case FieldId::kConnection:       // hop-by-hop (RFC 9110 §7.6.1)
+      case FieldId::kConnection:  // hop-by-hop (RFC 9110 §7.6.1)
       case FieldId::kKeepAlive:
       case FieldId::kProxyConnection:
       case FieldId::kTe:
       case FieldId::kTrailer:
-      case FieldId::kUpgrade:          // written again from out.upgrade
-      case FieldId::kHttp2Settings:    // belongs to an h2c upgrade, never tunnelled
-      case FieldId::kExpect:           // 100-continue is answered by switchyard
+      case FieldId::kUpgrade:        // written again from out.upgrade
+      case FieldId::kHttp2Settings:  // belongs to an h2c upgrade, never tunnelled
+      case FieldId::kExpect:         // 100-continue is answered by switchyard
         field.drop = true;
         break;
       case FieldId::kXForwardedFor:

@@ -49,10 +49,9 @@ void Tunnel::send_first(Direction& d) {
 
 void Tunnel::read(Direction& d) {
   if (ended_) return;
-  d.from->async_read_some(asio::buffer(d.buffer.get(), kBodyBufferSize),
-                          [self = shared_from_this(), &d](error_code ec, size_t n) {
-                            self->on_read(d, ec, n);
-                          });
+  d.from->async_read_some(
+      asio::buffer(d.buffer.get(), kBodyBufferSize),
+      [self = shared_from_this(), &d](error_code ec, size_t n) { self->on_read(d, ec, n); });
 }
 
 void Tunnel::on_read(Direction& d, error_code ec, size_t n) {

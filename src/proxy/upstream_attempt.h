@@ -135,7 +135,7 @@ class UpstreamAttempt {
   balancer::Pick pick_;            // this try's endpoint (kept after the try, for the log)
   std::unique_ptr<UpstreamConnection> conn_;
   const tls::ClientContext* tls_ = nullptr;  // the cluster's upstream TLS (snapshot-owned)
-  bool reused_ = false;     // conn_ came from the pool
+  bool reused_ = false;                      // conn_ came from the pool
   bool reached_ = false;    // some bytes of this try were written: it may have been processed
   bool got_bytes_ = false;  // some response bytes arrived on this try
   bool stale_replayed_ = false;

@@ -185,9 +185,8 @@ std::string run(const std::string& command, int* status) {
 
 TEST(Compose, ConfigResolvesAndEveryServiceCanGetItsImage) {
   int status = -1;
-  const std::string out =
-      run("docker-compose -f '" + (kRoot / "docker/compose.yaml").string() + "' config 2>&1",
-          &status);
+  const std::string out = run(
+      "docker-compose -f '" + (kRoot / "docker/compose.yaml").string() + "' config 2>&1", &status);
   ASSERT_EQ(status, 0) << out << "\n(`make deps` installs Debian's docker-compose)";
   const YAML::Node doc = YAML::Load(out);
   const auto services = doc["services"];

@@ -65,9 +65,9 @@ struct ListenerTls {
 
 struct ClusterTls {
   bool enabled = false;
-  std::string sni;    // server name sent and verified; empty: the endpoint's host
+  std::string sni;  // server name sent and verified; empty: the endpoint's host
   bool verify = true;
-  std::string ca_file;  // empty: the system's trust store
+  std::string ca_file;    // empty: the system's trust store
   std::string cert_file;  // client certificate (mutual TLS to the endpoint)
   std::string key_file;
   TlsVersion min_version = TlsVersion::k12;

@@ -65,7 +65,7 @@ class HealthChecker {
     std::string cluster;
     std::string address_text;
     SocketAddress address;
-    std::optional<config::HealthCheck> check;  // none: nobody checks it, it is healthy
+    std::optional<config::HealthCheck> check;       // none: nobody checks it, it is healthy
     std::shared_ptr<const tls::ClientContext> tls;  // the cluster's upstream TLS, or null
   };
   // The endpoints of the new current configuration: starts probes for new ones, keeps running

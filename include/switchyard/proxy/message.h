@@ -27,8 +27,8 @@ enum class Method : uint8_t {
 
 // RFC 9110 §9.2.2: GET, HEAD, OPTIONS, TRACE, PUT and DELETE may be sent again automatically.
 constexpr bool idempotent(Method m) {
-  return m == Method::kGet || m == Method::kHead || m == Method::kOptions ||
-         m == Method::kTrace || m == Method::kPut || m == Method::kDelete;
+  return m == Method::kGet || m == Method::kHead || m == Method::kOptions || m == Method::kTrace ||
+         m == Method::kPut || m == Method::kDelete;
 }
 
 // The fields switchyard itself acts on, recognised once by the parser so that the rules below

@@ -13,10 +13,10 @@ namespace switchyard::routing {
 // asterisk-form ("*") are accepted; anything else (authority-form, other schemes, userinfo in
 // the authority, RFC 9110 §4.2.4) is invalid.
 struct Target {
-  std::string_view host;       // without port, as sent (case preserved)
-  std::string_view path;       // without query; "/" when an absolute-form target has no path
-  std::string_view authority;  // Host as sent, or the absolute-form authority (with port)
-  std::string_view origin;     // what to forward: the origin-form target, or "*"
+  std::string_view host;            // without port, as sent (case preserved)
+  std::string_view path;            // without query; "/" when an absolute-form target has no path
+  std::string_view authority;       // Host as sent, or the absolute-form authority (with port)
+  std::string_view origin;          // what to forward: the origin-form target, or "*"
   bool origin_needs_slash = false;  // absolute-form "http://h?q": forward "/" + origin
   bool absolute = false;            // the authority came from the target
   bool valid = true;

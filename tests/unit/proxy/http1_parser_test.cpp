@@ -21,8 +21,9 @@ TEST(FindHeadEnd, AcrossReadsAndBareLf) {
 
 // Fields are views into the input, reported once each, with the ids the rules use.
 TEST(RequestParser, HeadAsViews) {
-  std::string head = "POST /a?b HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 1.2.3.4\r\n"
-                     "Content-Length: 3\r\nX-Other: y\r\n\r\n";
+  std::string head =
+      "POST /a?b HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 1.2.3.4\r\n"
+      "Content-Length: 3\r\nX-Other: y\r\n\r\n";
   RequestParser p;
   p.start(8192, std::nullopt);
   RequestHead h;

@@ -34,8 +34,7 @@ TEST(CheckRequestHead, ConnectionNamingFraming) {
 TEST(OversizedHead, TargetOrHeader) {
   config::Limits limits;  // 16 KiB heads, 8 KiB targets
   EXPECT_EQ(oversized_head_status("GET /" + std::string(20000, 'a'), limits), 414u);
-  EXPECT_EQ(oversized_head_status("GET / HTTP/1.1\r\nX: " + std::string(20000, 'a'), limits),
-            431u);
+  EXPECT_EQ(oversized_head_status("GET / HTTP/1.1\r\nX: " + std::string(20000, 'a'), limits), 431u);
 }
 
 std::string forward(const std::string& text, const ForwardContext& ctx,
@@ -67,9 +66,10 @@ TEST(PlanRequestForward, HopByHopAndForwarding) {
             "POST /p HTTP/1.1\r\nHost: h\r\nX-Keep: k\r\nX-Forwarded-For: 10.0.0.9\r\n"
             "X-Forwarded-Proto: http\r\nContent-Length: 2\r\n\r\n");
   ctx.peer_trusted = true;
-  out = forward("GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 1.1.1.1\r\n"
-                "X-Forwarded-Proto: https\r\n\r\n",
-                ctx);
+  out = forward(
+      "GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 1.1.1.1\r\n"
+      "X-Forwarded-Proto: https\r\n\r\n",
+      ctx);
   EXPECT_NE(out.find("X-Forwarded-For: 1.1.1.1, 10.0.0.9\r\n"), std::string::npos);
   EXPECT_NE(out.find("X-Forwarded-Proto: https\r\n"), std::string::npos);
   EXPECT_EQ(out.find("X-Forwarded-Proto: http\r\n"), std::string::npos);
@@ -93,9 +93,10 @@ TEST(PlanRequestForward, AssertedHeaders) {
   ForwardContext ctx;
   ctx.client_ip = "10.0.0.9";
   ctx.asserted_headers = asserted;
-  std::string out = forward("GET / HTTP/1.1\r\nHost: h\r\nx-client-region: evil\r\nX-Zone: z\r\n"
-                            "Forwarded: for=1\r\nX-Forwarded-Host: e\r\n\r\n",
-                            ctx);
+  std::string out = forward(
+      "GET / HTTP/1.1\r\nHost: h\r\nx-client-region: evil\r\nX-Zone: z\r\n"
+      "Forwarded: for=1\r\nX-Forwarded-Host: e\r\n\r\n",
+      ctx);
   EXPECT_EQ(out.find("evil"), std::string::npos);
   EXPECT_EQ(out.find("X-Zone"), std::string::npos);
   EXPECT_EQ(out.find("Forwarded: for"), std::string::npos);
@@ -113,13 +114,15 @@ TEST(PlanRequestForward, UpgradeAllowList) {
   ForwardContext ctx;
   ctx.client_ip = "10.0.0.9";
   ctx.upgrade_protocols = allowed;
-  std::string ws = forward("GET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\n"
-                           "Upgrade: WebSocket\r\n\r\n",
-                           ctx);
+  std::string ws = forward(
+      "GET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\n"
+      "Upgrade: WebSocket\r\n\r\n",
+      ctx);
   EXPECT_NE(ws.find("Connection: Upgrade\r\nUpgrade: WebSocket\r\n"), std::string::npos);
-  std::string h2c = forward("GET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade, HTTP2-Settings\r\n"
-                            "Upgrade: h2c\r\nHTTP2-Settings: AAA\r\n\r\n",
-                            ctx);
+  std::string h2c = forward(
+      "GET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+      "Upgrade: h2c\r\nHTTP2-Settings: AAA\r\n\r\n",
+      ctx);
   EXPECT_EQ(h2c.find("pgrade"), std::string::npos) << h2c;
   EXPECT_EQ(h2c.find("HTTP2-Settings"), std::string::npos);
 }
@@ -137,8 +140,8 @@ namespace {
 TEST(PlanRequestForward, PrefixOfTransferEncodingIsAnOrdinaryField) {
   ForwardContext ctx;
   ctx.client_ip = "10.0.0.9";
-  std::string out = forward("POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encodingng: chunked\r\n\r\n",
-                            ctx);
+  std::string out =
+      forward("POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encodingng: chunked\r\n\r\n", ctx);
   EXPECT_NE(out.find("Transfer-Encodingng: chunked\r\n"), std::string::npos);
   EXPECT_EQ(out.find("Content-Length"), std::string::npos);
   EXPECT_EQ(out.find("Transfer-Encoding: chunked"), std::string::npos);

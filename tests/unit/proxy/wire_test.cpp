@@ -23,8 +23,8 @@ TEST(BodyFramer, Chunked) {
   f.add("hello");
   f.add(x26);
   f.finish("X-T: 1\r\n");
-  EXPECT_EQ(join(f), "HEAD\r\n\r\n5\r\nhello\r\n1a\r\n" + std::string(26, 'x') +
-                         "\r\n0\r\nX-T: 1\r\n\r\n");
+  EXPECT_EQ(join(f),
+            "HEAD\r\n\r\n5\r\nhello\r\n1a\r\n" + std::string(26, 'x') + "\r\n0\r\nX-T: 1\r\n\r\n");
   EXPECT_EQ(f.bytes(), 31u);
   f.begin({});
   f.finish();
@@ -54,10 +54,11 @@ ResponseHead parse(std::string_view text, http1::ResponseParser& p) {
 // otherwise goes; the load report is taken out; a 1.0 client gets close-delimited chunked data.
 TEST(ResponseRules, FramingSurvivesConnection) {
   http1::ResponseParser p;
-  auto head = parse("HTTP/1.1 200 OK\r\nConnection: Content-Length, X-Drop\r\nX-Drop: 1\r\n"
-                    "endpoint-load-metrics: TEXT cpu_utilization=0.5\r\nContent-Length: 5\r\n"
-                    "X-Keep: k\r\n\r\n",
-                    p);
+  auto head = parse(
+      "HTTP/1.1 200 OK\r\nConnection: Content-Length, X-Drop\r\nX-Drop: 1\r\n"
+      "endpoint-load-metrics: TEXT cpu_utilization=0.5\r\nContent-Length: 5\r\n"
+      "X-Keep: k\r\n\r\n",
+      p);
   auto plan = plan_response(head, 11, true);
   EXPECT_EQ(plan.mode, BodyMode::kLength);
   EXPECT_EQ(plan.content_length, 5u);

@@ -14,7 +14,9 @@ using resource_aware::LoadModel;
 using resource_aware::share_weight;
 using testing::Cluster;
 
-testing::Spec spec(std::vector<uint32_t> w) { return testing::weights(std::move(w), "resource_aware"); }
+testing::Spec spec(std::vector<uint32_t> w) {
+  return testing::weights(std::move(w), "resource_aware");
+}
 
 using namespace std::chrono_literals;
 constexpr int64_t kSecond = 1'000'000'000;
@@ -199,7 +201,8 @@ TEST(ResourceAware, ManyEndpointsAreSampled) {
   sp.seed = 3;
   Cluster c(sp);
   auto now = steady_now_ns();
-  for (size_t i = 0; i < 200; ++i) apply_load_report(c.load(i), report(i < 100 ? 0.9 : 0.1, 0.3), now);
+  for (size_t i = 0; i < 200; ++i)
+    apply_load_report(c.load(i), report(i < 100 ? 0.9 : 0.1, 0.3), now);
   int low = 0;
   for (int i = 0; i < 2000; ++i) low += c.pick()->index >= 100;
   // A weighted draw among 16 samples: scores 0.45 vs 0.13, weights 1.49 vs 44.6.
