@@ -29,18 +29,6 @@ class JsonFields : public config::BlockFields {
   json::object& out_;
 };
 
-const char* cross_region_name(config::CrossRegion c) {
-  switch (c) {
-    case config::CrossRegion::kFailoverOnly:
-      return "failover_only";
-    case config::CrossRegion::kDeny:
-      return "deny";
-    case config::CrossRegion::kAllow:
-      break;
-  }
-  return "allow";
-}
-
 const char* fallback_name(config::Fallback f) {
   switch (f) {
     case config::Fallback::kAny:
@@ -84,14 +72,38 @@ json::object listener_json(const config::Listener& l) {
   for (const auto& r : l.routes) {
     routes.push_back(json::object{
         {"match", json::object{{"host", optional_text(r.host)},
-                               {"path_prefix", optional_text(r.path_prefix)}}},
+                               {"path_prefix", optional_text(r.path_prefix)},
+                               {"client_san", optional_text(r.client_san)}}},
         {"cluster", r.cluster},
         {"timeout", format_duration(r.timeout)},
         {"retries", retries_json(r.retries)},
-        {"cross_region", cross_region_name(r.cross_region)},
+        {"cross_region", config::to_string(r.cross_region)},
     });
   }
   const auto& lim = l.limits;
+  json::value tls = nullptr;
+  if (l.tls) {
+    json::array certs;
+    for (const auto& c : l.tls->certificates) {
+      json::array names;
+      for (const auto& n : c.names) names.push_back(json::value(n));
+      certs.push_back(json::object{
+          {"cert_file", c.cert_file}, {"key_file", c.key_file}, {"names", std::move(names)}});
+    }
+    const char* mode =
+        l.tls->client_certificate == config::ClientCertificate::kRequired   ? "required"
+        : l.tls->client_certificate == config::ClientCertificate::kOptional ? "optional"
+                                                                            : "none";
+    tls = json::object{
+        {"certificates", std::move(certs)},
+        {"min_version", l.tls->min_version == config::TlsVersion::k13 ? "1.3" : "1.2"},
+        {"ciphers", l.tls->ciphers},
+        {"ciphersuites", l.tls->ciphersuites},
+        {"session_tickets", l.tls->session_tickets},
+        {"client_ca_file", l.tls->client_ca_file},
+        {"client_certificate", mode},
+    };
+  }
   return {
       {"name", l.name},
       {"listen", l.listen_text},
@@ -107,6 +119,7 @@ json::object listener_json(const config::Listener& l) {
                               {"header_timeout", format_duration(lim.header_timeout)},
                               {"idle_timeout", format_duration(lim.idle_timeout)}}},
       {"routes", std::move(routes)},
+      {"tls", std::move(tls)},
   };
 }
 
@@ -169,6 +182,16 @@ json::object cluster_json(const config::Cluster& c) {
       {"idle_timeout", format_duration(c.upstream.idle_timeout)},
       {"max_idle_per_endpoint", c.upstream.max_idle_per_endpoint},
   };
+  if (c.tls.enabled) {
+    out["tls"] = json::object{
+        {"sni", c.tls.sni},
+        {"verify", c.tls.verify},
+        {"ca_file", c.tls.ca_file},
+        {"cert_file", c.tls.cert_file},
+        {"key_file", c.tls.key_file},
+        {"min_version", c.tls.min_version == config::TlsVersion::k13 ? "1.3" : "1.2"},
+    };
+  }
   json::array endpoints;
   for (const auto& e : c.endpoints) {
     json::object ep{

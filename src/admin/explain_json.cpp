@@ -132,9 +132,7 @@ std::string explain_json(const control::Snapshot& snapshot, std::string_view que
         {"host", e.route->host ? json::value(*e.route->host) : nullptr},
         {"path_prefix", e.route->path_prefix ? json::value(*e.route->path_prefix) : nullptr},
         {"cluster", e.route->cluster},
-        {"cross_region", e.route->cross_region == config::CrossRegion::kAllow  ? "allow"
-                         : e.route->cross_region == config::CrossRegion::kDeny ? "deny"
-                                                                               : "failover_only"},
+        {"cross_region", config::to_string(e.route->cross_region)},
     };
   } else {
     doc["route"] = nullptr;

@@ -157,6 +157,18 @@ bool Value::cidr(Cidr* out) const {
   return true;
 }
 
+const char* to_string(CrossRegion c) {
+  switch (c) {
+    case CrossRegion::kFailoverOnly:
+      return "failover_only";
+    case CrossRegion::kDeny:
+      return "deny";
+    case CrossRegion::kAllow:
+      break;
+  }
+  return "allow";
+}
+
 std::string HashKey::to_string() const {
   switch (source) {
     case HashKeySource::kHeader:

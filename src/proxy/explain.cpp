@@ -6,38 +6,37 @@
 namespace switchyard::proxy {
 namespace {
 
+// A header switchyard believes only from trusted_proxies: "" when it decided (the caller
+// names the source), else the note that it was sent and ignored (or nothing when absent).
+std::string header_note(std::string_view header, std::string_view value, bool trusted,
+                        bool* decided) {
+  *decided = !value.empty() && trusted;
+  if (*decided) return "header " + std::string(header) + " from a trusted proxy";
+  if (value.empty()) return "";
+  return "header " + std::string(header) + " ignored (the peer is not in trusted_proxies); ";
+}
+
 // Why routing::client_region chose what it chose: the same order, in words.
 std::string region_source(const config::Listener& listener, std::string_view header,
                           std::string_view header_value, bool trusted, const IpAddress& peer) {
-  if (!header_value.empty() && trusted) {
-    return "header " + std::string(header) + " from a trusted proxy";
+  bool decided = false;
+  std::string note = header_note(header, header_value, trusted, &decided);
+  if (decided) return note;
+  if (const auto* entry = routing::region_map_entry(listener, peer)) {
+    return note + "region_map " + entry->cidr_text;
   }
-  std::string ignored =
-      header_value.empty()
-          ? ""
-          : "header " + std::string(header) + " ignored (the peer is not in trusted_proxies); ";
-  const config::RegionMapEntry* best = nullptr;
-  for (const auto& entry : listener.region_map) {
-    if (entry.cidr.contains(peer) && (!best || entry.cidr.prefix_bits > best->cidr.prefix_bits)) {
-      best = &entry;
-    }
-  }
-  if (best != nullptr) return ignored + "region_map " + best->cidr_text;
-  if (!listener.local_region.empty()) return ignored + "the listener's local_region";
-  return ignored + "none: no header, no region_map entry, no local_region";
+  if (!listener.local_region.empty()) return note + "the listener's local_region";
+  return note + "none: no header, no region_map entry, no local_region";
 }
 
+// Why routing::client_zone chose what it chose.
 std::string zone_source(const config::Listener& listener, std::string_view header,
                         std::string_view header_value, bool trusted) {
-  if (!header_value.empty() && trusted) {
-    return "header " + std::string(header) + " from a trusted proxy";
-  }
-  std::string ignored =
-      header_value.empty()
-          ? ""
-          : "header " + std::string(header) + " ignored (the peer is not in trusted_proxies); ";
-  if (!listener.local_zone.empty()) return ignored + "the listener's local_zone";
-  return ignored + "none: no zone preference";
+  bool decided = false;
+  std::string note = header_note(header, header_value, trusted, &decided);
+  if (decided) return note;
+  if (!listener.local_zone.empty()) return note + "the listener's local_zone";
+  return note + "none: no zone preference";
 }
 
 }  // namespace

@@ -106,6 +106,12 @@ class DownstreamTlsTest(ProxyTestCase):
         with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
             with ctx.wrap_socket(raw, server_hostname="a.test") as s:
                 self.assertEqual(s.selected_alpn_protocol(), "http/1.1")
+        # /admin/config shows the TLS block with the names each certificate serves.
+        doc = json.loads(admin(sy, "GET", "/admin/config")[2])
+        tls = doc["listeners"][0]["tls"]
+        self.assertEqual([c["names"] for c in tls["certificates"]], [["a.test"], ["*.b.test"]])
+        self.assertEqual(tls["min_version"], "1.2")
+        self.assertIsNone(doc["listeners"][1]["tls"])
         # Session resumption by ticket: a second connection with the first one's session.
         status, _, _, conn = https(port, "a.test", ctx)
         session = conn.sock.session

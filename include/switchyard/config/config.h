@@ -82,6 +82,8 @@ struct Limits {
 };
 
 enum class CrossRegion { kAllow, kFailoverOnly, kDeny };
+// As written in YAML: "allow", "failover_only", "deny".
+const char* to_string(CrossRegion c);
 
 enum class RetryOn : uint32_t {
   kConnectFailure = 1u << 0,

@@ -10,6 +10,10 @@ namespace switchyard::routing {
 // True if the peer is in the listener's trusted_proxies.
 bool peer_trusted(const config::Listener& listener, const IpAddress& peer);
 
+// The region_map entry with the longest prefix containing the peer, or nullptr.
+const config::RegionMapEntry* region_map_entry(const config::Listener& listener,
+                                               const IpAddress& peer);
+
 // The client's region (DESIGN.md, Headers): the region header's value if the peer is trusted
 // and sent one; else the longest region_map prefix containing the peer's address; else the
 // listener's local_region. An untrusted client's header is never believed. Pure; any thread.
