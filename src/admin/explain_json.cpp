@@ -140,7 +140,7 @@ std::string explain_json(const control::Snapshot& snapshot, std::string_view que
   if (e.status != 0) {
     // A bad query (no such listener, not an IP) is the caller's 400; a request the proxy would
     // refuse (404, 400) is a valid explanation.
-    if (e.listener == nullptr || e.reason.rfind("client is not", 0) == 0) *status = 400;
+    if (e.bad_query) *status = 400;
     doc["answer"] = json::object{{"status", e.status}, {"reason", e.reason}};
     return json::serialize(doc) + "\n";
   }

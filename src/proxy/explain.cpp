@@ -53,6 +53,7 @@ Explanation explain(const control::Snapshot& snapshot, const ExplainQuery& q) {
   if (listener == nullptr) {
     out.status = 400;
     out.reason = "no listener named '" + q.listener + "'";
+    out.bad_query = true;
     return out;
   }
   out.listener = listener->config;
@@ -60,6 +61,7 @@ Explanation explain(const control::Snapshot& snapshot, const ExplainQuery& q) {
   if (!peer) {
     out.status = 400;
     out.reason = "client is not an IP address: '" + q.client_ip + "'";
+    out.bad_query = true;
     return out;
   }
   RequestHead head;

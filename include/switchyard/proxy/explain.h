@@ -30,6 +30,7 @@ struct Explanation {
   // 404), for this reason.
   unsigned status = 0;
   std::string reason;
+  bool bad_query = false;  // the query itself is wrong (no such listener, not an IP)
   const config::Listener* listener = nullptr;
   const config::Route* route = nullptr;
   size_t route_index = 0;
