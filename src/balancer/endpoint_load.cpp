@@ -52,9 +52,11 @@ void apply_load_report(EndpointLoad& s, const LoadReport& report, int64_t now_ns
   s.reports.fetch_add(1, std::memory_order_relaxed);
 }
 
-LoadReportResult receive_load_report(EndpointLoad& load, std::string_view header) {
+LoadReportResult receive_load_report(EndpointLoad& load, std::string_view header,
+                                     LoadReportFormat format) {
   LoadReport report;
-  const auto result = parse_load_report(header, report);
+  const auto result = format == LoadReportFormat::kBinary ? parse_load_report_bin(header, report)
+                                                          : parse_load_report(header, report);
   if (result == LoadReportResult::kOk) apply_load_report(load, report, steady_now_ns());
   return result;
 }

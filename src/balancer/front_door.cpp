@@ -397,8 +397,9 @@ void ClusterBalancer::release(Pick& pick) const {
   state_->active_tries.fetch_sub(1, kRelaxed);
 }
 
-void ClusterBalancer::accept_load_report(const Pick& pick, std::string_view header) const {
-  const auto result = receive_load_report(*pick.ref->load, header);
+void ClusterBalancer::accept_load_report(const Pick& pick, std::string_view header,
+                                         LoadReportFormat format) const {
+  const auto result = receive_load_report(*pick.ref->load, header, format);
   stats_->counters.add(ClusterStats::kLoadReportOk + static_cast<size_t>(result));
 }
 

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <span>
 
 namespace switchyard::balancer {
 namespace {
@@ -232,6 +233,210 @@ std::string_view to_string(LoadReportResult result) {
       return "duplicate";
   }
   return "malformed";
+}
+
+namespace {
+
+// --- the binary form: a base64 OrcaLoadReport (xds/data/orca/v3/orca_load_report.proto) ---
+
+int base64_value(char c) {
+  if (c >= 'A' && c <= 'Z') return c - 'A';
+  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+  if (c >= '0' && c <= '9') return c - '0' + 52;
+  if (c == '+' || c == '-') return 62;
+  if (c == '/' || c == '_') return 63;
+  return -1;
+}
+
+// Standard or URL-safe alphabet, padding optional (gRPC sends binary metadata unpadded).
+// Returns the decoded size, or SIZE_MAX when malformed or larger than out.
+size_t base64_decode(std::string_view in, std::span<uint8_t> out) {
+  while (!in.empty() && in.back() == '=') in.remove_suffix(1);
+  if (in.size() % 4 == 1) return SIZE_MAX;
+  size_t n = 0;
+  uint32_t acc = 0;
+  int bits = 0;
+  for (char c : in) {
+    const int v = base64_value(c);
+    if (v < 0) return SIZE_MAX;
+    acc = (acc << 6) | static_cast<uint32_t>(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      if (n == out.size()) return SIZE_MAX;
+      out[n++] = static_cast<uint8_t>(acc >> bits);
+    }
+  }
+  return n;
+}
+
+class ProtoReader {
+ public:
+  explicit ProtoReader(std::span<const uint8_t> in) : in_(in) {}
+  bool done() const { return pos_ == in_.size(); }
+  bool varint(uint64_t* out) {
+    uint64_t v = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+      if (pos_ == in_.size()) return false;
+      const uint8_t b = in_[pos_++];
+      v |= static_cast<uint64_t>(b & 0x7f) << shift;
+      if ((b & 0x80) == 0) {
+        *out = v;
+        return true;
+      }
+    }
+    return false;  // over 10 bytes
+  }
+  bool fixed(size_t size, uint64_t* out) {
+    if (in_.size() - pos_ < size) return false;
+    uint64_t v = 0;
+    for (size_t i = 0; i < size; ++i) v |= static_cast<uint64_t>(in_[pos_ + i]) << (8 * i);
+    pos_ += size;
+    *out = v;
+    return true;
+  }
+  bool bytes(std::span<const uint8_t>* out) {
+    uint64_t len = 0;
+    if (!varint(&len) || len > in_.size() - pos_) return false;
+    *out = in_.subspan(pos_, len);
+    pos_ += len;
+    return true;
+  }
+  // Skips a field of this wire type (groups, 3 and 4, are refused).
+  bool skip(uint32_t wire) {
+    uint64_t ignored = 0;
+    std::span<const uint8_t> b;
+    switch (wire) {
+      case 0:
+        return varint(&ignored);
+      case 1:
+        return fixed(8, &ignored);
+      case 2:
+        return bytes(&b);
+      case 5:
+        return fixed(4, &ignored);
+      default:
+        return false;
+    }
+  }
+
+ private:
+  std::span<const uint8_t> in_;
+  size_t pos_ = 0;
+};
+
+double as_double(uint64_t bits) {
+  double d = 0;
+  std::memcpy(&d, &bits, sizeof d);
+  return d;
+}
+
+// One map<string, double> entry (request_cost, utilization, named_metrics).
+LoadReportResult parse_map_entry(std::span<const uint8_t> entry, std::string_view map,
+                                 SeenKeys& seen, LoadReport& out) {
+  ProtoReader r(entry);
+  std::string_view name;
+  double value = 0;
+  while (!r.done()) {
+    uint64_t tag = 0;
+    if (!r.varint(&tag)) return LoadReportResult::kMalformed;
+    const auto field = tag >> 3;
+    const auto wire = static_cast<uint32_t>(tag & 7);
+    if (field == 1 && wire == 2) {
+      std::span<const uint8_t> b;
+      if (!r.bytes(&b)) return LoadReportResult::kMalformed;
+      name = std::string_view(reinterpret_cast<const char*>(b.data()), b.size());
+    } else if (field == 2 && wire == 1) {
+      uint64_t bits = 0;
+      if (!r.fixed(8, &bits)) return LoadReportResult::kMalformed;
+      value = as_double(bits);
+    } else if (!r.skip(wire)) {
+      return LoadReportResult::kMalformed;
+    }
+  }
+  if (name.empty() || map.size() + 1 + name.size() > kMaxKeyBytes ||
+      !std::all_of(name.begin(), name.end(), key_char)) {
+    return LoadReportResult::kMalformed;
+  }
+  std::array<char, kMaxKeyBytes> key;
+  std::memcpy(key.data(), map.data(), map.size());
+  key[map.size()] = '.';
+  std::memcpy(key.data() + map.size() + 1, name.data(), name.size());
+  const std::string_view full(key.data(), map.size() + 1 + name.size());
+  if (seen.full()) return LoadReportResult::kMalformed;
+  if (!seen.insert(full)) return LoadReportResult::kDuplicate;
+  return store(full, value, out);
+}
+
+LoadReportResult parse_orca(std::span<const uint8_t> in, LoadReport& out) {
+  SeenKeys seen;
+  ProtoReader r(in);
+  while (!r.done()) {
+    uint64_t tag = 0;
+    if (!r.varint(&tag)) return LoadReportResult::kMalformed;
+    const auto field = tag >> 3;
+    const auto wire = static_cast<uint32_t>(tag & 7);
+    std::string_view scalar;
+    std::string_view map;
+    switch (field) {
+      case 1:
+        scalar = "cpu_utilization";
+        break;
+      case 2:
+        scalar = "mem_utilization";
+        break;
+      case 6:
+        scalar = "rps_fractional";
+        break;
+      case 7:
+        scalar = "eps";
+        break;
+      case 9:
+        scalar = "application_utilization";
+        break;
+      case 4:
+        map = "request_cost";
+        break;
+      case 5:
+        map = "utilization";
+        break;
+      case 8:
+        map = "named_metrics";
+        break;
+      default:
+        break;
+    }
+    if (!scalar.empty() && wire == 1) {
+      uint64_t bits = 0;
+      if (!r.fixed(8, &bits)) return LoadReportResult::kMalformed;
+      if (seen.full()) return LoadReportResult::kMalformed;
+      if (!seen.insert(scalar)) return LoadReportResult::kDuplicate;
+      if (auto res = store(scalar, as_double(bits), out); res != LoadReportResult::kOk) return res;
+    } else if (!map.empty() && wire == 2) {
+      std::span<const uint8_t> entry;
+      if (!r.bytes(&entry)) return LoadReportResult::kMalformed;
+      if (auto res = parse_map_entry(entry, map, seen, out); res != LoadReportResult::kOk)
+        return res;
+    } else if (!scalar.empty() || !map.empty()) {
+      return LoadReportResult::kMalformed;  // a known field with the wrong wire type
+    } else if (!r.skip(wire)) {
+      return LoadReportResult::kMalformed;  // rps (3, deprecated) and newer fields skipped
+    }
+  }
+  return LoadReportResult::kOk;
+}
+
+}  // namespace
+
+LoadReportResult parse_load_report_bin(std::string_view value, LoadReport& out) {
+  out = LoadReport{};
+  std::array<uint8_t, kMaxHeaderBytes> bytes;
+  const size_t n = base64_decode(trim(value), bytes);
+  if (value.size() > kMaxHeaderBytes * 4 / 3 + 4 || n == SIZE_MAX || n == 0)
+    return LoadReportResult::kMalformed;
+  auto result = parse_orca(std::span<const uint8_t>(bytes.data(), n), out);
+  if (result != LoadReportResult::kOk) out = LoadReport{};
+  return result;
 }
 
 LoadReportResult parse_load_report(std::string_view header, LoadReport& out) {

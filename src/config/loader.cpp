@@ -81,6 +81,8 @@ const BlockSpec<Limits> kLimits{{
      }},
     {"header_timeout", [](const Value& v, Limits& l) { v.duration(&l.header_timeout); }},
     {"idle_timeout", [](const Value& v, Limits& l) { v.duration(&l.idle_timeout); }},
+    {"max_concurrent_streams",
+     [](const Value& v, Limits& l) { v.integer<uint32_t>(&l.max_concurrent_streams, 1, 10'000); }},
 }};
 
 const BlockSpec<Retries> kRetries{{
@@ -339,6 +341,21 @@ const BlockSpec<Listener> kListener{{
        read_block(v, kListenerTls, t);
        l.tls = std::move(t);
      }},
+    {"protocols",
+     [](const Value& v, Listener& l) {
+       for (const auto& item : v.items()) {
+         ListenerProtocol p{};
+         if (!item.choice(&p, {{"http1", ListenerProtocol::kHttp1}, {"h2", ListenerProtocol::kH2}}))
+           continue;
+         if (l.speaks(p)) {
+           item.error(std::string("listed twice: ") + to_string(p));
+         } else {
+           l.protocols.push_back(p);
+         }
+       }
+       if (l.protocols.empty() && (v.node().IsSequence() || v.node().IsNull()))
+         v.error("must list at least one of http1, h2");
+     }},
 }};
 
 const BlockSpec<Endpoint> kMetadata{{
@@ -377,6 +394,11 @@ const BlockSpec<Locality> kLocality{{
 }};
 
 const BlockSpec<HealthCheck> kHealthCheck{{
+    {"protocol",
+     [](const Value& v, HealthCheck& h) {
+       v.choice(&h.protocol, {{"http", HealthProtocol::kHttp}, {"grpc", HealthProtocol::kGrpc}});
+     }},
+    {"service", [](const Value& v, HealthCheck& h) { v.string(&h.service); }},
     {"path",
      [](const Value& v, HealthCheck& h) {
        if (v.string(&h.path) && (h.path.empty() || h.path[0] != '/'))
@@ -486,6 +508,11 @@ BlockSpec<Cluster> cluster_spec(const Schema& schema, Value* endpoints_seen) {
       {"upstream", [](const Value& v, Cluster& c) { read_block(v, kUpstream, c.upstream); }});
   spec.keys.push_back(
       {"tls", [](const Value& v, Cluster& c) { read_block(v, kClusterTls, c.tls); }});
+  spec.keys.push_back({"protocol", [](const Value& v, Cluster& c) {
+                         v.choice(&c.protocol, {{"http1", UpstreamProtocol::kHttp1},
+                                                {"h2c", UpstreamProtocol::kH2c},
+                                                {"h2", UpstreamProtocol::kH2}});
+                       }});
   spec.keys.push_back({"endpoints",
                        [endpoints_seen](const Value& v, Cluster& c) {
                          c.endpoints = read_endpoints(v);
@@ -537,6 +564,17 @@ Config read_config(Reader& r, const YAML::Node& root, const Schema& schema) {
       r.error(item.node()["name"], item.path() + ".name",
               "duplicate cluster name '" + c.name + "'");
     }
+    const bool h2 = c.protocol == UpstreamProtocol::kH2;
+    if (h2 != c.tls.enabled && c.protocol != UpstreamProtocol::kHttp1) {
+      r.error(item.node()["protocol"], item.path() + ".protocol",
+              h2 ? "h2 runs over TLS: set tls.enabled (or use h2c for cleartext)"
+                 : "h2c is cleartext: with tls.enabled use h2");
+    }
+    if (c.health_check && c.health_check->protocol == HealthProtocol::kGrpc &&
+        c.protocol == UpstreamProtocol::kHttp1) {
+      r.error(item.node()["health_check"]["protocol"], item.path() + ".health_check.protocol",
+              "grpc health checks need protocol h2c or h2");
+    }
     cfg.clusters.push_back(std::move(c));
   }
 
@@ -550,6 +588,10 @@ Config read_config(Reader& r, const YAML::Node& root, const Schema& schema) {
   for (const auto& item : listener_items) {
     Listener li;
     read_block(item, kListener, li);
+    if (li.protocols.empty()) {
+      if (li.tls) li.protocols.push_back(ListenerProtocol::kH2);
+      li.protocols.push_back(ListenerProtocol::kHttp1);
+    }
     for (size_t ri = 0; ri < li.routes.size(); ++ri) {
       if (li.routes[ri].client_san &&
           (!li.tls || li.tls->client_certificate == ClientCertificate::kNone)) {

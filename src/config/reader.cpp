@@ -157,6 +157,20 @@ bool Value::cidr(Cidr* out) const {
   return true;
 }
 
+const char* to_string(ListenerProtocol p) { return p == ListenerProtocol::kH2 ? "h2" : "http1"; }
+
+const char* to_string(UpstreamProtocol p) {
+  switch (p) {
+    case UpstreamProtocol::kH2c:
+      return "h2c";
+    case UpstreamProtocol::kH2:
+      return "h2";
+    case UpstreamProtocol::kHttp1:
+      break;
+  }
+  return "http1";
+}
+
 const char* to_string(CrossRegion c) {
   switch (c) {
     case CrossRegion::kFailoverOnly:

@@ -46,6 +46,8 @@ FieldId from_beast(http::field f, std::string_view name) {
       return FieldId::kForwarded;
     case http::field::http2_settings:
       return FieldId::kHttp2Settings;
+    case http::field::content_type:
+      return FieldId::kContentType;
     case http::field::unknown:
       return classify_field(name);  // the x-forwarded-* family is not in Beast's table
     default:
@@ -149,6 +151,10 @@ ParseStatus map_error(const error_code& ec) {
 
 }  // namespace
 
+Method parse_method(std::string_view text) {
+  return from_beast(http::string_to_verb(bsv(text.data(), text.size())));
+}
+
 FieldId classify_field(std::string_view name) {
   switch (name.size()) {
     case 2:
@@ -172,6 +178,10 @@ FieldId classify_field(std::string_view name) {
       if (iequals(name, "connection")) return FieldId::kConnection;
       if (iequals(name, "keep-alive")) return FieldId::kKeepAlive;
       break;
+    case 12:
+      if (iequals(name, "content-type")) return FieldId::kContentType;
+      if (iequals(name, "grpc-timeout")) return FieldId::kGrpcTimeout;
+      break;
     case 14:
       if (iequals(name, "content-length")) return FieldId::kContentLength;
       if (iequals(name, "http2-settings")) return FieldId::kHttp2Settings;
@@ -189,6 +199,9 @@ FieldId classify_field(std::string_view name) {
       break;
     case 21:
       if (iequals(name, "endpoint-load-metrics")) return FieldId::kEndpointLoadMetrics;
+      break;
+    case 25:
+      if (iequals(name, "endpoint-load-metrics-bin")) return FieldId::kEndpointLoadMetricsBin;
       break;
     default:
       break;

@@ -24,6 +24,9 @@ ResponsePlan plan_response(ResponseHead& head, unsigned client_version, bool cli
       case FieldId::kUpgrade:
         field.drop = !upgrade;
         break;
+      case FieldId::kEndpointLoadMetricsBin:
+        field.drop = true;
+        break;
       case FieldId::kEndpointLoadMetrics:
         if (plan.load_report.empty() && !plan.load_report_repeated) {
           plan.load_report = field.value;
@@ -69,15 +72,28 @@ ResponsePlan plan_response(ResponseHead& head, unsigned client_version, bool cli
   return plan;
 }
 
-std::optional<std::string_view> load_report_of(const ResponseHead& head) {
+std::optional<LoadReportField> load_report_of(const FieldList& fields) {
   std::optional<std::string_view> first;
-  for (const auto& field : head.fields.items) {
+  std::optional<std::string_view> first_bin;
+  for (const auto& field : fields.items) {
+    if (field.id == FieldId::kEndpointLoadMetricsBin) {
+      if (!first_bin) first_bin = field.value;
+      continue;
+    }
     if (field.id != FieldId::kEndpointLoadMetrics) continue;
-    if (first) return first;  // repeated: the first counts (an empty one as malformed)
+    if (first) return LoadReportField{*first};  // repeated: the first counts (an empty one as malformed)
     first = field.value;
   }
-  if (first && first->empty()) return std::nullopt;  // a lone empty header is no report
-  return first;
+  if (first && !first->empty()) return LoadReportField{*first};
+  if (first_bin && !first_bin->empty()) return LoadReportField{*first_bin, true};
+  return std::nullopt;  // a lone empty header is no report
+}
+
+void drop_load_reports(FieldList& fields) {
+  for (auto& f : fields.items) {
+    if (f.id == FieldId::kEndpointLoadMetrics || f.id == FieldId::kEndpointLoadMetricsBin)
+      f.drop = true;
+  }
 }
 
 }  // namespace switchyard::proxy

@@ -4,6 +4,7 @@
 
 #include <boost/asio/write.hpp>
 
+#include "h2_session.h"
 #include "request_plan.h"
 #include "switchyard/common/ascii.h"
 #include "switchyard/common/logging.h"
@@ -113,6 +114,16 @@ void Session::begin_head() {
 
 void Session::try_head() {
   const auto& lim = limits();
+  if (fresh_ && !client_.tls() && listener_->config->speaks(config::ListenerProtocol::kH2)) {
+    // h2c with prior knowledge (RFC 9113 §3.3): the connection starts with the preface.
+    constexpr std::string_view kPreface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    const std::string_view got = in_.view().substr(0, kPreface.size());
+    if (kPreface.starts_with(got)) {
+      if (got.size() < kPreface.size()) return read_head();
+      return become_h2();
+    }
+    if (!listener_->config->speaks(config::ListenerProtocol::kHttp1)) return close_now();
+  }
   size_t end = http1::find_head_end(in_.view(), &scanned_);
   client_version_ = 11;
   client_keep_alive_ = false;  // until a head says otherwise, errors close the connection
@@ -130,6 +141,7 @@ void Session::try_head() {
 
 void Session::on_head(size_t head_size) {
   const auto& lim = limits();
+  fresh_ = false;
   phase_ = Phase::kRequest;
   std::string_view raw = in_.view().substr(0, head_size);
   if (has_obs_fold(raw)) return respond_error(400, "obsolete line folding in header", true);
@@ -335,6 +347,18 @@ void Session::on_upgraded(ResponseHead& head, std::unique_ptr<UpstreamConnection
                                          std::move(slot_), limits().idle_timeout);
   tunnel->start(out_head_, early, in_.view());
   in_.consume(in_.size());
+}
+
+// The connection speaks HTTP/2 from here (ALPN h2, or the h2c preface): an H2Session takes
+// the socket, its listener slot and what was read, and this session ends.
+void Session::become_h2() {
+  phase_ = Phase::kClosing;
+  ClientIdentity id{client_ip_, client_addr_, client_uris_, client_cert_};
+  auto h2 = std::make_shared<H2Session>(worker_, listener_index_, std::move(client_),
+                                        std::move(slot_), std::move(id));
+  const std::string early(in_.view());
+  in_.consume(in_.size());
+  h2->start(early);
 }
 
 void Session::finish_request() {

@@ -76,6 +76,7 @@ class Session final : public Connection,
   void write_response(http1::BodyPieces& body, bool last, bool with_head);
   void on_response_written(boost::system::error_code ec, bool last);
   void finish_request();
+  void become_h2();
   // Answers the current request with a short plain-text error. close: end the connection
   // after it (always when the request body was not read to its end).
   void respond_error(unsigned status, std::string_view reason, bool close);
@@ -101,6 +102,7 @@ class Session final : public Connection,
   IpAddress client_addr_;
   Phase phase_ = Phase::kIdle;
   bool close_after_response_ = false;
+  bool fresh_ = true;  // no request head seen yet (h2c's preface can only come first)
   bool timed_out_ = false;  // the sweep cancelled the pending client operation
   Clock::time_point deadline_ = Clock::time_point::max();  // of the pending client operation
 

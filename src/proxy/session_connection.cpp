@@ -2,6 +2,8 @@
 // what a client certificate says (routes may match it; X-Forwarded-Client-Cert carries it
 // upstream), deadlines and the sweep that enforces them, drain, abort, and closing.
 
+#include <cstring>
+
 #include "session.h"
 #include "switchyard/common/logging.h"
 
@@ -55,6 +57,11 @@ void Session::on_handshake(error_code ec) {
     }
   }
   timed_out_ = false;
+  const unsigned char* alpn = nullptr;
+  unsigned int alpn_len = 0;
+  SSL_get0_alpn_selected(client_.ssl(), &alpn, &alpn_len);
+  if (alpn_len == 2 && std::memcmp(alpn, "h2", 2) == 0) return become_h2();
+  if (!listener_->config->speaks(config::ListenerProtocol::kHttp1)) return close_now();
   wait_request();
 }
 

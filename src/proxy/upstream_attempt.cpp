@@ -49,6 +49,7 @@ UpstreamAttempt::~UpstreamAttempt() {
 void UpstreamAttempt::start(const AttemptRequest& request, AttemptSink* sink,
                             std::shared_ptr<void> owner) {
   req_ = request;
+  if (req_.timeout.count() <= 0) req_.timeout = req_.route->timeout;
   sink_ = sink;
   owner_ = std::move(owner);
   active_ = true;
@@ -91,7 +92,7 @@ void UpstreamAttempt::try_once() {
   try_start_ = Clock::now();
   // The route timeout runs from the end of the request (Envoy's rule): while the body streams,
   // each upstream write gets it instead.
-  if (body_done_ || replaying_) arm_timer(try_start_ + req_.route->timeout);
+  if (body_done_ || replaying_) arm_timer(try_start_ + req_.timeout);
   // A request that must not be sent twice only goes on a pooled connection that is known to
   // be open (a peek), so that it is never lost to an idle-close race.
   const bool careful = !idempotent(req_.head->method) && !req_.route->retries.non_idempotent;
@@ -164,7 +165,7 @@ void UpstreamAttempt::handshake() {
 
 void UpstreamAttempt::connected() {
   if (body_done_ || replaying_) {
-    arm_timer(try_start_ + req_.route->timeout);
+    arm_timer(try_start_ + req_.timeout);
   } else {
     disarm_timer();
   }
@@ -215,7 +216,7 @@ void UpstreamAttempt::write() {
     }
     framer_.finish(trailer_lines_);
   }
-  if (!last && !timer_armed_) arm_timer(Clock::now() + req_.route->timeout);  // a stalled endpoint
+  if (!last && !timer_armed_) arm_timer(Clock::now() + req_.timeout);  // a stalled endpoint
   const size_t n = framer_.count();
   for (size_t i = 0; i < n; ++i)
     iov_[i] = asio::const_buffer(framer_.slices()[i].data, framer_.slices()[i].size);
@@ -236,7 +237,7 @@ void UpstreamAttempt::on_written(error_code ec, size_t bytes, bool last) {
   if (last) {
     body_done_ = true;
     // The request is complete: the route timeout starts now.
-    arm_timer(Clock::now() + req_.route->timeout);
+    arm_timer(Clock::now() + req_.timeout);
     return read_response_head();
   }
   disarm_timer();  // waiting for the client is the client's idle_timeout, not ours
@@ -322,7 +323,8 @@ void UpstreamAttempt::on_response_head() {
   pick_.ref->load->observe_response(ms);
   // Load reports are for the proxy, never for the client (DESIGN.md, Backend load reports):
   // the first one counts, a repeat is dropped with it (plan_response drops them all).
-  if (auto report = load_report_of(head_)) req_.balancer->accept_load_report(pick_, *report);
+  report_taken_ = false;
+  accept_load_report(head_.fields);
   req_.balancer->report(pick_, status < 500);
   if (try_retry(RetryReason::kStatus, status)) return;
   head_parsed_ = true;
@@ -503,6 +505,7 @@ void UpstreamAttempt::end_splice(bool clean) {
 
 void UpstreamAttempt::upstream_finished() {
   upstream_done_ = true;
+  if (!trailers_.items.empty()) accept_load_report(trailers_);  // gRPC sends them last
   disarm_timer();
   stats_->upstream_duration.observe_ns(static_cast<uint64_t>(
       std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - try_start_).count()));
@@ -662,6 +665,17 @@ void UpstreamAttempt::end_failed(unsigned status, std::string_view reason) {
   auto keep = owner_.lock();  // the sink may let go of its last reference in the callback
   owner_.reset();
   sink_->on_attempt_failed(status, reason);
+}
+
+// A report counts once per response: the head's, else the trailers' (ORCA per-call reports).
+void UpstreamAttempt::accept_load_report(const FieldList& fields) {
+  if (report_taken_ || pick_.ref == nullptr) return;
+  if (auto r = load_report_of(fields)) {
+    report_taken_ = true;
+    req_.balancer->accept_load_report(
+        pick_, r->value,
+        r->binary ? balancer::LoadReportFormat::kBinary : balancer::LoadReportFormat::kHeader);
+  }
 }
 
 void UpstreamAttempt::release_endpoint() {

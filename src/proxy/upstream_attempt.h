@@ -60,6 +60,8 @@ struct AttemptRequest {
   bool origin_needs_slash = false;
   bool has_body = false;
   balancer::PickRequest pick;  // hash key, client region and zone, cross-region policy
+  // Each try's timeout: 0 = the route's. A gRPC call's grpc-timeout when it is shorter.
+  Duration timeout{0};
 };
 
 class UpstreamAttempt {
@@ -115,6 +117,7 @@ class UpstreamAttempt {
   bool try_retry(RetryReason reason, unsigned status);
   void end_failed(unsigned status, std::string_view reason);
   void release_endpoint();
+  void accept_load_report(const FieldList& fields);
   EndpointStats& endpoint_stats() const;
   void release_retry();
   void arm_timer(Clock::time_point at, bool for_connect = false);
@@ -171,6 +174,7 @@ class UpstreamAttempt {
   bool head_parsed_ = false;        // the final head is parsed (it may be held back)
   bool broken_after_head_ = false;  // failed while the head was held back: report after it
   bool upstream_done_ = false;
+  bool report_taken_ = false;  // this response's load report was counted
 
   // zero-copy (splice) state of the response body
   Pipe pipe_;

@@ -184,6 +184,8 @@ void write_trailers(std::string& out, const FieldList& trailers) {
       case FieldId::kUpgrade:
       case FieldId::kExpect:
       case FieldId::kHttp2Settings:
+      case FieldId::kEndpointLoadMetrics:  // for the proxy (DESIGN.md, Backend load reports)
+      case FieldId::kEndpointLoadMetricsBin:
         continue;
       default:
         append_field(out, f.name, f.value);

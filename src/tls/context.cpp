@@ -92,21 +92,30 @@ int ticket_callback(SSL*, unsigned char key_name[16], unsigned char* iv, EVP_CIP
 
 // --- server side -----------------------------------------------------------------------------
 
+// The listener's protocols in its preference order: h2 (when it speaks it), then http/1.1. A
+// client that offers only other protocols goes on without ALPN (and speaks HTTP/1.1).
+int kH2Marker = 0;
+
 int alpn_select(SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in,
-                unsigned int inlen, void*) {
-  // HTTP/1.1 only (for now): take it if offered; a client that offers only other protocols
-  // goes on without ALPN.
+                unsigned int inlen, void* arg) {
+  const bool h2 = arg != nullptr;
+  const unsigned char* http1 = nullptr;
   for (unsigned int i = 0; i < inlen;) {
     const unsigned char len = in[i];
     if (i + 1 + len > inlen) break;
-    if (len == 8 && std::memcmp(in + i + 1, "http/1.1", 8) == 0) {
-      *out = in + i + 1;
+    const unsigned char* name = in + i + 1;
+    if (h2 && len == 2 && std::memcmp(name, "h2", 2) == 0) {
+      *out = name;
       *outlen = len;
       return SSL_TLSEXT_ERR_OK;
     }
+    if (len == 8 && std::memcmp(name, "http/1.1", 8) == 0) http1 = name;
     i += 1u + len;
   }
-  return SSL_TLSEXT_ERR_NOACK;
+  if (http1 == nullptr) return SSL_TLSEXT_ERR_NOACK;
+  *out = http1;
+  *outlen = 8;
+  return SSL_TLSEXT_ERR_OK;
 }
 
 int servername_callback(SSL* ssl, int*, void* arg) {
@@ -134,7 +143,7 @@ bool is_ip(std::string_view host) {
 }  // namespace
 
 std::shared_ptr<const ServerContext> ServerContext::build(const config::ListenerTls& cfg,
-                                                          std::string* error) {
+                                                          std::string* error, bool h2) {
   std::shared_ptr<ServerContext> out(new ServerContext());
   static const unsigned char kSessionContext[] = "switchyard";
   for (size_t i = 0; i < cfg.certificates.size(); ++i) {
@@ -175,7 +184,7 @@ std::shared_ptr<const ServerContext> ServerContext::build(const config::Listener
       SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
       SSL_CTX_set_num_tickets(ctx, 0);
     }
-    SSL_CTX_set_alpn_select_cb(ctx, alpn_select, nullptr);
+    SSL_CTX_set_alpn_select_cb(ctx, alpn_select, h2 ? &kH2Marker : nullptr);
     if (cfg.client_certificate != config::ClientCertificate::kNone) {
       if (SSL_CTX_load_verify_locations(ctx, cfg.client_ca_file.c_str(), nullptr) != 1) {
         *error = ssl_error("client_ca_file '" + cfg.client_ca_file + "'");
@@ -230,7 +239,7 @@ SSL_CTX* ServerContext::select(std::string_view requested) const {
 // --- client side -----------------------------------------------------------------------------
 
 std::shared_ptr<const ClientContext> ClientContext::build(const config::ClusterTls& cfg,
-                                                          std::string* error) {
+                                                          std::string* error, bool h2) {
   std::shared_ptr<ClientContext> out(new ClientContext());
   out->ctx_ = SSL_CTX_new(TLS_client_method());
   if (out->ctx_ == nullptr) {
@@ -242,8 +251,13 @@ std::shared_ptr<const ClientContext> ClientContext::build(const config::ClusterT
   SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
   SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
   SSL_CTX_set_cipher_list(ctx, config::kDefaultCiphers);
-  static const unsigned char kAlpn[] = "\x08http/1.1";
-  SSL_CTX_set_alpn_protos(ctx, kAlpn, sizeof kAlpn - 1);
+  static const unsigned char kHttp1[] = "\x08http/1.1";
+  static const unsigned char kH2[] = "\x02h2";
+  if (h2) {
+    SSL_CTX_set_alpn_protos(ctx, kH2, sizeof kH2 - 1);
+  } else {
+    SSL_CTX_set_alpn_protos(ctx, kHttp1, sizeof kHttp1 - 1);
+  }
   out->verify_ = cfg.verify;
   out->sni_ = cfg.sni;
   if (cfg.verify) {

@@ -55,6 +55,7 @@ void apply_load_report(EndpointLoad& load, const LoadReport& report, int64_t now
 
 // An endpoint-load-metrics header as received (on a response or a health check): parsed and,
 // when valid, applied now. Returns the parse result, for switchyard_load_reports_total.
-LoadReportResult receive_load_report(EndpointLoad& load, std::string_view header);
+LoadReportResult receive_load_report(EndpointLoad& load, std::string_view header,
+                                     LoadReportFormat format = LoadReportFormat::kHeader);
 
 }  // namespace switchyard::balancer

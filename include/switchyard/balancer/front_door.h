@@ -164,7 +164,8 @@ class ClusterBalancer {
   // The try is over: no longer in flight (a trial without an outcome is given back).
   void release(Pick& pick) const;
   // A load report received from the pick's endpoint: parsed, applied, counted.
-  void accept_load_report(const Pick& pick, std::string_view header) const;
+  void accept_load_report(const Pick& pick, std::string_view header,
+                          LoadReportFormat format = LoadReportFormat::kHeader) const;
 
   // --- any thread --------------------------------------------------------------------------
   PickExplanation explain(const PickRequest& req) const;

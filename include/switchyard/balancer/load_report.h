@@ -43,4 +43,14 @@ std::string_view to_string(LoadReportResult result);
 // more than 64 items are malformed.
 LoadReportResult parse_load_report(std::string_view header, LoadReport& out);
 
+// `endpoint-load-metrics-bin` (gRPC binary metadata: base64, padding optional): a protobuf
+// OrcaLoadReport, decoded by hand, strictly: fields 1 cpu, 2 mem, 6 rps_fractional, 7 eps,
+// 9 application_utilization (doubles), 4/5/8 maps of string to double (counted), others
+// skipped by wire type; a known field of the wrong wire type, a truncated field, a group or a
+// repeated scalar is refused. At most 4 KiB decoded and 64 items. Pure, no allocation.
+LoadReportResult parse_load_report_bin(std::string_view value, LoadReport& out);
+
+// The two ways a report arrives (response headers or trailers).
+enum class LoadReportFormat : uint8_t { kHeader, kBinary };
+
 }  // namespace switchyard::balancer

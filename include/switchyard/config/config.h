@@ -79,7 +79,18 @@ struct Limits {
   uint64_t max_request_body_bytes = 0;  // 0 = unlimited (streamed)
   Duration header_timeout = 10s;
   Duration idle_timeout = 60s;
+  // Extension (HTTP/2): streams a client may have open at once on one connection
+  // (SETTINGS_MAX_CONCURRENT_STREAMS).
+  uint32_t max_concurrent_streams = 100;
 };
+
+// Extension: the protocols a listener speaks (listeners[].protocols).
+enum class ListenerProtocol { kHttp1, kH2 };
+// Extension: the protocol spoken to a cluster's endpoints (clusters[].protocol).
+enum class UpstreamProtocol { kHttp1, kH2c, kH2 };
+// As written in YAML.
+const char* to_string(ListenerProtocol p);
+const char* to_string(UpstreamProtocol p);
 
 enum class CrossRegion { kAllow, kFailoverOnly, kDeny };
 // As written in YAML: "allow", "failover_only", "deny".
@@ -136,6 +147,15 @@ struct Listener {
   std::vector<std::string> upgrade_protocols{"websocket"};
   std::vector<Route> routes;
   std::optional<ListenerTls> tls;  // absent: plaintext
+  // Resolved by the loader: [http1] on plaintext, [h2, http1] on TLS unless listed. h2 on a
+  // plaintext listener is h2c with prior knowledge.
+  std::vector<ListenerProtocol> protocols;
+  bool speaks(ListenerProtocol p) const {
+    for (auto q : protocols) {
+      if (q == p) return true;
+    }
+    return false;
+  }
 };
 
 enum class HashKeySource { kHeader, kCookie, kQuery, kPath, kClientIp };
@@ -184,7 +204,12 @@ struct StatusRange {
   uint16_t high = 299;
 };
 
+enum class HealthProtocol { kHttp, kGrpc };
+
 struct HealthCheck {
+  // Extension: grpc speaks grpc.health.v1.Health/Check (over the cluster's h2c or h2).
+  HealthProtocol protocol = HealthProtocol::kHttp;
+  std::string service;  // grpc: the service name asked about ("" = the server as a whole)
   std::string path = "/healthz";
   Duration interval = 2s;
   Duration timeout = 1s;
@@ -228,6 +253,7 @@ struct Cluster {
   CircuitBreaker circuit_breaker;
   Upstream upstream;
   ClusterTls tls;
+  UpstreamProtocol protocol = UpstreamProtocol::kHttp1;
   std::vector<Endpoint> endpoints;
 
   // The block registered under key, or nullptr.

@@ -52,10 +52,15 @@ enum class FieldId : uint8_t {
   kForwarded,
   kHttp2Settings,
   kEndpointLoadMetrics,
+  kEndpointLoadMetricsBin,  // ORCA's protobuf form (gRPC binary metadata, base64)
+  kContentType,
+  kGrpcTimeout,
 };
 
 // Recognises a field name (ASCII case-insensitive). Pure; any thread.
 FieldId classify_field(std::string_view name);
+// A method token (case-sensitive, RFC 9110 §9.1); kOther for an extension method.
+Method parse_method(std::string_view text);
 
 struct Field {
   std::string_view name;  // as received (case preserved)

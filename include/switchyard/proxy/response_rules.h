@@ -26,8 +26,15 @@ struct ResponsePlan {
 // ones. A response without a body (HEAD, 204, 304) keeps its Content-Length as information.
 ResponsePlan plan_response(ResponseHead& head, unsigned client_version, bool client_keep_alive);
 
-// The load-report intake: the first endpoint-load-metrics value of a response head, if it has
-// one (a repeat is ignored; plan_response drops every copy from what the client sees).
-std::optional<std::string_view> load_report_of(const ResponseHead& head);
+// The load-report intake: the first endpoint-load-metrics value of a response head or trailer
+// block, if it has one (a repeat is ignored; plan_response drops every copy from what the
+// client sees), else the first endpoint-load-metrics-bin (gRPC's ORCA per-call form).
+struct LoadReportField {
+  std::string_view value;
+  bool binary = false;
+};
+std::optional<LoadReportField> load_report_of(const FieldList& fields);
+// Drops the load-report fields of a trailer block (they are for the proxy).
+void drop_load_reports(FieldList& fields);
 
 }  // namespace switchyard::proxy

@@ -20,9 +20,9 @@ namespace switchyard::tls {
 
 class ServerContext {
  public:
-  // nullptr and *error when OpenSSL refuses a file or a setting.
+  // nullptr and *error when OpenSSL refuses a file or a setting. h2: ALPN offers h2 first.
   static std::shared_ptr<const ServerContext> build(const config::ListenerTls& cfg,
-                                                    std::string* error);
+                                                    std::string* error, bool h2 = false);
   ~ServerContext();
   ServerContext(const ServerContext&) = delete;
   ServerContext& operator=(const ServerContext&) = delete;
@@ -44,8 +44,9 @@ class ServerContext {
 
 class ClientContext {
  public:
+  // h2: ALPN asks for h2 only (clusters[].protocol h2), else http/1.1.
   static std::shared_ptr<const ClientContext> build(const config::ClusterTls& cfg,
-                                                    std::string* error);
+                                                    std::string* error, bool h2 = false);
   ~ClientContext();
   ClientContext(const ClientContext&) = delete;
   ClientContext& operator=(const ClientContext&) = delete;
