@@ -40,6 +40,7 @@ UpstreamAttempt::UpstreamAttempt(Worker& worker)
     : worker_(worker), timer_(worker.ioc().get_executor()) {}
 
 UpstreamAttempt::~UpstreamAttempt() {
+  h2_release();
   end_splice(false);
   release_endpoint();
   release_retry();
@@ -97,6 +98,8 @@ void UpstreamAttempt::try_once() {
   // be open (a peek), so that it is never lost to an idle-close race.
   const bool careful = !idempotent(req_.head->method) && !req_.route->retries.non_idempotent;
   tls_ = req_.view->snapshot->cluster_tls[req_.cluster_index].get();
+  if (req_.balancer->config().protocol != config::UpstreamProtocol::kHttp1) return h2_try();
+  h2_mode_ = false;
   conn_ = worker_.pool().take(pick_.ref->endpoint->id, careful, tls_ != nullptr);
   reused_ = conn_ != nullptr;
   if (conn_) return begin_send();
@@ -199,6 +202,11 @@ void UpstreamAttempt::send_body(http1::BodyPieces& pieces, bool last) {
 }
 
 void UpstreamAttempt::write() {
+  if (h2_mode_) {  // the stream's body provider takes the pieces
+    h2_piece_ = 0;
+    h2_offset_ = 0;
+    return h2_->resume_body(h2_id_);
+  }
   framer_.reset(req_.has_body ? mode_for(req_.forward->framing) : wire::BodyMode::kNone);
   framer_.begin(head_pending_ ? std::string_view(out_head_) : std::string_view());
   bool last = !req_.has_body;
@@ -361,6 +369,7 @@ void UpstreamAttempt::parse_body() {
 
 void UpstreamAttempt::resume() {
   if (!active_ || upstream_done_) return;
+  if (h2_mode_) return h2_resume();
   if (broken_after_head_) return fail({}, Failure::kClosed);  // the head went out: now say so
   if (parsed_ < fill_) return parse_body();                   // pieces left over from the last read
   read_body();
@@ -516,7 +525,7 @@ void UpstreamAttempt::upstream_finished() {
     const auto& up = req_.balancer->config().upstream;
     worker_.pool().put(std::move(conn_), up.idle_timeout, up.max_idle_per_endpoint);
   }
-  conn_.reset();
+  drop_connection();
 }
 
 void UpstreamAttempt::done() {
@@ -524,7 +533,7 @@ void UpstreamAttempt::done() {
   active_ = false;
   ++generation_;
   disarm_timer();
-  conn_.reset();
+  drop_connection();
   release_endpoint();
   release_retry();
   if (buffer_) worker_.release_buffer(std::move(buffer_));
@@ -541,7 +550,7 @@ void UpstreamAttempt::cancel() {
     error_code ignored;
     conn_->socket().close(ignored);
   }
-  conn_.reset();
+  drop_connection();
   release_endpoint();
   release_retry();
   owner_.reset();
@@ -568,7 +577,7 @@ void UpstreamAttempt::fail(error_code ec, Failure kind) {
     // The head is on its way to the client: the only honest signal left is to close the
     // connection so that the truncation is visible.
     end_splice(false);
-    conn_.reset();
+    drop_connection();
     active_ = false;
     ++generation_;
     disarm_timer();
@@ -646,7 +655,7 @@ bool UpstreamAttempt::try_retry(RetryReason reason, unsigned status) {
   }
   ++generation_;  // a pending timer of the failed try must not touch the next one
   disarm_timer();
-  conn_.reset();  // mid-message or failed: never reused
+  drop_connection();  // mid-message or failed: never reused
   release_endpoint();
   replaying_ = req_.has_body && body_touched_;
   stale_replayed_ = false;
@@ -658,7 +667,7 @@ void UpstreamAttempt::end_failed(unsigned status, std::string_view reason) {
   active_ = false;
   ++generation_;
   disarm_timer();
-  conn_.reset();
+  drop_connection();
   release_endpoint();
   release_retry();
   if (buffer_) worker_.release_buffer(std::move(buffer_));

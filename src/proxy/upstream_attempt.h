@@ -11,6 +11,7 @@
 #include <string>
 #include <string_view>
 
+#include "h2_client.h"
 #include "switchyard/proxy/http1_parser.h"
 #include "switchyard/proxy/message.h"
 #include "switchyard/proxy/request_rules.h"
@@ -64,7 +65,7 @@ struct AttemptRequest {
   Duration timeout{0};
 };
 
-class UpstreamAttempt {
+class UpstreamAttempt final : private H2ClientStream {
  public:
   explicit UpstreamAttempt(Worker& worker);
   ~UpstreamAttempt();
@@ -120,6 +121,24 @@ class UpstreamAttempt {
   void accept_load_report(const FieldList& fields);
   EndpointStats& endpoint_stats() const;
   void release_retry();
+  // --- HTTP/2 endpoints (upstream_attempt_h2.cpp) ---
+  void h2_try();
+  void h2_submit();
+  void h2_on_head();
+  void h2_hand();
+  void h2_resume();
+  void h2_release();
+  void h2_ready(bool ok) override;
+  void h2_header(std::string_view name, std::string_view value) override;
+  void h2_headers_end() override;
+  void h2_data(const uint8_t* data, size_t size) override;
+  void h2_end_stream() override;
+  void h2_closed(uint32_t error_code) override;
+  void h2_deliver() override;
+  ssize_t h2_read_body(uint8_t* buf, size_t length, uint32_t* flags) override;
+  // Drops this try's connection (HTTP/1.1) or stream (HTTP/2).
+  void drop_connection();
+
   void arm_timer(Clock::time_point at, bool for_connect = false);
   void disarm_timer();
   void on_timer(boost::system::error_code ec, uint64_t generation);
@@ -182,6 +201,26 @@ class UpstreamAttempt {
   size_t pipe_fill_ = 0;
   uint64_t splice_left_ = 0;
   uint64_t spliced_ = 0;
+
+  // HTTP/2 state of the current try
+  struct H2Span {
+    uint32_t name, name_len, value, value_len;
+  };
+  bool h2_mode_ = false;
+  std::shared_ptr<H2Client> h2_;
+  int32_t h2_id_ = 0;
+  std::string h2_store_;  // response head, then trailer names and values
+  std::vector<H2Span> h2_spans_;
+  size_t h2_trailers_from_ = SIZE_MAX;  // index of the first trailer span
+  bool h2_head_ready_ = false;          // the final head's block is complete
+  bool h2_ended_ = false;               // END_STREAM from the endpoint
+  bool h2_closed_ = false;
+  uint32_t h2_error_ = 0;
+  bool h2_want_body_ = false;  // the body provider ran dry: ask the sink for more
+  size_t h2_handed_ = 0;       // bytes at the front of buffer_ the sink holds
+  size_t h2_piece_ = 0;        // request body position in pieces_ / replay_
+  size_t h2_offset_ = 0;
+  bool h2_overflow_ = false;  // more DATA than the window allows
 
   Timer timer_;
   uint64_t timer_generation_ = 0;

@@ -1,5 +1,7 @@
 #include "worker.h"
 
+#include "h2_client.h"
+
 #include <pthread.h>
 
 #include <boost/asio/post.hpp>
@@ -50,6 +52,7 @@ Worker::Worker(size_t index, SharedCounters& shared)
       shared_(shared),
       work_(asio::make_work_guard(ioc_)),
       pool_(std::make_unique<UpstreamPool>(*this)),
+      h2_pool_(std::make_unique<H2Pool>(*this)),
       sweep_timer_(ioc_.get_executor()),
       accept_backoff_(ioc_.get_executor()),
       now_(Clock::now()) {
@@ -110,7 +113,7 @@ void Worker::drain() {
       boost::system::error_code ec;
       a.acceptor.close(ec);
     }
-    pool_->clear();
+    pool_->clear();  // idle connections only; HTTP/2 ones carry the draining requests
     for (Connection* c = connections_; c != nullptr;) {
       Connection* next = c->next;  // on_drain may unlink c
       c->on_drain();
@@ -138,6 +141,7 @@ void Worker::stop() {
     c = next;
   }
   pool_->clear();
+  h2_pool_->clear();
   sweep_timer_.cancel();
   accept_backoff_.cancel();
   ioc_.restart();
@@ -185,6 +189,7 @@ void Worker::sweep() {
   if (++sweeps_ >= kSweepsPerPoolSweep) {
     sweeps_ = 0;
     pool_->sweep(now_);
+    h2_pool_->sweep(now_);
   }
   sweep_timer_.expires_after(kSweepInterval);
   sweep_timer_.async_wait([this](boost::system::error_code ec) {

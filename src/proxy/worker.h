@@ -95,6 +95,7 @@ class ConnectionSlot {
 };
 
 class UpstreamPool;
+class H2Pool;
 
 class Worker {
  public:
@@ -120,6 +121,7 @@ class Worker {
   SharedCounters& shared() { return shared_; }
   AccessLog& access_log() { return *access_log_; }
   UpstreamPool& pool() { return *pool_; }
+  H2Pool& h2_pool() { return *h2_pool_; }
   // The time of the last sweep (at most kSweepInterval old): deadlines are set from it, so
   // arming one costs no clock read.
   Clock::time_point now() const { return now_; }
@@ -153,6 +155,7 @@ class Worker {
   bool draining_ = false;
   std::unique_ptr<AccessLog> access_log_;
   std::unique_ptr<UpstreamPool> pool_;
+  std::unique_ptr<H2Pool> h2_pool_;
   std::vector<BodyBuffer> free_buffers_;
   PipePool pipes_;
   Timer sweep_timer_;
