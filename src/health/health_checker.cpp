@@ -1,5 +1,6 @@
 #include "switchyard/health/health_checker.h"
 
+#include <array>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/error.hpp>
@@ -10,6 +11,7 @@
 #include <map>
 #include <random>
 
+#include "grpc_check.h"
 #include "switchyard/common/asio_endpoint.h"
 #include "switchyard/common/logging.h"
 
@@ -113,6 +115,7 @@ class Probe : public std::enable_shared_from_this<Probe> {
   void check() {
     retried_ = false;
     busy_ = true;
+    if (hc_.protocol == config::HealthProtocol::kGrpc) drop_connection();  // one per check
     if (!connected()) return connect();
     reused_ = true;
     tcp().expires_after(hc_.timeout);
@@ -160,6 +163,10 @@ class Probe : public std::enable_shared_from_this<Probe> {
 
   void send() {
     sent_at_ = std::chrono::steady_clock::now();
+    if (hc_.protocol == config::HealthProtocol::kGrpc) {
+      grpc_.emplace(address_text_, hc_.service, tls_context_ != nullptr);
+      return grpc_pump();
+    }
     with_stream([&](auto& stream) {
       http::async_write(stream, request_,
                         [self = shared_from_this()](beast::error_code ec, size_t) {
@@ -194,6 +201,48 @@ class Probe : public std::enable_shared_from_this<Probe> {
                        if (!self->parser_->keep_alive()) self->drop_connection();
                        self->done(expected(self->hc_, status), "status " + std::to_string(status));
                      });
+  }
+
+  // --- grpc.health.v1.Health/Check over HTTP/2 (a fresh connection per check) ---
+  void grpc_pump() {
+    grpc_out_.clear();
+    if (!grpc_->produce(grpc_out_)) return grpc_finish(false, "HTTP/2 protocol error");
+    if (grpc_->finished()) return grpc_finish(grpc_->serving(), grpc_->detail());
+    if (grpc_out_.empty()) return grpc_read();
+    with_stream([&](auto& stream) {
+      asio::async_write(stream, asio::buffer(grpc_out_),
+                        [self = shared_from_this()](beast::error_code ec, size_t) {
+                          if (ec) return self->grpc_finish(false, "write: " + ec.message());
+                          self->grpc_read();
+                        });
+    });
+  }
+
+  void grpc_read() {
+    with_stream([&](auto& stream) {
+      stream.async_read_some(asio::buffer(grpc_in_),
+                             [self = shared_from_this()](beast::error_code ec, size_t n) {
+                               if (ec) return self->grpc_finish(false, "read: " + ec.message());
+                               if (!self->grpc_->consume(self->grpc_in_.data(), n))
+                                 return self->grpc_finish(false, "HTTP/2 protocol error");
+                               self->grpc_pump();
+                             });
+    });
+  }
+
+  void grpc_finish(bool passed, const std::string& detail) {
+    if (grpc_) {
+      rtt_ms_ = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() -
+                                                          sent_at_)
+                    .count();
+      if (!grpc_->load_report().empty() && !stopped_ && observer_->on_load_report) {
+        observer_->on_load_report(key_, grpc_->load_report());
+      }
+    }
+    if (!passed) rtt_ms_ = -1;
+    grpc_.reset();
+    drop_connection();
+    done(passed, detail);
   }
 
   void drop_connection() {
@@ -250,6 +299,9 @@ class Probe : public std::enable_shared_from_this<Probe> {
   std::optional<beast::tcp_stream> stream_;                  // plain, or TCP until the handshake
   std::optional<asio::ssl::stream<beast::tcp_stream>> tls_;  // after it
   bool busy_ = false;  // a check is in flight on the connection
+  std::optional<GrpcCheck> grpc_;
+  std::string grpc_out_;
+  std::array<char, 16 * 1024> grpc_in_;
   beast::flat_buffer buffer_;
   http::request<http::empty_body> request_;
   std::optional<http::response_parser<http::string_body>> parser_;

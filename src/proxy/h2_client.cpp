@@ -163,8 +163,7 @@ int32_t H2Client::submit(const nghttp2_nv* nv, size_t n, bool has_body, H2Client
                                             owner);
   if (id < 0) return id;
   ++active_;
-  flush();
-  return id;
+  return id;  // the caller flushes once it knows the id
 }
 
 void H2Client::resume_body(int32_t id) {
@@ -260,8 +259,8 @@ void H2Client::flush() {
     if (out_.size() >= 256 * 1024) break;
   }
   in_nghttp2_ = false;
-  deliver();  // body providers may have asked their owners for more
   if (!out_.empty()) write();
+  deliver();  // body providers may have asked their owners for more (flushed after this write)
 }
 
 void H2Client::write() {

@@ -65,7 +65,7 @@ class H2Client : public std::enable_shared_from_this<H2Client> {
   // Waits for the connection to be ready (h2_ready).
   void wait(H2ClientStream* owner);
   void unwait(H2ClientStream* owner);
-  // A new stream; < 0 when nghttp2 refused it.
+  // A new stream (sent at the next flush()); < 0 when nghttp2 refused it.
   int32_t submit(const nghttp2_nv* nv, size_t n, bool has_body, H2ClientStream* owner);
   void resume_body(int32_t id);
   // The owner took `bytes` of the stream's response: window for more.

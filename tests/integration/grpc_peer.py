@@ -1,0 +1,81 @@
+"""A real gRPC server and client (Debian's python3-grpcio) for the HTTP/2 tests.
+
+No generated code: methods are generic handlers over raw bytes, so the messages are just the
+bytes the test chooses. Run as a server:
+    grpc_peer.py serve PORT NAME [--orca CPU]
+  /test.Echo/Unary         -> b"NAME:" + request; trailing metadata x-served-by: NAME
+  /test.Echo/Stream        -> 3 messages b"NAME:i", same trailers
+  /test.Echo/Fail          -> status UNAVAILABLE, details "NAME is down"
+  /test.Echo/Slow          -> sleeps 2 s, then answers (for deadlines)
+  /grpc.health.v1.Health/Check -> HealthCheckResponse{status: SERVING} (or NOT_SERVING when
+                                 the file PORT.down exists in the working directory)
+With --orca CPU every unary answer carries endpoint-load-metrics-bin (an OrcaLoadReport with
+cpu_utilization CPU) in its trailers.
+"""
+import os
+import struct
+import sys
+import time
+from concurrent import futures
+
+import grpc
+
+
+def orca_report(cpu):
+    # OrcaLoadReport: field 1 (cpu_utilization, double) and 2 (mem_utilization, double).
+    return b"\x09" + struct.pack("<d", cpu) + b"\x11" + struct.pack("<d", 0.1)
+
+
+def serve(port, name, orca):
+    def trailers(context):
+        md = [("x-served-by", name)]
+        if orca is not None:
+            md.append(("endpoint-load-metrics-bin", orca_report(orca)))
+        context.set_trailing_metadata(md)
+
+    def unary(request, context):
+        trailers(context)
+        return name.encode() + b":" + request
+
+    def stream(request, context):
+        trailers(context)
+        for i in range(3):
+            yield f"{name}:{i}".encode()
+
+    def fail(request, context):
+        context.abort(grpc.StatusCode.UNAVAILABLE, f"{name} is down")
+
+    def slow(request, context):
+        time.sleep(2)
+        return b"late"
+
+    def health(request, context):
+        down = os.path.exists(f"{port}.down")
+        return b"\x08\x02" if down else b"\x08\x01"
+
+    handlers = {
+        "Unary": grpc.unary_unary_rpc_method_handler(unary),
+        "Stream": grpc.unary_stream_rpc_method_handler(stream),
+        "Fail": grpc.unary_unary_rpc_method_handler(fail),
+        "Slow": grpc.unary_unary_rpc_method_handler(slow),
+    }
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=16))
+    server.add_generic_rpc_handlers((
+        grpc.method_handlers_generic_handler("test.Echo", handlers),
+        grpc.method_handlers_generic_handler(
+            "grpc.health.v1.Health", {"Check": grpc.unary_unary_rpc_method_handler(health)}),
+    ))
+    server.add_insecure_port(f"127.0.0.1:{port}")
+    server.start()
+    print("ready", flush=True)
+    server.wait_for_termination()
+
+
+def main():
+    if sys.argv[1] == "serve":
+        orca = float(sys.argv[sys.argv.index("--orca") + 1]) if "--orca" in sys.argv else None
+        serve(int(sys.argv[2]), sys.argv[3], orca)
+
+
+if __name__ == "__main__":
+    main()
