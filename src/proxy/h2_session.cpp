@@ -103,7 +103,14 @@ bool H2Session::feed(const uint8_t* data, size_t size) {
     if (logs::proxy().should_log(spdlog::level::debug)) {
       logs::proxy().debug("HTTP/2 from {}: {}", id_.ip, nghttp2_strerror(static_cast<int>(n)));
     }
-    // nghttp2 queued a GOAWAY for protocol errors and floods: send it, then close.
+    // A protocol error or a flood (ours or nghttp2's): GOAWAY with a code that says which, if
+    // nghttp2 has not queued one itself, then close once it is written.
+    if (!going_away_) {
+      const bool abuse = n == NGHTTP2_ERR_FLOODED || n == NGHTTP2_ERR_CALLBACK_FAILURE ||
+                         n == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS;
+      if (n == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS) refuse(NGHTTP2_ENHANCE_YOUR_CALM, "CONTINUATION flood");
+      nghttp2_session_terminate_session(ng_, abuse ? NGHTTP2_ENHANCE_YOUR_CALM : NGHTTP2_PROTOCOL_ERROR);
+    }
     going_away_ = true;
     flush();
     if (!writing_) close_now();

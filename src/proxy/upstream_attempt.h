@@ -208,6 +208,7 @@ class UpstreamAttempt final : private H2ClientStream {
   };
   bool h2_mode_ = false;
   std::shared_ptr<H2Client> h2_;
+  std::shared_ptr<void> h2_keep_;  // the owner, while a stream is open
   int32_t h2_id_ = 0;
   std::string h2_store_;  // response head, then trailer names and values
   std::vector<H2Span> h2_spans_;

@@ -33,6 +33,7 @@ void UpstreamAttempt::h2_try() {
   fill_ = parsed_ = 0;
   const auto* ep = pick_.ref->endpoint;
   const auto& up = req_.balancer->config().upstream;
+  h2_keep_ = owner_.lock();  // the connection holds only a plain pointer to this attempt
   h2_ = worker_.h2_pool().acquire(ep->id, ep->address, ep->address_text, tls_,
                                   up.connect_timeout, up.idle_timeout);
   if (h2_->ready()) return h2_submit();
@@ -41,6 +42,7 @@ void UpstreamAttempt::h2_try() {
 }
 
 void UpstreamAttempt::h2_ready(bool ok) {
+  auto keep = owner_.lock();
   connecting_ = false;
   if (!ok) {
     endpoint_stats().connect_failures.add(0);
@@ -275,6 +277,9 @@ void UpstreamAttempt::h2_resume() {
 
 void UpstreamAttempt::h2_release() {
   if (!h2_) return;
+  // Callers hold the owner themselves (a handler's or the sink's own reference), so letting go
+  // of this one never ends the attempt under them.
+  auto keep = std::move(h2_keep_);
   if (h2_handed_ > 0 || fill_ > 0) h2_->consume(h2_id_, fill_);
   h2_->cancel(h2_id_, this);
   h2_.reset();

@@ -105,6 +105,10 @@ class DownstreamTlsTest(ProxyTestCase):
         ctx.set_alpn_protocols(["h2", "http/1.1"])
         with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
             with ctx.wrap_socket(raw, server_hostname="a.test") as s:
+                self.assertEqual(s.selected_alpn_protocol(), "h2")  # TLS default: [h2, http1]
+        ctx.set_alpn_protocols(["http/1.1"])
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+            with ctx.wrap_socket(raw, server_hostname="a.test") as s:
                 self.assertEqual(s.selected_alpn_protocol(), "http/1.1")
         # /admin/config shows the TLS block with the names each certificate serves.
         doc = json.loads(admin(sy, "GET", "/admin/config")[2])

@@ -1,0 +1,187 @@
+"""HTTP/2 through the real daemon (issue 17) with real clients: curl --http2-prior-knowledge
+(h2c) and --http2 (ALPN h2 on TLS), nghttp and h2load, to HTTP/1.1 backends and to an h2c
+origin (the gRPC peer); per-stream balancing of one connection; and hostile peers speaking raw
+frames: rapid reset (CVE-2023-44487), a CONTINUATION flood (CVE-2024-27316) and a PING flood
+each get GOAWAY ENHANCE_YOUR_CALM while another client is served; oversized heads get 431."""
+import re
+import socket
+import struct
+import subprocess
+import time
+import unittest
+
+from harness import ProxyTestCase, config, request
+from test_admin_views import admin
+from test_tls import pki
+
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+
+def frame(kind, flags, stream, payload=b""):
+    return struct.pack(">I", len(payload))[1:] + bytes([kind, flags]) + struct.pack(">I", stream) + payload
+
+
+def get_block(authority=b"127.0.0.1"):
+    # HPACK, static table only: :method GET, :scheme http, :path /, :authority literal.
+    return b"\x82\x86\x84\x01" + bytes([len(authority)]) + authority
+
+
+def read_frames(sock, until, timeout=5):
+    """Frames (type, flags, stream, payload) until until(frames) holds, EOF or timeout."""
+    sock.settimeout(timeout)
+    buf, frames = b"", []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not until(frames):
+        try:
+            data = sock.recv(65536)
+        except (socket.timeout, ConnectionResetError):
+            break
+        if not data:
+            break
+        buf += data
+        while len(buf) >= 9:
+            n = int.from_bytes(buf[:3], "big")
+            if len(buf) < 9 + n:
+                break
+            frames.append((buf[3], buf[4], int.from_bytes(buf[5:9], "big") & 0x7fffffff,
+                           buf[9:9 + n]))
+            buf = buf[9 + n:]
+    return frames
+
+
+def goaway_code(frames):
+    for kind, _, _, payload in frames:
+        if kind == 7:
+            return int.from_bytes(payload[4:8], "big")
+    return None
+
+
+def curl(*args):
+    out = subprocess.run(["curl", "-s", "--max-time", "10", *args], capture_output=True,
+                         timeout=20)
+    return out.stdout
+
+
+class Http2Test(ProxyTestCase):
+    def h2c(self, backends, **kw):
+        return self.switchyard(config(backends, extra_listener="    protocols: [h2, http1]\n"
+                                      "    debug_headers: true\n", **kw))
+
+    def test_h2c_prior_knowledge_and_http1_on_one_listener(self):
+        a, b = self.backend("a"), self.backend("b")
+        sy = self.h2c([a, b])
+        head = curl("-i", "--http2-prior-knowledge", f"http://127.0.0.1:{sy.port}/x").decode()
+        self.assertTrue(head.startswith("HTTP/2 200"), head)
+        self.assertIn("x-switchyard-endpoint:", head)
+        status, _, body = request(sy.port, path="/y")  # HTTP/1.1 still served
+        self.assertEqual(status, 200)
+        # A 1 MiB body each way through an h2 stream to an HTTP/1.1 backend.
+        blob = bytes(range(256)) * 4096
+        got = subprocess.run(["curl", "-s", "--http2-prior-knowledge", "--data-binary", "@-",
+                              f"http://127.0.0.1:{sy.port}/echo"], input=blob,
+                             capture_output=True, timeout=20).stdout
+        self.assertEqual(got, blob)
+
+    def test_streams_of_one_connection_are_balanced_each(self):
+        backends = [self.backend(n) for n in ("a", "b", "c")]
+        sy = self.h2c(backends)
+        out = subprocess.run(["h2load", "-n", "300", "-c", "1", "-m", "10",
+                              f"http://127.0.0.1:{sy.port}/"], capture_output=True, text=True,
+                             timeout=60).stdout
+        self.assertIn("300 succeeded", out)
+        _, _, metrics = admin(sy, "GET", "/metrics")
+        counts = [int(float(v)) for v in re.findall(
+            r'switchyard_upstream_requests_total\{cluster="app",code="200",endpoint="[^"]+"\} (\S+)',
+            metrics)]
+        self.assertEqual(sum(counts), 300, metrics[-1500:])
+        for c in counts:
+            self.assertLessEqual(abs(c - 100), 5, counts)
+        # nghttp: concurrent streams on one connection, all answered.
+        out = subprocess.run(["nghttp", "-n", "-s", "-m", "20", f"http://127.0.0.1:{sy.port}/n"],
+                             capture_output=True, text=True, timeout=30).stdout
+        self.assertEqual(out.count("/n"), 20, out)
+
+    def test_tls_alpn_h2_and_http1_only_listener(self):
+        p = pki()
+        cert, key = p.a
+        a = self.backend("a")
+        for protocols, expect in (("", "HTTP/2 200"), ("    protocols: [http1]\n", "HTTP/1.1 200")):
+            sy = self.switchyard(config([a], extra_listener=(
+                f"{protocols}    tls:\n      certificates:\n"
+                f"        - {{ cert_file: {cert}, key_file: {key} }}\n")))
+            head = curl("-i", "--http2", "--cacert", p.ca, "--resolve",
+                        f"a.test:{sy.port}:127.0.0.1", f"https://a.test:{sy.port}/").decode()
+            self.assertTrue(head.startswith(expect), head)
+            sy.stop()
+
+    def test_http1_and_h2_clients_to_an_h2c_origin(self):
+        from test_grpc import GrpcServer
+        g = GrpcServer("g")
+        self.processes.append(g)
+        sy = self.switchyard(config([g], extra_listener="    protocols: [h2, http1]\n",
+                                    extra_cluster="    protocol: h2c\n"))
+        for flag in ("--http1.1", "--http2-prior-knowledge"):
+            out = subprocess.run(
+                ["curl", "-s", "-i", flag, "--raw", "-H", "content-type: application/grpc",
+                 "-H", "te: trailers", "--data-binary", "@-",
+                 f"http://127.0.0.1:{sy.port}/test.Echo/Unary"],
+                input=b"\x00\x00\x00\x00\x02hi", capture_output=True, timeout=20).stdout
+            self.assertIn(b"g:hi", out, flag)
+            self.assertIn(b"grpc-status: 0", out, flag)  # trailers, on either protocol
+
+    def hostile(self, sy, payload_fn):
+        s = socket.create_connection(("127.0.0.1", sy.port))
+        s.sendall(PREFACE + frame(4, 0, 0))
+        try:
+            payload_fn(s)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        frames = read_frames(s, lambda f: goaway_code(f) is not None)
+        s.close()
+        # Another client is served meanwhile and after.
+        self.assertEqual(request(sy.port)[0], 200)
+        return goaway_code(frames)
+
+    def test_hostile_peers_get_goaway(self):
+        a = self.backend("a")
+        sy = self.h2c([a])
+
+        def rapid_reset(s):
+            out = b""
+            for i in range(400):
+                sid = 1 + 2 * i
+                out += frame(1, 0x5, sid, get_block()) + frame(3, 0, sid, b"\x00\x00\x00\x08")
+            s.sendall(out)
+
+        def continuation_flood(s):
+            s.sendall(frame(1, 0x1, 1, get_block()))  # END_STREAM, no END_HEADERS
+            lit = b"\x40\x01x\x01y"  # literal with indexing, name "x", value "y"
+            s.sendall(b"".join(frame(9, 0, 1, lit) for _ in range(200)))
+
+        def ping_flood(s):
+            s.sendall(b"".join(frame(6, 0, 0, struct.pack(">Q", i)) for i in range(5000)))
+
+        self.assertEqual(self.hostile(sy, rapid_reset), 0xb)
+        self.assertIn(self.hostile(sy, continuation_flood), (0xb, 0x1))
+        self.assertEqual(self.hostile(sy, ping_flood), 0xb)
+        self.assertIn("rapid reset", "".join(sy.stderr + sy.stdout))
+
+    def test_limits_on_a_stream(self):
+        a = self.backend("a")
+        sy = self.h2c([a])
+        head = curl("-i", "--http2-prior-knowledge", "-H", "x-big: " + "v" * 20000,
+                    f"http://127.0.0.1:{sy.port}/").decode()
+        self.assertTrue(head.startswith("HTTP/2 431"), head[:200])
+        s = socket.create_connection(("127.0.0.1", sy.port))
+        s.sendall(PREFACE + frame(4, 0, 0))
+        frames = read_frames(s, lambda f: any(k == 4 and fl == 0 for k, fl, _, _ in f))
+        s.close()
+        settings = next(p for k, fl, _, p in frames if k == 4 and fl == 0)
+        values = {int.from_bytes(settings[i:i + 2], "big"): int.from_bytes(settings[i + 2:i + 6], "big")
+                  for i in range(0, len(settings), 6)}
+        self.assertEqual(values[3], 100)   # MAX_CONCURRENT_STREAMS
+        self.assertEqual(values[6], 16384)  # MAX_HEADER_LIST_SIZE = max_request_header_bytes
+
+
+if __name__ == "__main__":
+    unittest.main()
