@@ -51,19 +51,27 @@ test: build fuzz-build
 	  tests/fuzz/load_report_fuzz_corpus > build-fuzz/smoke-load-report.log 2>&1 \
 	  || { tail -40 build-fuzz/smoke-load-report.log; exit 1; }
 	@tail -1 build-fuzz/smoke-load-report.log
+	@echo "fuzz smoke: 20000 inputs through HTTP/2 frames and HPACK"
+	@mkdir -p build-fuzz/smoke-corpus-h2
+	@build-fuzz/h2_fuzz -runs=20000 -seed=1 build-fuzz/smoke-corpus-h2 \
+	  tests/fuzz/h2_fuzz_corpus > build-fuzz/smoke-h2.log 2>&1 \
+	  || { tail -40 build-fuzz/smoke-h2.log; exit 1; }
+	@tail -1 build-fuzz/smoke-h2.log
 	cd $(BUILD) && ctest --output-on-failure -j 2 --timeout 600
 
 # libFuzzer target, built with clang in its own tree (coverage + ASan + UBSan).
 fuzz-build: deps
 	@[ -f build-fuzz/build.ninja ] || cmake -S . -B build-fuzz -G Ninja \
 	  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ -DSWITCHYARD_FUZZ=ON
-	cmake --build build-fuzz -j $(JOBS) --target request_fuzz load_report_fuzz
+	cmake --build build-fuzz -j $(JOBS) --target request_fuzz load_report_fuzz h2_fuzz
 
 fuzz: fuzz-build
 	mkdir -p build-fuzz/corpus
 	build-fuzz/request_fuzz -runs=$(FUZZ_RUNS) -print_final_stats=1 build-fuzz/corpus tests/fuzz/request_fuzz_corpus
 	mkdir -p build-fuzz/corpus-load-report
 	build-fuzz/load_report_fuzz -runs=$(FUZZ_RUNS) -print_final_stats=1 build-fuzz/corpus-load-report tests/fuzz/load_report_fuzz_corpus
+	mkdir -p build-fuzz/corpus-h2
+	build-fuzz/h2_fuzz -runs=$(FUZZ_RUNS) -print_final_stats=1 build-fuzz/corpus-h2 tests/fuzz/h2_fuzz_corpus
 
 unit: build
 	cd $(BUILD) && ctest --output-on-failure -L unit

@@ -353,7 +353,7 @@ const BlockSpec<Listener> kListener{{
            l.protocols.push_back(p);
          }
        }
-       if (l.protocols.empty() && (v.node().IsSequence() || v.node().IsNull()))
+       if (v.node().IsNull() || (v.node().IsSequence() && v.node().size() == 0))
          v.error("must list at least one of http1, h2");
      }},
 }};

@@ -106,7 +106,6 @@ class H2Session final : public Connection, public std::enable_shared_from_this<H
   bool in_nghttp2_ = false;  // inside mem_recv or mem_send: no flush from callbacks
   bool closed_ = false;
   bool going_away_ = false;
-  bool timed_out_ = false;
   Clock::time_point idle_since_;
   Clock::time_point write_deadline_ = Clock::time_point::max();
 

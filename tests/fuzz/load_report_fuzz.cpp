@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <optional>
+#include <string>
 #include <string_view>
 
 #include "switchyard/balancer/load_report.h"
@@ -64,5 +65,34 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (ec || !doc.is_object()) std::abort();  // accepted what a JSON parser refuses
     if (!within_limits(doc.as_object())) std::abort();
   }
+  // The same bytes as endpoint-load-metrics-bin (a base64 OrcaLoadReport), and raw bytes
+  // base64-encoded so that the protobuf decoder itself sees arbitrary input.
+  auto check_bin = [](std::string_view value) {
+    LoadReport bin;
+    auto r = parse_load_report_bin(value, bin);
+    if (r == LoadReportResult::kOk) {
+      check(bin.cpu);
+      check(bin.memory);
+      check(bin.application);
+      check(bin.rps_fractional);
+      check(bin.eps);
+    } else if (bin.cpu || bin.memory || bin.application) {
+      std::abort();
+    }
+  };
+  check_bin(header);
+  static constexpr char kAlphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string encoded;
+  for (size_t i = 0; i < size && i < 3000; i += 3) {
+    uint32_t v = static_cast<uint32_t>(data[i]) << 16;
+    if (i + 1 < size) v |= static_cast<uint32_t>(data[i + 1]) << 8;
+    if (i + 2 < size) v |= data[i + 2];
+    encoded.push_back(kAlphabet[(v >> 18) & 63]);
+    encoded.push_back(kAlphabet[(v >> 12) & 63]);
+    if (i + 1 < size) encoded.push_back(kAlphabet[(v >> 6) & 63]);
+    if (i + 2 < size) encoded.push_back(kAlphabet[v & 63]);
+  }
+  check_bin(encoded);
   return 0;
 }

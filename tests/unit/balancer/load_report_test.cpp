@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <string>
 
 namespace switchyard::balancer {
@@ -144,6 +145,81 @@ TEST(LoadReport, ResultNames) {
   EXPECT_EQ(to_string(LoadReportResult::kMalformed), "malformed");
   EXPECT_EQ(to_string(LoadReportResult::kInvalidValue), "invalid_value");
   EXPECT_EQ(to_string(LoadReportResult::kDuplicate), "duplicate");
+}
+
+// --- endpoint-load-metrics-bin: a base64 OrcaLoadReport ---
+
+std::string b64(const std::string& bytes, bool pad = false) {
+  static constexpr char kA[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  for (size_t i = 0; i < bytes.size(); i += 3) {
+    uint32_t v = static_cast<uint8_t>(bytes[i]) << 16;
+    if (i + 1 < bytes.size()) v |= static_cast<uint8_t>(bytes[i + 1]) << 8;
+    if (i + 2 < bytes.size()) v |= static_cast<uint8_t>(bytes[i + 2]);
+    out.push_back(kA[(v >> 18) & 63]);
+    out.push_back(kA[(v >> 12) & 63]);
+    out.push_back(i + 1 < bytes.size() ? kA[(v >> 6) & 63] : '=');
+    out.push_back(i + 2 < bytes.size() ? kA[v & 63] : '=');
+  }
+  if (!pad) {
+    while (!out.empty() && out.back() == '=') out.pop_back();
+  }
+  return out;
+}
+
+std::string dbl(int field, double d) {
+  std::string out(1, static_cast<char>(field << 3 | 1));
+  char raw[8];
+  std::memcpy(raw, &d, 8);
+  return out.append(raw, 8);
+}
+
+std::string entry(int field, const std::string& key, double d) {
+  std::string e;
+  e.push_back('\x0a');
+  e.push_back(static_cast<char>(key.size()));
+  e.append(key).append(dbl(2, d));
+  std::string out;
+  out.push_back(static_cast<char>(field << 3 | 2));
+  out.push_back(static_cast<char>(e.size()));
+  return out.append(e);
+}
+
+TEST(LoadReportBin, OrcaFields) {
+  const std::string proto = dbl(1, 0.31) + dbl(2, 0.52) + entry(8, "queue", 3) +
+                            dbl(9, 0.7) + entry(5, "gpu", 0.2) + std::string("\x18\x05");
+  for (bool pad : {false, true}) {
+    LoadReport r;
+    ASSERT_EQ(parse_load_report_bin(b64(proto, pad), r), LoadReportResult::kOk);
+    EXPECT_DOUBLE_EQ(*r.cpu, 0.31);
+    EXPECT_DOUBLE_EQ(*r.memory, 0.52);
+    EXPECT_DOUBLE_EQ(*r.application, 0.7);
+    EXPECT_EQ(r.other_metrics, 2u);  // named_metrics.queue, utilization.gpu (rps skipped)
+  }
+}
+
+TEST(LoadReportBin, StrictAndBounded) {
+  LoadReport r;
+  EXPECT_EQ(parse_load_report_bin(b64(dbl(1, -0.5)), r), LoadReportResult::kInvalidValue);
+  EXPECT_EQ(parse_load_report_bin(b64(dbl(1, 0.1) + dbl(1, 0.2)), r),
+            LoadReportResult::kDuplicate);
+  EXPECT_EQ(parse_load_report_bin(b64(dbl(1, 0.1).substr(0, 5)), r),
+            LoadReportResult::kMalformed);  // truncated double
+  EXPECT_EQ(parse_load_report_bin(b64(std::string("\x08\x01")), r),
+            LoadReportResult::kMalformed);  // cpu as a varint: wrong wire type
+  EXPECT_EQ(parse_load_report_bin(b64(std::string("\x0b")), r),
+            LoadReportResult::kMalformed);  // a group
+  EXPECT_EQ(parse_load_report_bin("not*base64", r), LoadReportResult::kMalformed);
+  EXPECT_EQ(parse_load_report_bin("", r), LoadReportResult::kMalformed);
+  EXPECT_EQ(parse_load_report_bin(std::string(8000, 'A'), r), LoadReportResult::kMalformed);
+  EXPECT_FALSE(r.cpu);  // nothing kept from a refused report
+  std::string many;
+  for (int i = 0; i < 70; ++i) {
+    std::string key = "k";
+    key.append(std::to_string(i));
+    many.append(entry(8, key, 1));
+  }
+  EXPECT_EQ(parse_load_report_bin(b64(many), r), LoadReportResult::kMalformed);
 }
 
 }  // namespace

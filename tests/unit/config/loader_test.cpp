@@ -235,5 +235,39 @@ TEST(LoaderErrors, ReportsAllProblemsSorted) {
   EXPECT_EQ(r.errors[2].path, "clusters[0].endpoints[0].address");
 }
 
+// HTTP/2 keys (issue 17): protocol defaults by listener kind, the cluster protocol and its TLS
+// coupling, grpc health checks, and their errors at FILE:LINE:COL.
+TEST(Loader, Http2Keys) {
+  auto r = load(kMinimal);
+  ASSERT_TRUE(r.ok());
+  const auto& l = r.config->listeners[0];
+  EXPECT_TRUE(l.speaks(ListenerProtocol::kHttp1));
+  EXPECT_FALSE(l.speaks(ListenerProtocol::kH2));
+  EXPECT_EQ(l.limits.max_concurrent_streams, 100u);
+  EXPECT_EQ(r.config->clusters[0].protocol, UpstreamProtocol::kHttp1);
+  auto h2 = load(replace(replace(kMinimal, "    routes:", "    protocols: [h2]\n    routes:"),
+                         "    endpoints:",
+                         "    protocol: h2c\n    health_check: { protocol: grpc, service: a.B }\n"
+                         "    endpoints:"));
+  ASSERT_TRUE(h2.ok()) << h2.errors[0].to_string();
+  EXPECT_TRUE(h2.config->listeners[0].speaks(ListenerProtocol::kH2));
+  EXPECT_FALSE(h2.config->listeners[0].speaks(ListenerProtocol::kHttp1));
+  EXPECT_EQ(h2.config->clusters[0].protocol, UpstreamProtocol::kH2c);
+  EXPECT_EQ(h2.config->clusters[0].health_check->protocol, HealthProtocol::kGrpc);
+  EXPECT_EQ(h2.config->clusters[0].health_check->service, "a.B");
+}
+
+TEST(LoaderErrors, Http2Keys) {
+  expect_one_error(replace(kMinimal, "    routes:", "    protocols: [h3]\n    routes:"), 4, 17,
+                   "listeners[0].protocols[0]", "expected one of");
+  expect_one_error(replace(kMinimal, "    routes:", "    protocols: [h2, h2]\n    routes:"), 4,
+                   21, "listeners[0].protocols[1]", "listed twice");
+  expect_one_error(replace(kMinimal, "    endpoints:", "    protocol: h2\n    endpoints:"), 8, 15,
+                   "clusters[0].protocol", "set tls.enabled");
+  expect_one_error(replace(kMinimal, "    endpoints:",
+                           "    health_check: { protocol: grpc }\n    endpoints:"),
+                   8, 31, "clusters[0].health_check.protocol", "need protocol h2c or h2");
+}
+
 }  // namespace
 }  // namespace switchyard::config
