@@ -77,7 +77,7 @@ bool GrpcCheck::serving() const {
   for (size_t i = 0; i + 1 < msg.size();) {
     const auto tag = static_cast<uint8_t>(msg[i]);
     if (tag == 0x08) return static_cast<uint8_t>(msg[i + 1]) == 1;  // SERVING
-    if ((tag & 7) != 0) return false;                                // only varints expected
+    if ((tag & 7) != 0) return false;                               // only varints expected
     i += 2;
   }
   return false;  // status absent: UNKNOWN (0)

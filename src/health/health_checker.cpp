@@ -232,9 +232,9 @@ class Probe : public std::enable_shared_from_this<Probe> {
 
   void grpc_finish(bool passed, const std::string& detail) {
     if (grpc_) {
-      rtt_ms_ = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() -
-                                                          sent_at_)
-                    .count();
+      rtt_ms_ =
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - sent_at_)
+              .count();
       if (!grpc_->load_report().empty() && !stopped_ && observer_->on_load_report) {
         observer_->on_load_report(key_, grpc_->load_report());
       }

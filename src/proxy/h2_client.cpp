@@ -64,8 +64,8 @@ H2Client::~H2Client() {
 bool H2Client::open_for_streams() const {
   if (closed_ || goaway_) return false;
   if (!ready_) return active_ + waiters_.size() < kDefaultMaxStreams;
-  const uint32_t max = nghttp2_session_get_remote_settings(
-      ng_, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
+  const uint32_t max =
+      nghttp2_session_get_remote_settings(ng_, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
   return active_ < std::min<uint32_t>(max, 1u << 20);
 }
 
@@ -79,8 +79,8 @@ void H2Client::connect() {
     error_code ignored;
     self->stream_.socket().close(ignored);  // the pending connect or handshake fails
   });
-  stream_.socket().async_connect(to_endpoint(address_),
-                                 [self = shared_from_this()](error_code ec) { self->on_connect(ec); });
+  stream_.socket().async_connect(
+      to_endpoint(address_), [self = shared_from_this()](error_code ec) { self->on_connect(ec); });
 }
 
 void H2Client::on_connect(error_code ec) {
@@ -93,20 +93,21 @@ void H2Client::on_connect(error_code ec) {
   SSL* ssl = tls_->new_ssl(tls::host_of(host_));
   if (ssl == nullptr) return fail_waiters();
   stream_.use_tls(ssl);
-  stream_.async_handshake(asio::ssl::stream_base::client, [self = shared_from_this()](error_code ec) {
-    if (ec || self->closed_) {
-      logs::proxy().warn("TLS handshake with {} failed: {}", self->host_, ec.message());
-      return self->fail_waiters();
-    }
-    const unsigned char* alpn = nullptr;
-    unsigned int len = 0;
-    SSL_get0_alpn_selected(self->stream_.ssl(), &alpn, &len);
-    if (len != 2 || std::memcmp(alpn, "h2", 2) != 0) {
-      logs::proxy().warn("{} did not agree to h2 by ALPN", self->host_);
-      return self->fail_waiters();
-    }
-    self->start_session();
-  });
+  stream_.async_handshake(
+      asio::ssl::stream_base::client, [self = shared_from_this()](error_code ec) {
+        if (ec || self->closed_) {
+          logs::proxy().warn("TLS handshake with {} failed: {}", self->host_, ec.message());
+          return self->fail_waiters();
+        }
+        const unsigned char* alpn = nullptr;
+        unsigned int len = 0;
+        SSL_get0_alpn_selected(self->stream_.ssl(), &alpn, &len);
+        if (len != 2 || std::memcmp(alpn, "h2", 2) != 0) {
+          logs::proxy().warn("{} did not agree to h2 by ALPN", self->host_);
+          return self->fail_waiters();
+        }
+        self->start_session();
+      });
 }
 
 void H2Client::start_session() {
@@ -159,8 +160,8 @@ int32_t H2Client::submit(const nghttp2_nv* nv, size_t n, bool has_body, H2Client
   nghttp2_data_provider provider{};
   provider.source.ptr = owner;
   provider.read_callback = body_callback;
-  const int32_t id = nghttp2_submit_request(ng_, nullptr, nv, n, has_body ? &provider : nullptr,
-                                            owner);
+  const int32_t id =
+      nghttp2_submit_request(ng_, nullptr, nv, n, has_body ? &provider : nullptr, owner);
   if (id < 0) return id;
   ++active_;
   return id;  // the caller flushes once it knows the id
@@ -265,13 +266,14 @@ void H2Client::flush() {
 
 void H2Client::write() {
   writing_ = true;
-  asio::async_write(stream_, asio::buffer(out_), [self = shared_from_this()](error_code ec, size_t) {
-    self->writing_ = false;
-    self->out_.clear();
-    if (self->closed_) return;
-    if (ec) return self->close();
-    self->flush();
-  });
+  asio::async_write(stream_, asio::buffer(out_),
+                    [self = shared_from_this()](error_code ec, size_t) {
+                      self->writing_ = false;
+                      self->out_.clear();
+                      if (self->closed_) return;
+                      if (ec) return self->close();
+                      self->flush();
+                    });
 }
 
 bool H2Client::sweep(Clock::time_point now) {
@@ -364,8 +366,8 @@ int H2Client::on_frame_recv(nghttp2_session*, const nghttp2_frame* frame, void* 
   return 0;
 }
 
-int H2Client::on_data_chunk(nghttp2_session*, uint8_t, int32_t id, const uint8_t* data,
-                            size_t len, void* user) {
+int H2Client::on_data_chunk(nghttp2_session*, uint8_t, int32_t id, const uint8_t* data, size_t len,
+                            void* user) {
   auto* self = self_of(user);
   if (auto* o = self->owner_of(id)) {
     o->h2_data(data, len);

@@ -105,8 +105,8 @@ const nghttp2_nv* H2Fields::nv() {
   nv_.clear();
   auto* base = reinterpret_cast<uint8_t*>(store_.data());
   for (const auto& s : spans_) {
-    nv_.push_back(nghttp2_nv{base + s.name, base + s.value, s.name_len, s.value_len,
-                             NGHTTP2_NV_FLAG_NONE});
+    nv_.push_back(
+        nghttp2_nv{base + s.name, base + s.value, s.name_len, s.value_len, NGHTTP2_NV_FLAG_NONE});
   }
   return nv_.data();
 }

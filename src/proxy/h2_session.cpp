@@ -67,8 +67,7 @@ void H2Session::start(std::string_view early) {
   in_ = worker_.acquire_buffer();
   idle_since_ = worker_.now();
   control_window_ = worker_.now();
-  if (!early.empty() &&
-      !feed(reinterpret_cast<const uint8_t*>(early.data()), early.size())) {
+  if (!early.empty() && !feed(reinterpret_cast<const uint8_t*>(early.data()), early.size())) {
     return;
   }
   flush();
@@ -108,8 +107,10 @@ bool H2Session::feed(const uint8_t* data, size_t size) {
     if (!going_away_) {
       const bool abuse = n == NGHTTP2_ERR_FLOODED || n == NGHTTP2_ERR_CALLBACK_FAILURE ||
                          n == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS;
-      if (n == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS) refuse(NGHTTP2_ENHANCE_YOUR_CALM, "CONTINUATION flood");
-      nghttp2_session_terminate_session(ng_, abuse ? NGHTTP2_ENHANCE_YOUR_CALM : NGHTTP2_PROTOCOL_ERROR);
+      if (n == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS)
+        refuse(NGHTTP2_ENHANCE_YOUR_CALM, "CONTINUATION flood");
+      nghttp2_session_terminate_session(ng_,
+                                        abuse ? NGHTTP2_ENHANCE_YOUR_CALM : NGHTTP2_PROTOCOL_ERROR);
     }
     going_away_ = true;
     flush();
@@ -144,7 +145,8 @@ void H2Session::flush() {
 void H2Session::write() {
   writing_ = true;
   write_deadline_ =
-      worker_.now() + worker_.view()->snapshot->listeners[listener_index_].config->limits.idle_timeout;
+      worker_.now() +
+      worker_.view()->snapshot->listeners[listener_index_].config->limits.idle_timeout;
   asio::async_write(client_, asio::buffer(out_),
                     [self = shared_from_this()](error_code ec, size_t) { self->on_written(ec); });
 }
@@ -317,8 +319,8 @@ int H2Session::on_frame_recv(nghttp2_session*, const nghttp2_frame* frame, void*
   return 0;
 }
 
-int H2Session::on_data_chunk(nghttp2_session*, uint8_t, int32_t id, const uint8_t* data,
-                             size_t len, void* user) {
+int H2Session::on_data_chunk(nghttp2_session*, uint8_t, int32_t id, const uint8_t* data, size_t len,
+                             void* user) {
   auto* self = self_of(user);
   if (H2Stream* s = self->stream_of(id)) {
     s->on_data(data, len);

@@ -66,7 +66,6 @@ class H2Session final : public Connection, public std::enable_shared_from_this<H
   // After the current send: the stream's attempt may refill its response pieces.
   void resume_after_send(std::shared_ptr<H2Stream> stream);
 
-
   // nghttp2's callbacks (the table is built once, process-wide).
   static int on_begin_headers(nghttp2_session*, const nghttp2_frame*, void*);
   static int on_header(nghttp2_session*, const nghttp2_frame*, const uint8_t*, size_t,

@@ -11,8 +11,8 @@
 namespace switchyard::proxy {
 namespace {
 
-ssize_t read_callback(nghttp2_session*, int32_t, uint8_t* buf, size_t length,
-                      uint32_t* flags, nghttp2_data_source* source, void*) {
+ssize_t read_callback(nghttp2_session*, int32_t, uint8_t* buf, size_t length, uint32_t* flags,
+                      nghttp2_data_source* source, void*) {
   return static_cast<H2Stream*>(source->ptr)->read_data(buf, length, flags);
 }
 
@@ -48,8 +48,7 @@ bool H2Stream::add_header(std::string_view name, std::string_view value) {
     oversized_ = true;  // answered with 431 once the block ends
     return head_bytes_ <= 4 * static_cast<size_t>(limits().max_request_header_bytes);
   }
-  stored_.push_back(Stored{static_cast<uint32_t>(store_.size()),
-                           static_cast<uint32_t>(name.size()),
+  stored_.push_back(Stored{static_cast<uint32_t>(store_.size()), static_cast<uint32_t>(name.size()),
                            static_cast<uint32_t>(store_.size() + name.size()),
                            static_cast<uint32_t>(value.size())});
   store_.append(name).append(value);
@@ -59,7 +58,9 @@ bool H2Stream::add_header(std::string_view name, std::string_view value) {
 void H2Stream::build_head() {
   std::string_view authority, method, path;
   size_t cookies = 0;
-  auto text = [this](uint32_t at, uint32_t len) { return std::string_view(store_).substr(at, len); };
+  auto text = [this](uint32_t at, uint32_t len) {
+    return std::string_view(store_).substr(at, len);
+  };
   for (const auto& s : stored_) {
     const auto name = text(s.name, s.name_len);
     const auto value = text(s.value, s.value_len);
@@ -95,8 +96,10 @@ void H2Stream::on_head(bool end_stream) {
   build_head();
   const auto& lim = limits();
   if (oversized_) return respond_error(431, "request header too large");
-  if (head_.method == Method::kConnect) return respond_error(501, "CONNECT over HTTP/2 is not supported");
-  if (head_.target.size() > max_target_bytes(lim)) return respond_error(414, "request target too long");
+  if (head_.method == Method::kConnect)
+    return respond_error(501, "CONNECT over HTTP/2 is not supported");
+  if (head_.target.size() > max_target_bytes(lim))
+    return respond_error(414, "request target too long");
   verdict_ = check_request_head(head_, lim);
   if (verdict_.status != 0) return respond_error(verdict_.status, verdict_.reason);
   if (has_body_ && verdict_.framing == Framing::kNone) verdict_.framing = Framing::kChunked;
@@ -120,9 +123,8 @@ void H2Stream::on_head(bool end_stream) {
   plan_request(in, head_, verdict_, hash_key_, plan_, forward_);
   if (plan_.status != 0) return respond_error(plan_.status, plan_.reason);
   cluster_ = plan_.cluster;
-  AttemptRequest req{view_.get(),         plan_.cluster_index,       plan_.cluster,
-                     plan_.route,         &head_,                    &forward_,
-                     plan_.origin_needs_slash, has_body_,            plan_.pick};
+  AttemptRequest req{view_.get(), plan_.cluster_index,      plan_.cluster, plan_.route, &head_,
+                     &forward_,   plan_.origin_needs_slash, has_body_,     plan_.pick};
   if (grpc_) {
     if (auto t = grpc::parse_timeout(head_.fields.value(FieldId::kGrpcTimeout))) {
       auto ms = std::chrono::ceil<Duration>(*t);
@@ -223,8 +225,9 @@ void H2Stream::on_response_head(ResponseHead& head, http1::BodyPieces& body, boo
       if (f.id == FieldId::kContentLength) f.drop = false;
     }
   }
-  const bool body_follows = head.has_body && (!last || body.bytes > 0 ||
-                                              (body.trailers != nullptr && !body.trailers->items.empty()));
+  const bool body_follows =
+      head.has_body &&
+      (!last || body.bytes > 0 || (body.trailers != nullptr && !body.trailers->items.empty()));
   resp_ = &body;
   piece_ = offset_ = 0;
   resp_last_ = last;

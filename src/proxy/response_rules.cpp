@@ -81,7 +81,8 @@ std::optional<LoadReportField> load_report_of(const FieldList& fields) {
       continue;
     }
     if (field.id != FieldId::kEndpointLoadMetrics) continue;
-    if (first) return LoadReportField{*first};  // repeated: the first counts (an empty one as malformed)
+    if (first)
+      return LoadReportField{*first};  // repeated: the first counts (an empty one as malformed)
     first = field.value;
   }
   if (first && !first->empty()) return LoadReportField{*first};

@@ -102,7 +102,7 @@ class Session final : public Connection,
   IpAddress client_addr_;
   Phase phase_ = Phase::kIdle;
   bool close_after_response_ = false;
-  bool fresh_ = true;  // no request head seen yet (h2c's preface can only come first)
+  bool fresh_ = true;       // no request head seen yet (h2c's preface can only come first)
   bool timed_out_ = false;  // the sweep cancelled the pending client operation
   Clock::time_point deadline_ = Clock::time_point::max();  // of the pending client operation
 

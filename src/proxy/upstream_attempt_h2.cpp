@@ -34,8 +34,8 @@ void UpstreamAttempt::h2_try() {
   const auto* ep = pick_.ref->endpoint;
   const auto& up = req_.balancer->config().upstream;
   h2_keep_ = owner_.lock();  // the connection holds only a plain pointer to this attempt
-  h2_ = worker_.h2_pool().acquire(ep->id, ep->address, ep->address_text, tls_,
-                                  up.connect_timeout, up.idle_timeout);
+  h2_ = worker_.h2_pool().acquire(ep->id, ep->address, ep->address_text, tls_, up.connect_timeout,
+                                  up.idle_timeout);
   if (h2_->ready()) return h2_submit();
   connecting_ = true;
   h2_->wait(this);
@@ -118,10 +118,9 @@ void UpstreamAttempt::h2_header(std::string_view name, std::string_view value) {
     h2_overflow_ = true;  // nghttp2 bounds the list by our SETTINGS; this is the backstop
     return;
   }
-  h2_spans_.push_back(H2Span{static_cast<uint32_t>(h2_store_.size()),
-                             static_cast<uint32_t>(name.size()),
-                             static_cast<uint32_t>(h2_store_.size() + name.size()),
-                             static_cast<uint32_t>(value.size())});
+  h2_spans_.push_back(H2Span{
+      static_cast<uint32_t>(h2_store_.size()), static_cast<uint32_t>(name.size()),
+      static_cast<uint32_t>(h2_store_.size() + name.size()), static_cast<uint32_t>(value.size())});
   h2_store_.append(name).append(value);
 }
 

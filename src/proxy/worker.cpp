@@ -1,12 +1,11 @@
 #include "worker.h"
 
-#include "h2_client.h"
-
 #include <pthread.h>
 
 #include <boost/asio/post.hpp>
 #include <random>
 
+#include "h2_client.h"
 #include "session.h"
 #include "switchyard/common/logging.h"
 #include "switchyard/common/stats.h"

@@ -186,8 +186,8 @@ std::string entry(int field, const std::string& key, double d) {
 }
 
 TEST(LoadReportBin, OrcaFields) {
-  const std::string proto = dbl(1, 0.31) + dbl(2, 0.52) + entry(8, "queue", 3) +
-                            dbl(9, 0.7) + entry(5, "gpu", 0.2) + std::string("\x18\x05");
+  const std::string proto = dbl(1, 0.31) + dbl(2, 0.52) + entry(8, "queue", 3) + dbl(9, 0.7) +
+                            entry(5, "gpu", 0.2) + std::string("\x18\x05");
   for (bool pad : {false, true}) {
     LoadReport r;
     ASSERT_EQ(parse_load_report_bin(b64(proto, pad), r), LoadReportResult::kOk);
@@ -201,8 +201,7 @@ TEST(LoadReportBin, OrcaFields) {
 TEST(LoadReportBin, StrictAndBounded) {
   LoadReport r;
   EXPECT_EQ(parse_load_report_bin(b64(dbl(1, -0.5)), r), LoadReportResult::kInvalidValue);
-  EXPECT_EQ(parse_load_report_bin(b64(dbl(1, 0.1) + dbl(1, 0.2)), r),
-            LoadReportResult::kDuplicate);
+  EXPECT_EQ(parse_load_report_bin(b64(dbl(1, 0.1) + dbl(1, 0.2)), r), LoadReportResult::kDuplicate);
   EXPECT_EQ(parse_load_report_bin(b64(dbl(1, 0.1).substr(0, 5)), r),
             LoadReportResult::kMalformed);  // truncated double
   EXPECT_EQ(parse_load_report_bin(b64(std::string("\x08\x01")), r),

@@ -260,13 +260,13 @@ TEST(Loader, Http2Keys) {
 TEST(LoaderErrors, Http2Keys) {
   expect_one_error(replace(kMinimal, "    routes:", "    protocols: [h3]\n    routes:"), 4, 17,
                    "listeners[0].protocols[0]", "expected one of");
-  expect_one_error(replace(kMinimal, "    routes:", "    protocols: [h2, h2]\n    routes:"), 4,
-                   21, "listeners[0].protocols[1]", "listed twice");
+  expect_one_error(replace(kMinimal, "    routes:", "    protocols: [h2, h2]\n    routes:"), 4, 21,
+                   "listeners[0].protocols[1]", "listed twice");
   expect_one_error(replace(kMinimal, "    endpoints:", "    protocol: h2\n    endpoints:"), 8, 15,
                    "clusters[0].protocol", "set tls.enabled");
-  expect_one_error(replace(kMinimal, "    endpoints:",
-                           "    health_check: { protocol: grpc }\n    endpoints:"),
-                   8, 31, "clusters[0].health_check.protocol", "need protocol h2c or h2");
+  expect_one_error(
+      replace(kMinimal, "    endpoints:", "    health_check: { protocol: grpc }\n    endpoints:"),
+      8, 31, "clusters[0].health_check.protocol", "need protocol h2c or h2");
 }
 
 }  // namespace
