@@ -185,3 +185,126 @@ class Http2Test(ProxyTestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class RawH2Origin:
+    """An HTTP/2 origin speaking raw frames (no HPACK decoding: it answers every request
+    stream with ":status 200" from the static table and a body naming its connection).
+    goaway: on the first connection, once two streams are open, answer the first, then send
+    GOAWAY with last_stream_id = that stream (the second was not processed). max_streams:
+    SETTINGS_MAX_CONCURRENT_STREAMS, with each answer held 300 ms."""
+
+    def __init__(self, goaway=False, max_streams=None):
+        import threading
+        self.goaway, self.max_streams = goaway, max_streams
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.address = f"127.0.0.1:{self.port}"
+        self.connections = 0
+        self.streams = []  # (connection, stream id)
+        self.lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        import threading
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with self.lock:
+                self.connections += 1
+                n = self.connections
+            threading.Thread(target=self._serve, args=(conn, n), daemon=True).start()
+
+    def _answer(self, conn, n, sid, delay=0):
+        time.sleep(delay)
+        try:
+            conn.sendall(frame(1, 0x4, sid, b"\x88") + frame(0, 0x1, sid, f"conn {n}".encode()))
+        except OSError:
+            pass
+
+    def _serve(self, conn, n):
+        import threading
+        settings = b"" if self.max_streams is None else struct.pack(">HI", 3, self.max_streams)
+        conn.sendall(frame(4, 0, 0, settings))
+        buf, open_streams = b"", []
+        try:
+            while len(buf) < 24:
+                buf += conn.recv(65536)
+            buf = buf[24:]
+            while True:
+                while len(buf) >= 9:
+                    length = int.from_bytes(buf[:3], "big")
+                    if len(buf) < 9 + length:
+                        break
+                    kind, flags = buf[3], buf[4]
+                    sid = int.from_bytes(buf[5:9], "big") & 0x7fffffff
+                    buf = buf[9 + length:]
+                    if kind == 4 and not flags & 1:
+                        conn.sendall(frame(4, 1, 0))
+                    elif kind == 6 and not flags & 1:
+                        conn.sendall(frame(6, 1, 0, b"\0" * 8))
+                    elif kind == 1:
+                        with self.lock:
+                            self.streams.append((n, sid))
+                        open_streams.append(sid)
+                        if self.goaway and n == 1:
+                            if len(open_streams) == 2:
+                                self._answer(conn, n, open_streams[0])
+                                conn.sendall(frame(7, 0, 0, struct.pack(">II", open_streams[0], 0)))
+                        elif self.max_streams is not None:
+                            threading.Thread(target=self._answer, args=(conn, n, sid, 0.3),
+                                             daemon=True).start()
+                        else:
+                            self._answer(conn, n, sid)
+                data = conn.recv(65536)
+                if not data:
+                    return
+                buf += data
+        except OSError:
+            return
+
+    def close(self):
+        self.sock.close()
+
+
+class Http2UpstreamTest(ProxyTestCase):
+    def sy_for(self, origin):
+        from harness import config as cfg
+        return self.switchyard(cfg([origin], workers=1, extra_cluster="    protocol: h2c\n",
+                                   extra_listener="    protocols: [h2, http1]\n"))
+
+    def two_at_once(self, sy):
+        out = subprocess.run(["h2load", "-n", "2", "-c", "1", "-m", "2",
+                              f"http://127.0.0.1:{sy.port}/"], capture_output=True, text=True,
+                             timeout=30).stdout
+        return out
+
+    def test_goaway_streams_it_did_not_cover_are_retried(self):
+        origin = RawH2Origin(goaway=True)
+        self.addCleanup(origin.close)
+        sy = self.sy_for(origin)
+        out = self.two_at_once(sy)
+        self.assertIn("2 succeeded", out)
+        # Both went on connection 1; the one past GOAWAY's last stream went again on 2.
+        self.assertEqual(sorted(n for n, _ in origin.streams), [1, 1, 2], origin.streams)
+
+    def test_max_concurrent_streams_opens_another_connection(self):
+        origin = RawH2Origin(max_streams=1)
+        self.addCleanup(origin.close)
+        sy = self.sy_for(origin)
+        url = f"http://127.0.0.1:{sy.port}/"
+        first = subprocess.Popen(["curl", "-s", "--http2-prior-knowledge", url],
+                                 stdout=subprocess.PIPE)
+        # Once the first stream is open there (the endpoint's SETTINGS are in), the
+        # connection is full: the second request needs another.
+        from test_health import wait_for
+        self.assertIsNotNone(wait_for(lambda: len(origin.streams) == 1, 5))
+        second = curl("--http2-prior-knowledge", url)
+        self.assertEqual(first.communicate(timeout=10)[0], b"conn 1")
+        self.assertEqual(second, b"conn 2")
+        self.assertEqual(origin.connections, 2)
+        self.assertEqual(sorted(n for n, _ in origin.streams), [1, 2], origin.streams)
