@@ -1,5 +1,6 @@
 #include "h2_client.h"
 
+#include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
 #include <cstring>
 
@@ -169,7 +170,7 @@ int32_t H2Client::submit(const nghttp2_nv* nv, size_t n, bool has_body, H2Client
 
 void H2Client::resume_body(int32_t id) {
   nghttp2_session_resume_data(ng_, id);
-  flush();
+  flush_soon();
 }
 
 void H2Client::consume(int32_t id, size_t bytes) {
@@ -177,7 +178,7 @@ void H2Client::consume(int32_t id, size_t bytes) {
   // The connection's share always; the stream's only while it is open.
   nghttp2_session_consume_connection(ng_, bytes);
   if (owner_of(id) != nullptr) nghttp2_session_consume_stream(ng_, id, bytes);
-  flush();
+  flush_soon();
 }
 
 void H2Client::cancel(int32_t id, H2ClientStream* owner) {
@@ -186,7 +187,7 @@ void H2Client::cancel(int32_t id, H2ClientStream* owner) {
   if (closed_ || ng_ == nullptr || id <= 0 || owner_of(id) != owner) return;
   nghttp2_session_set_stream_user_data(ng_, id, nullptr);
   nghttp2_submit_rst_stream(ng_, NGHTTP2_FLAG_NONE, id, NGHTTP2_CANCEL);
-  flush();
+  flush_soon();
 }
 
 H2ClientStream* H2Client::owner_of(int32_t id) {
@@ -243,6 +244,17 @@ void H2Client::deliver() {
     owner->h2_deliver();
   }
   delivering_ = false;
+}
+
+// Streams' submits, window updates and resets of one turn of the event loop go out in one
+// write: the flush runs once, after whatever is running now.
+void H2Client::flush_soon() {
+  if (flush_posted_ || closed_) return;
+  flush_posted_ = true;
+  asio::post(stream_.get_executor(), [self = shared_from_this()] {
+    self->flush_posted_ = false;
+    self->flush();
+  });
 }
 
 void H2Client::flush() {

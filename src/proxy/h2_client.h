@@ -74,6 +74,8 @@ class H2Client : public std::enable_shared_from_this<H2Client> {
   // reported to it.
   void cancel(int32_t id, H2ClientStream* owner);
   void flush();
+  // flush() once the current handler is done (many streams' frames in one write).
+  void flush_soon();
   // Calls owner->h2_deliver() once the current read or send is done (or now, when idle).
   void note(H2ClientStream* owner);
   // Idle probe and idle close; false once the connection is gone (the pool forgets it).
@@ -118,6 +120,7 @@ class H2Client : public std::enable_shared_from_this<H2Client> {
   bool writing_ = false;
   bool in_nghttp2_ = false;
   bool delivering_ = false;
+  bool flush_posted_ = false;
   bool goaway_ = false;
   uint32_t active_ = 0;
   Clock::time_point idle_since_;

@@ -1,5 +1,6 @@
 #include "h2_session.h"
 
+#include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
 #include <cstring>
 
@@ -121,6 +122,16 @@ bool H2Session::feed(const uint8_t* data, size_t size) {
 }
 
 // --- output ------------------------------------------------------------------------------------
+
+// The streams' responses of one turn of the event loop go out in one write.
+void H2Session::flush_soon() {
+  if (flush_posted_ || closed_) return;
+  flush_posted_ = true;
+  asio::post(client_.get_executor(), [self = shared_from_this()] {
+    self->flush_posted_ = false;
+    self->flush();
+  });
+}
 
 void H2Session::flush() {
   if (closed_ || in_nghttp2_ || writing_) return;

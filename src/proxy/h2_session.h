@@ -63,6 +63,8 @@ class H2Session final : public Connection, public std::enable_shared_from_this<H
   bool tls() const { return tls_; }
   // Sends what nghttp2 has queued; deferred while inside nghttp2 or while a write is pending.
   void flush();
+  // flush() once the current handler is done (many streams' frames in one write).
+  void flush_soon();
   // After the current send: the stream's attempt may refill its response pieces.
   void resume_after_send(std::shared_ptr<H2Stream> stream);
 
@@ -105,6 +107,7 @@ class H2Session final : public Connection, public std::enable_shared_from_this<H
   bool in_nghttp2_ = false;  // inside mem_recv or mem_send: no flush from callbacks
   bool closed_ = false;
   bool going_away_ = false;
+  bool flush_posted_ = false;
   Clock::time_point idle_since_;
   Clock::time_point write_deadline_ = Clock::time_point::max();
 

@@ -170,7 +170,7 @@ void H2Stream::want_request_body() {
   if (!body_out_.empty()) {
     nghttp2_session_consume(session_.ng(), id_, body_out_.size());
     body_out_.clear();
-    session_.flush();
+    session_.flush_soon();
   }
   want_body_ = true;
   if (!body_in_.empty() || end_stream_) hand_body();
@@ -211,7 +211,7 @@ void H2Stream::submit(const FieldList* fields, unsigned status, bool with_body) 
   provider.read_callback = read_callback;
   nghttp2_submit_response(session_.ng(), id_, out.nv(), out.size(),
                           with_body ? &provider : nullptr);
-  session_.flush();
+  session_.flush_soon();
 }
 
 void H2Stream::on_response_head(ResponseHead& head, http1::BodyPieces& body, bool last) {
@@ -247,7 +247,7 @@ void H2Stream::on_response_body(http1::BodyPieces& body, bool last) {
   resp_trailers_ = last ? body.trailers : nullptr;
   waiting_ = false;
   nghttp2_session_resume_data(session_.ng(), id_);
-  session_.flush();
+  session_.flush_soon();
 }
 
 ssize_t H2Stream::read_data(uint8_t* buf, size_t length, uint32_t* flags) {
@@ -342,7 +342,7 @@ void H2Stream::respond_error(unsigned status, std::string_view reason) {
     response_bytes_ = error_body_.size();
   }
   log_request(status);
-  session_.flush();
+  session_.flush_soon();
 }
 
 void H2Stream::on_response_broken() { reset(NGHTTP2_INTERNAL_ERROR); }
@@ -356,7 +356,7 @@ void H2Stream::reset(uint32_t error_code) {
   if (closed_) return;
   log_request(status_ != 0 ? status_ : 502);
   nghttp2_submit_rst_stream(session_.ng(), NGHTTP2_FLAG_NONE, id_, error_code);
-  session_.flush();
+  session_.flush_soon();
 }
 
 void H2Stream::on_sweep(Clock::time_point now) {

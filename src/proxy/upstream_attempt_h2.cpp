@@ -61,7 +61,7 @@ void UpstreamAttempt::h2_submit() {
   h2_id_ = id;
   head_pending_ = false;
   reached_ = true;  // it may be processed from here (a refusal says otherwise)
-  h2_->flush();     // the body provider asks the sink for pieces when it needs them
+  h2_->flush_soon();  // the body provider asks the sink for pieces when it needs them
 }
 
 // nghttp2 pulls the request body: the sink's pieces (or the kept copy, replaying), then the

@@ -36,7 +36,7 @@ cat > "$OUT/backend.conf" <<NG
 worker_processes 1; daemon off; pid $OUT/backend.pid; error_log $OUT/backend.err warn;
 events { worker_connections 8192; }
 http { access_log off; keepalive_requests 10000000; keepalive_timeout 300s;
-  http2_max_requests 10000000; http2_max_concurrent_streams 1000;
+  http2_max_concurrent_streams 1000;
   server { listen 127.0.0.1:$H1; listen 127.0.0.1:$H2C http2; root $OUT/www; }
   log_format n "\$server_port";
   server { listen 127.0.0.1:$B1; listen 127.0.0.1:$B2; listen 127.0.0.1:$B3;
@@ -61,14 +61,14 @@ start_proxy() { # kind port backends...
         echo "  timeout connect 5s"; echo "  timeout client 30s"; echo "  timeout server 30s"
         echo "  http-reuse always"; echo "frontend fe"; echo "  bind 127.0.0.1:$port proto h2"
         echo "  default_backend be"; echo "backend be"; echo "  balance roundrobin"
-        local i=0; for b in "$@"; do i=$((i+1)); echo "  server b$i 127.0.0.1:$b ${HA_SERVER_OPTS:-proto h2}"; done
+        local i=0; for b in "$@"; do i=$((i+1)); echo "  server b$i 127.0.0.1:$b ${HA_SERVER_OPTS-proto h2}"; done
       } > "$OUT/haproxy.cfg"
       taskset -c 1 haproxy -db -f "$OUT/haproxy.cfg" >"$OUT/haproxy.log" 2>&1 & ;;
     nginx)
       mkdir -p "$OUT/nginx-proxy"
       { echo "worker_processes 1; daemon off; pid $OUT/proxy.pid; error_log $OUT/proxy.err warn;"
         echo "events { worker_connections 8192; }"
-        echo "http { access_log off; http2_max_requests 10000000; http2_max_concurrent_streams 1000;"
+        echo "http { access_log off; keepalive_requests 10000000; http2_max_concurrent_streams 1000;"
         echo "  upstream be { keepalive 256;"
         for b in "$@"; do echo "    server 127.0.0.1:$b;"; done
         echo "  }"
@@ -121,19 +121,19 @@ for round in $(seq "$ROUNDS"); do
 done
 
 # Per-call balancing: 4 clients, one connection each, 3 backends (NGINX logs the port it served on).
-echo "| proxy | requests per backend (share) |" > "$OUT/shares.md"
+echo "| proxy | 3000 requests: succeeded; per backend port (share) |" > "$OUT/shares.md"
 echo "|---|---|" >> "$OUT/shares.md"
 for kind in haproxy nginx switchyard-http1; do
   : > "$OUT/shares.log"
   port=$(free_port); HA_SERVER_OPTS=""; export HA_SERVER_OPTS
   pid=$(start_proxy $kind "$port" $B1 $B2 $B3); pids+=("$pid")
   wait_port "$port"; [ $kind = nginx ] && sleep 0.3
-  taskset -c 0 h2load -n 3000 -c 4 -m 10 "http://127.0.0.1:$port/small" >/dev/null 2>&1
+  ok=$(taskset -c 0 h2load -n 3000 -c 4 -m 10 "http://127.0.0.1:$port/small" 2>&1 | grep -o '[0-9]* succeeded')
   sleep 0.5
   shares=$(sort "$OUT/shares.log" | uniq -c | awk -v n="$(wc -l < "$OUT/shares.log")" '{printf "%s %d (%.1f%%), ", $2, $1, 100*$1/n}')
-  echo "| $kind | $shares |" | tee -a "$OUT/shares.md"
+  echo "| $kind | $ok; $shares |" | tee -a "$OUT/shares.md"
   kill "$pid"; wait "$pid" 2>/dev/null || true
-  [ $kind = nginx ] && { kill "$(cat "$OUT/proxy.pid")" 2>/dev/null || true; sleep 0.3; }
+  [ $kind = nginx ] && { kill "$(cat "$OUT/proxy.pid" 2>/dev/null)" 2>/dev/null || true; sleep 0.3; }
 done
 
 python3 - "$OUT/results.txt" <<'PY' | tee "$OUT/summary.md"
