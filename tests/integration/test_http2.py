@@ -308,3 +308,34 @@ class Http2UpstreamTest(ProxyTestCase):
         self.assertEqual(second, b"conn 2")
         self.assertEqual(origin.connections, 2)
         self.assertEqual(sorted(n for n, _ in origin.streams), [1, 2], origin.streams)
+
+
+class Http2FlowControlTest(ProxyTestCase):
+    def test_a_client_that_never_reads_costs_bounded_memory(self):
+        """20 streams of 50 MB each to a client that never opens its window: switchyard
+        forwards 64 KiB per stream and waits (one body buffer each), the endpoint waits on
+        TCP, and switchyard's resident memory stays far below what was asked for."""
+        a = self.backend("a")
+        sy = self.switchyard(config([a], extra_listener="    protocols: [h2, http1]\n"))
+
+        def rss_kb():
+            with open(f"/proc/{sy.proc.pid}/status") as f:
+                return int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
+
+        before = rss_kb()
+        s = socket.create_connection(("127.0.0.1", sy.port))
+        path = b"/bytes?n=50000000"
+        out = PREFACE + frame(4, 0, 0)
+        for i in range(20):
+            out += frame(1, 0x5, 1 + 2 * i,
+                         b"\x82\x86\x04" + bytes([len(path)]) + path + b"\x01\x09127.0.0.1")
+        s.sendall(out)
+        got = 0
+        frames = read_frames(s, lambda f: sum(len(p) for k, _, _, p in f if k == 0) >= 65535, 10)
+        got = sum(len(p) for k, _, _, p in frames if k == 0)
+        self.assertEqual(got, 65535)  # the connection window, never more
+        time.sleep(1.5)               # time to buffer, if it were going to
+        grown = rss_kb() - before
+        self.assertLess(grown, 32 * 1024, f"RSS grew {grown} KiB")  # 1 GB was asked for
+        self.assertEqual(request(sy.port)[0], 200)  # others are served meanwhile
+        s.close()
