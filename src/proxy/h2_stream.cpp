@@ -369,6 +369,13 @@ void H2Stream::on_closed() {
   if (closed_) return;
   closed_ = true;
   attempt_.cancel();
+  // Body bytes received and never given back: the connection's window gets them now (the
+  // stream's own is gone with it).
+  if (const size_t held = body_in_.size() + body_out_.size(); held > 0) {
+    nghttp2_session_consume(session_.ng(), id_, held);
+    body_in_.clear();
+    body_out_.clear();
+  }
   if (!logged_ && !head_.method_text.empty()) log_request(status_ != 0 ? status_ : 499);
   keep_.reset();
 }
