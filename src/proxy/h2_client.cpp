@@ -4,6 +4,7 @@
 #include <boost/asio/write.hpp>
 #include <cstring>
 
+#include "h2_wire.h"
 #include "switchyard/common/asio_endpoint.h"
 #include "switchyard/common/logging.h"
 #include "switchyard/tls/context.h"
@@ -114,11 +115,7 @@ void H2Client::on_connect(error_code ec) {
 void H2Client::start_session() {
   connecting_ = false;
   timer_.cancel();
-  nghttp2_option* opt = nullptr;
-  nghttp2_option_new(&opt);
-  nghttp2_option_set_no_auto_window_update(opt, 1);
-  nghttp2_option_set_max_settings(opt, 32);
-  nghttp2_option_set_max_continuations(opt, 16);
+  nghttp2_option* opt = h2::new_options();
   nghttp2_session_client_new2(&ng_, client_callbacks(), this, opt);
   nghttp2_option_del(opt);
   const nghttp2_settings_entry settings[] = {
@@ -260,18 +257,9 @@ void H2Client::flush_soon() {
 void H2Client::flush() {
   if (closed_ || in_nghttp2_ || writing_ || ng_ == nullptr) return;
   in_nghttp2_ = true;
-  for (;;) {
-    const uint8_t* data = nullptr;
-    const ssize_t n = nghttp2_session_mem_send(ng_, &data);
-    if (n < 0) {
-      in_nghttp2_ = false;
-      return close();
-    }
-    if (n == 0) break;
-    out_.append(reinterpret_cast<const char*>(data), static_cast<size_t>(n));
-    if (out_.size() >= 256 * 1024) break;
-  }
+  const bool ok = h2::gather_output(ng_, out_);
   in_nghttp2_ = false;
+  if (!ok) return close();
   if (!out_.empty()) write();
   deliver();  // body providers may have asked their owners for more (flushed after this write)
 }

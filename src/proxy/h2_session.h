@@ -8,7 +8,7 @@
 //
 // Bounds (README, "HTTP/2 and gRPC"): at most limits.max_concurrent_streams streams; a stream
 // buffers at most its window (kStreamWindow) of request body and one body buffer of response;
-// the connection at most kConnectionWindow of request bodies and kMaxOutput of output before
+// the connection at most kConnectionWindow of request bodies and h2::kMaxOutput of output before
 // it stops producing. Abusive peers (rapid reset, CONTINUATION, SETTINGS and PING floods) get
 // GOAWAY ENHANCE_YOUR_CALM and are closed.
 
@@ -39,8 +39,6 @@ class H2Session final : public Connection, public std::enable_shared_from_this<H
   // Request body bytes a stream may have in flight (its receive window).
   static constexpr int32_t kStreamWindow = 256 * 1024;
   static constexpr int32_t kConnectionWindow = 8 * 1024 * 1024;
-  // Output gathered before a write is started.
-  static constexpr size_t kMaxOutput = 256 * 1024;
 
   H2Session(Worker& worker, size_t listener_index, Stream client, ConnectionSlot slot,
             ClientIdentity id);

@@ -326,6 +326,14 @@ void UpstreamAttempt::on_response_head() {
     owner_.reset();
     return;
   }
+  if (!accept_final_head()) return;
+  parse_body();
+}
+
+// A final response head (either protocol): latency, the load report, the breaker's outcome,
+// and a retry on its status. False when a retry took over.
+bool UpstreamAttempt::accept_final_head() {
+  const unsigned status = head_.status;
   const double ms = std::chrono::duration<double, std::milli>(Clock::now() - try_start_).count();
   pick_.ref->load->observe_latency(ms);
   pick_.ref->load->observe_response(ms);
@@ -334,9 +342,9 @@ void UpstreamAttempt::on_response_head() {
   report_taken_ = false;
   accept_load_report(head_.fields);
   req_.balancer->report(pick_, status < 500);
-  if (try_retry(RetryReason::kStatus, status)) return;
+  if (try_retry(RetryReason::kStatus, status)) return false;
   head_parsed_ = true;
-  parse_body();
+  return true;
 }
 
 void UpstreamAttempt::parse_body() {

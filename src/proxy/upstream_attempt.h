@@ -119,6 +119,7 @@ class UpstreamAttempt final : private H2ClientStream {
   void end_failed(unsigned status, std::string_view reason);
   void release_endpoint();
   void accept_load_report(const FieldList& fields);
+  bool accept_final_head();
   EndpointStats& endpoint_stats() const;
   void release_retry();
   // --- HTTP/2 endpoints (upstream_attempt_h2.cpp) ---

@@ -60,7 +60,7 @@ void UpstreamAttempt::h2_submit() {
   if (id < 0) return fail({}, Failure::kOther);
   h2_id_ = id;
   head_pending_ = false;
-  reached_ = true;  // it may be processed from here (a refusal says otherwise)
+  reached_ = true;    // it may be processed from here (a refusal says otherwise)
   h2_->flush_soon();  // the body provider asks the sink for pieces when it needs them
 }
 
@@ -219,15 +219,7 @@ void UpstreamAttempt::h2_on_head() {
   head_.has_body = req_.head->method != Method::kHead && status != 204 && status != 304;
   head_.keep_alive = true;
   endpoint_stats().upstream_requests.add(status);
-  const double ms = std::chrono::duration<double, std::milli>(Clock::now() - try_start_).count();
-  pick_.ref->load->observe_latency(ms);
-  pick_.ref->load->observe_response(ms);
-  report_taken_ = false;
-  accept_load_report(head_.fields);
-  req_.balancer->report(pick_, status < 500);
-  if (try_retry(RetryReason::kStatus, status)) return;
-  head_parsed_ = true;
-  got_bytes_ = true;
+  if (accept_final_head()) got_bytes_ = true;
 }
 
 // Hands the sink what arrived (at most one buffer; the window keeps it so) with the head

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "../../src/proxy/h2_fields.h"
+#include "../../src/proxy/h2_wire.h"
 #include "switchyard/proxy/grpc.h"
 #include "switchyard/proxy/request_rules.h"
 
@@ -87,13 +88,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   nghttp2_session_callbacks_set_on_header_callback(cb, on_header);
   nghttp2_session_callbacks_set_on_frame_recv_callback(cb, on_frame);
   nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, on_data);
-  nghttp2_option* opt = nullptr;
-  nghttp2_option_new(&opt);
-  nghttp2_option_set_no_auto_window_update(opt, 1);
-  nghttp2_option_set_max_settings(opt, 32);
-  nghttp2_option_set_max_outbound_ack(opt, 1000);
-  nghttp2_option_set_max_continuations(opt, 16);
-  nghttp2_option_set_stream_reset_rate_limit(opt, 1000, 33);
+  nghttp2_option* opt = proxy::h2::new_options();
   nghttp2_session* ng = nullptr;
   if (server) {
     nghttp2_session_server_new2(&ng, cb, &state, opt);

@@ -24,6 +24,20 @@ void check(const std::optional<double>& v) {
   if (v && !(std::isfinite(*v) && *v >= 0 && *v <= 1)) std::abort();
 }
 
+// Whatever is accepted holds only finite values in [0, 1]; a rejected report leaves nothing.
+void check_report(switchyard::balancer::LoadReportResult result,
+                  const switchyard::balancer::LoadReport& report) {
+  if (result == switchyard::balancer::LoadReportResult::kOk) {
+    check(report.cpu);
+    check(report.memory);
+    check(report.application);
+    check(report.rps_fractional);
+    check(report.eps);
+  } else if (report.cpu || report.memory || report.application) {
+    std::abort();
+  }
+}
+
 // What the reference reading says about a JSON report's shape: false if it breaks a limit the
 // parser promises to enforce.
 bool within_limits(const boost::json::object& root) {
@@ -47,15 +61,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view header(reinterpret_cast<const char*>(data), size);
   LoadReport report;
   auto result = parse_load_report(header, report);
-  if (result == LoadReportResult::kOk) {
-    check(report.cpu);
-    check(report.memory);
-    check(report.application);
-    check(report.rps_fractional);
-    check(report.eps);
-  } else if (report.cpu || report.memory || report.application) {
-    std::abort();  // a rejected report leaves nothing behind
-  }
+  check_report(result, report);
   // The reference reading, for JSON reports the parser accepted.
   std::string_view body = header;
   while (!body.empty() && (body.front() == ' ' || body.front() == '\t')) body.remove_prefix(1);
@@ -69,16 +75,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // base64-encoded so that the protobuf decoder itself sees arbitrary input.
   auto check_bin = [](std::string_view value) {
     LoadReport bin;
-    auto r = parse_load_report_bin(value, bin);
-    if (r == LoadReportResult::kOk) {
-      check(bin.cpu);
-      check(bin.memory);
-      check(bin.application);
-      check(bin.rps_fractional);
-      check(bin.eps);
-    } else if (bin.cpu || bin.memory || bin.application) {
-      std::abort();
-    }
+    check_report(parse_load_report_bin(value, bin), bin);
   };
   check_bin(header);
   static constexpr char kAlphabet[] =
