@@ -104,9 +104,12 @@ json::object listener_json(const config::Listener& l) {
         {"client_certificate", mode},
     };
   }
+  json::array protocols;
+  for (auto p : l.protocols) protocols.emplace_back(config::to_string(p));
   return {
       {"name", l.name},
       {"listen", l.listen_text},
+      {"protocols", std::move(protocols)},
       {"local_region", l.local_region},
       {"local_zone", l.local_zone},
       {"debug_headers", l.debug_headers},
@@ -117,14 +120,16 @@ json::object listener_json(const config::Listener& l) {
                               {"max_request_header_bytes", lim.max_request_header_bytes},
                               {"max_request_body_bytes", lim.max_request_body_bytes},
                               {"header_timeout", format_duration(lim.header_timeout)},
-                              {"idle_timeout", format_duration(lim.idle_timeout)}}},
+                              {"idle_timeout", format_duration(lim.idle_timeout)},
+                              {"max_concurrent_streams", lim.max_concurrent_streams}}},
       {"routes", std::move(routes)},
       {"tls", std::move(tls)},
   };
 }
 
 json::object cluster_json(const config::Cluster& c) {
-  json::object out{{"name", c.name}, {"strategy", c.strategy}};
+  json::object out{
+      {"name", c.name}, {"strategy", c.strategy}, {"protocol", config::to_string(c.protocol)}};
   // The blocks of the cluster's own policy (the loader keeps every policy's, with defaults).
   const balancer::Policy* policy = balancer::policies().find(c.strategy);
   for (const auto& [key, block] : c.blocks) {
@@ -161,6 +166,8 @@ json::object cluster_json(const config::Cluster& c) {
       }
     }
     out["health_check"] = json::object{
+        {"protocol", h.protocol == config::HealthProtocol::kGrpc ? "grpc" : "http"},
+        {"service", h.service},
         {"path", h.path},
         {"interval", format_duration(h.interval)},
         {"timeout", format_duration(h.timeout)},

@@ -90,6 +90,9 @@ class GrpcTest(ProxyTestCase):
             self.assertIn(("x-served-by", name), c.trailing_metadata())  # trailers intact
         for name, got in counts.items():
             self.assertLessEqual(abs(got - n / 3), 0.05 * n / 3, counts)
+        effective = json.loads(admin(sy, "GET", "/admin/config")[2])
+        self.assertEqual(effective["listeners"][0]["protocols"], ["h2", "http1"])
+        self.assertEqual(effective["clusters"][0]["protocol"], "h2c")
         # Server-streaming calls are balanced per call too, and arrive whole.
         stream = ch.unary_stream("/test.Echo/Stream", request_serializer=None,
                                  response_deserializer=None)
