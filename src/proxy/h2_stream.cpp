@@ -94,6 +94,7 @@ void H2Stream::on_head(bool end_stream) {
   end_stream_ = end_stream;
   has_body_ = !end_stream;
   build_head();
+  grpc_ = grpc::is_grpc(head_.fields.value(FieldId::kContentType));  // errors below as gRPC's
   const auto& lim = limits();
   if (oversized_) return respond_error(431, "request header too large");
   if (head_.method == Method::kConnect)
@@ -107,7 +108,6 @@ void H2Stream::on_head(bool end_stream) {
       verdict_.content_length > lim.max_request_body_bytes) {
     return respond_error(413, "request body too large");
   }
-  grpc_ = grpc::is_grpc(head_.fields.value(FieldId::kContentType));
   PlanInput in;
   in.snapshot = view_->snapshot.get();
   in.listener = listener_;
