@@ -37,8 +37,9 @@ Try, in another terminal:
   curl -s -H 'X-Client-Region: eu-west' http://127.0.0.1:8080/geo/   # a trusted proxy's client
   curl -s -H 'X-Client-Zone: us-east-1b' http://127.0.0.1:8080/geo/  # zone preference
   curl -s -X POST --data 'hello' http://127.0.0.1:8080/echo
-  curl -s --http2-prior-knowledge http://127.0.0.1:8080/ http://127.0.0.1:8080/   # HTTP/2: one
-                                                      #   connection, each stream balanced
+  curl -s --http2-prior-knowledge http://127.0.0.1:8080/   # HTTP/2 (h2c) on the same port
+  nghttp -m 4 http://127.0.0.1:8080/                  # 4 streams on one HTTP/2 connection,
+                                                      #   each balanced on its own
   curl -s http://127.0.0.1:9901/admin/clusters        # endpoints and their state
   open http://127.0.0.1:9901/                         # the status page (live charts)
   curl -s 'http://127.0.0.1:9901/admin/explain?path=/geo/&header=X-Client-Region:eu-west'
