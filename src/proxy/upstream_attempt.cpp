@@ -205,6 +205,8 @@ void UpstreamAttempt::write() {
   if (h2_mode_) {  // the stream's body provider takes the pieces
     h2_piece_ = 0;
     h2_offset_ = 0;
+    // An endpoint that never opens its window must not hold the request forever.
+    if (!body_done_ && !timer_armed_) arm_timer(Clock::now() + req_.timeout);
     return h2_->resume_body(h2_id_);
   }
   framer_.reset(req_.has_body ? mode_for(req_.forward->framing) : wire::BodyMode::kNone);
@@ -731,6 +733,9 @@ void UpstreamAttempt::on_timer(error_code ec, uint64_t generation) {
   if (ec || generation != timer_generation_ || !active_) return;
   timer_armed_ = false;
   timed_out_ = true;
+  // HTTP/2: no operation of the attempt's own is pending (the stream, or the wait for a
+  // connection, is given up by the failure itself).
+  if (h2_mode_) return fail(asio::error::timed_out, Failure::kTimeout);
   if (connecting_ && timer_for_connect_) connect_timed_out_ = true;
   if (read_pending_ || write_pending_ || connecting_) {
     // The pending operation ends with operation_aborted; its handler sees timed_out_.
