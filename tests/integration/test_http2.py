@@ -194,9 +194,11 @@ class RawH2Origin:
     GOAWAY with last_stream_id = that stream (the second was not processed). max_streams:
     SETTINGS_MAX_CONCURRENT_STREAMS, with each answer held 300 ms."""
 
-    def __init__(self, goaway=False, max_streams=None):
+    def __init__(self, goaway=False, max_streams=None, ack_ping=True):
         import threading
-        self.goaway, self.max_streams = goaway, max_streams
+        self.goaway, self.max_streams, self.ack_ping = goaway, max_streams, ack_ping
+        self.pings = 0   # PINGs received (not ACKs)
+        self.closed = 0  # connections the peer closed
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(16)
@@ -246,7 +248,10 @@ class RawH2Origin:
                     if kind == 4 and not flags & 1:
                         conn.sendall(frame(4, 1, 0))
                     elif kind == 6 and not flags & 1:
-                        conn.sendall(frame(6, 1, 0, b"\0" * 8))
+                        with self.lock:
+                            self.pings += 1
+                        if self.ack_ping:
+                            conn.sendall(frame(6, 1, 0, b"\0" * 8))
                     elif kind == 1:
                         with self.lock:
                             self.streams.append((n, sid))
@@ -262,6 +267,8 @@ class RawH2Origin:
                             self._answer(conn, n, sid)
                 data = conn.recv(65536)
                 if not data:
+                    with self.lock:
+                        self.closed += 1
                     return
                 buf += data
         except OSError:
@@ -308,6 +315,23 @@ class Http2UpstreamTest(ProxyTestCase):
         self.assertEqual(second, b"conn 2")
         self.assertEqual(origin.connections, 2)
         self.assertEqual(sorted(n for n, _ in origin.streams), [1, 2], origin.streams)
+
+
+class Http2LivenessTest(ProxyTestCase):
+    def test_idle_connection_is_probed_and_a_silent_one_replaced(self):
+        """An idle upstream connection gets a PING after 10 s; one left unanswered for 5 s is
+        closed, and the next request opens a new connection."""
+        from harness import config as cfg
+        from test_health import wait_for
+        origin = RawH2Origin(ack_ping=False)
+        self.addCleanup(origin.close)
+        sy = self.switchyard(cfg([origin], workers=1, extra_cluster="    protocol: h2c\n"))
+        self.assertEqual(request(sy.port)[0], 200)
+        self.assertEqual(origin.connections, 1)
+        self.assertIsNotNone(wait_for(lambda: origin.pings >= 1, 20), "no PING on idle")
+        self.assertIsNotNone(wait_for(lambda: origin.closed >= 1, 20), "silent peer kept")
+        self.assertEqual(request(sy.port)[0], 200)
+        self.assertEqual(origin.connections, 2)
 
 
 class Http2FlowControlTest(ProxyTestCase):
