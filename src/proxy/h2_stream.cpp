@@ -4,6 +4,7 @@
 
 #include "h2_fields.h"
 #include "h2_session.h"
+#include "h2_wire.h"
 #include "switchyard/common/ascii.h"
 #include "switchyard/proxy/grpc.h"
 #include "switchyard/proxy/response_rules.h"
@@ -259,19 +260,9 @@ ssize_t H2Stream::read_data(uint8_t* buf, size_t length, uint32_t* flags) {
     if (offset_ == error_body_.size()) *flags |= NGHTTP2_DATA_FLAG_EOF;
     return static_cast<ssize_t>(n);
   }
-  while (resp_ != nullptr && piece_ < resp_->count && n < length) {
-    std::string_view p = resp_->data[piece_].substr(offset_);
-    const size_t take = std::min(p.size(), length - n);
-    std::memcpy(buf + n, p.data(), take);
-    n += take;
-    offset_ += take;
-    if (offset_ == resp_->data[piece_].size()) {
-      ++piece_;
-      offset_ = 0;
-    }
-  }
+  bool drained = false;
+  n = h2::copy_pieces(resp_, piece_, offset_, buf, length, &drained);
   response_bytes_ += n;
-  const bool drained = resp_ == nullptr || piece_ == resp_->count;
   if (!drained) return static_cast<ssize_t>(n);
   if (resp_last_) {
     *flags |= NGHTTP2_DATA_FLAG_EOF;

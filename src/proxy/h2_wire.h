@@ -5,7 +5,12 @@
 
 #include <nghttp2/nghttp2.h>
 
+#include <algorithm>
+#include <cstring>
 #include <string>
+#include <string_view>
+
+#include "switchyard/proxy/http1_parser.h"
 
 namespace switchyard::proxy::h2 {
 
@@ -38,6 +43,27 @@ inline nghttp2_option* new_options() {
   nghttp2_option_set_max_continuations(opt, 16);
   nghttp2_option_set_stream_reset_rate_limit(opt, 1000, 33);
   return opt;
+}
+
+// A body source for nghttp2's data providers: copies from pieces, resuming at piece/offset,
+// into buf (at most length bytes). Returns the bytes copied; drained tells whether every piece
+// has been taken.
+inline size_t copy_pieces(const http1::BodyPieces* pieces, size_t& piece, size_t& offset,
+                          uint8_t* buf, size_t length, bool* drained) {
+  size_t n = 0;
+  while (pieces != nullptr && piece < pieces->count && n < length) {
+    std::string_view p = pieces->data[piece].substr(offset);
+    const size_t take = std::min(p.size(), length - n);
+    std::memcpy(buf + n, p.data(), take);
+    n += take;
+    offset += take;
+    if (offset == pieces->data[piece].size()) {
+      ++piece;
+      offset = 0;
+    }
+  }
+  *drained = pieces == nullptr || piece == pieces->count;
+  return n;
 }
 
 }  // namespace switchyard::proxy::h2

@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "h2_fields.h"
+#include "h2_wire.h"
 #include "switchyard/common/logging.h"
 #include "switchyard/proxy/response_rules.h"
 #include "upstream_attempt.h"
@@ -75,18 +76,7 @@ ssize_t UpstreamAttempt::h2_read_body(uint8_t* buf, size_t length, uint32_t* fla
     h2_offset_ += n;
     drained = h2_offset_ == replay_.size();
   } else {
-    while (pieces_ != nullptr && h2_piece_ < pieces_->count && n < length) {
-      std::string_view p = pieces_->data[h2_piece_].substr(h2_offset_);
-      const size_t take = std::min(p.size(), length - n);
-      std::memcpy(buf + n, p.data(), take);
-      n += take;
-      h2_offset_ += take;
-      if (h2_offset_ == pieces_->data[h2_piece_].size()) {
-        ++h2_piece_;
-        h2_offset_ = 0;
-      }
-    }
-    drained = pieces_ == nullptr || h2_piece_ == pieces_->count;
+    n = h2::copy_pieces(pieces_, h2_piece_, h2_offset_, buf, length, &drained);
   }
   if (!drained) return static_cast<ssize_t>(n);
   if (replaying_ || body_done_) {
