@@ -44,12 +44,10 @@ nghttp2_session_callbacks* client_callbacks() {
 
 }  // namespace
 
-H2Client::H2Client(Worker& worker, uint32_t endpoint_id, const SocketAddress& address,
-                   std::string_view host, const tls::ClientContext* tls,
-                   std::chrono::milliseconds connect_timeout,
+H2Client::H2Client(Worker& worker, const SocketAddress& address, std::string_view host,
+                   const tls::ClientContext* tls, std::chrono::milliseconds connect_timeout,
                    std::chrono::milliseconds idle_timeout)
     : worker_(worker),
-      endpoint_id_(endpoint_id),
       address_(address),
       host_(host),
       tls_(tls),
@@ -402,8 +400,7 @@ std::shared_ptr<H2Client> H2Pool::acquire(uint32_t endpoint_id, const SocketAddr
   for (auto& c : list) {
     if (c->tls() == (tls != nullptr) && c->open_for_streams()) return c;
   }
-  auto c = std::make_shared<H2Client>(worker_, endpoint_id, address, host, tls, connect_timeout,
-                                      idle_timeout);
+  auto c = std::make_shared<H2Client>(worker_, address, host, tls, connect_timeout, idle_timeout);
   list.push_back(c);
   c->connect();
   return c;

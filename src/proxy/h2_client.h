@@ -48,12 +48,11 @@ class H2Client : public std::enable_shared_from_this<H2Client> {
   // The window each stream's response may fill before its owner hands it on (one body buffer).
   static constexpr int32_t kStreamWindow = static_cast<int32_t>(kBodyBufferSize);
 
-  H2Client(Worker& worker, uint32_t endpoint_id, const SocketAddress& address,
-           std::string_view host, const tls::ClientContext* tls,
-           std::chrono::milliseconds connect_timeout, std::chrono::milliseconds idle_timeout);
+  H2Client(Worker& worker, const SocketAddress& address, std::string_view host,
+           const tls::ClientContext* tls, std::chrono::milliseconds connect_timeout,
+           std::chrono::milliseconds idle_timeout);
   ~H2Client();
 
-  uint32_t endpoint_id() const { return endpoint_id_; }
   nghttp2_session* native() { return ng_; }
   bool tls() const { return tls_ != nullptr; }
   bool ready() const { return ready_; }
@@ -100,7 +99,6 @@ class H2Client : public std::enable_shared_from_this<H2Client> {
   H2ClientStream* owner_of(int32_t id);
 
   Worker& worker_;
-  uint32_t endpoint_id_;
   SocketAddress address_;
   std::string host_;
   const tls::ClientContext* tls_;
