@@ -7,6 +7,8 @@ bytes the test chooses. Run as a server:
   /test.Echo/Stream        -> 3 messages b"NAME:i", same trailers
   /test.Echo/Fail          -> status UNAVAILABLE, details "NAME is down"
   /test.Echo/Slow          -> sleeps 2 s, then answers (for deadlines)
+  /test.Echo/Collect       -> client streaming: b"NAME:" + the number of messages and bytes
+  /test.Echo/Chat          -> bidirectional: each message answered at once by b"NAME:" + it
   /grpc.health.v1.Health/Check -> HealthCheckResponse{status: SERVING} (or NOT_SERVING when
                                  the file PORT.down exists in the working directory)
 With --orca CPU every unary answer carries endpoint-load-metrics-bin (an OrcaLoadReport with
@@ -49,6 +51,19 @@ def serve(port, name, orca):
         time.sleep(2)
         return b"late"
 
+    def collect(requests, context):
+        trailers(context)
+        n = size = 0
+        for r in requests:
+            n += 1
+            size += len(r)
+        return f"{name}:{n}:{size}".encode()
+
+    def chat(requests, context):
+        trailers(context)
+        for r in requests:
+            yield name.encode() + b":" + r
+
     def health(request, context):
         down = os.path.exists(f"{port}.down")
         return b"\x08\x02" if down else b"\x08\x01"
@@ -58,8 +73,12 @@ def serve(port, name, orca):
         "Stream": grpc.unary_stream_rpc_method_handler(stream),
         "Fail": grpc.unary_unary_rpc_method_handler(fail),
         "Slow": grpc.unary_unary_rpc_method_handler(slow),
+        "Collect": grpc.stream_unary_rpc_method_handler(collect),
+        "Chat": grpc.stream_stream_rpc_method_handler(chat),
     }
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=16))
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=16), options=(
+        ("grpc.max_receive_message_length", 64 << 20),
+        ("grpc.max_send_message_length", 64 << 20)))
     server.add_generic_rpc_handlers((
         grpc.method_handlers_generic_handler("test.Echo", handlers),
         grpc.method_handlers_generic_handler(

@@ -118,6 +118,42 @@ class GrpcTest(ProxyTestCase):
         self.assertTrue(all(len(v) == 1 for v in owners.values()), owners)
         self.assertGreater(len({next(iter(v)) for v in owners.values()}), 1, owners)
 
+    def test_client_streaming_and_bidirectional_calls(self):
+        # Client streaming (100 messages, then 8 x 1 MiB) arrives whole; a bidirectional call
+        # in lock step (each message sent only after the previous answer came back) needs
+        # switchyard to forward both directions of the stream as they come.
+        import queue
+        servers = self.servers(2)
+        sy = self.switchyard(grpc_config(servers))
+        big = (("grpc.max_receive_message_length", 64 << 20),
+               ("grpc.max_send_message_length", 64 << 20))
+        ch = grpc.insecure_channel(f"127.0.0.1:{sy.port}", options=big)
+        self.addCleanup(ch.close)
+        collect = ch.stream_unary("/test.Echo/Collect", request_serializer=None,
+                                  response_deserializer=None)
+        self.assertRegex(collect(iter([b"a" * 1000] * 100), timeout=10), rb"^s\d:100:100000$")
+        self.assertRegex(collect(iter([b"b" * (1 << 20)] * 8), timeout=30),
+                         rb"^s\d:8:8388608$")
+        chat = ch.stream_stream("/test.Echo/Chat", request_serializer=None,
+                                response_deserializer=None)
+        for _ in range(2):  # once on each server
+            answers = queue.Queue()
+
+            def lock_step():
+                for i in range(20):
+                    yield f"m{i}".encode()
+                    answers.get(timeout=5)  # raises (and fails the call) if nothing came back
+
+            got = []
+            for reply in chat(lock_step(), timeout=15):
+                got.append(reply)
+                answers.put(reply)
+            self.assertEqual([r.split(b":")[1] for r in got], [f"m{i}".encode() for i in range(20)])
+            self.assertEqual(len({r.split(b":")[0] for r in got}), 1)
+        unary_big = ch.unary_unary("/test.Echo/Unary", request_serializer=None,
+                                   response_deserializer=None)
+        self.assertEqual(len(unary_big(b"x" * (4 << 20), timeout=30)), (4 << 20) + 3)
+
     def test_status_from_server_and_from_switchyard(self):
         servers = self.servers(1)
         dead = free_port()
