@@ -2,7 +2,7 @@
 
 No generated code: methods are generic handlers over raw bytes, so the messages are just the
 bytes the test chooses. Run as a server:
-    grpc_peer.py serve PORT NAME [--orca CPU]
+    grpc_peer.py serve PORT NAME [--orca CPU] [--tls CERT KEY]
   /test.Echo/Unary         -> b"NAME:" + request; trailing metadata x-served-by: NAME
   /test.Echo/Stream        -> 3 messages b"NAME:i", same trailers
   /test.Echo/Fail          -> status UNAVAILABLE, details "NAME is down"
@@ -12,7 +12,8 @@ bytes the test chooses. Run as a server:
   /grpc.health.v1.Health/Check -> HealthCheckResponse{status: SERVING} (or NOT_SERVING when
                                  the file PORT.down exists in the working directory)
 With --orca CPU every unary answer carries endpoint-load-metrics-bin (an OrcaLoadReport with
-cpu_utilization CPU) in its trailers.
+cpu_utilization CPU) in its trailers. With --tls the server speaks TLS (h2 by ALPN) with that
+certificate.
 """
 import os
 import struct
@@ -28,7 +29,7 @@ def orca_report(cpu):
     return b"\x09" + struct.pack("<d", cpu) + b"\x11" + struct.pack("<d", 0.1)
 
 
-def serve(port, name, orca):
+def serve(port, name, orca, tls):
     def trailers(context):
         md = [("x-served-by", name)]
         if orca is not None:
@@ -84,7 +85,12 @@ def serve(port, name, orca):
         grpc.method_handlers_generic_handler(
             "grpc.health.v1.Health", {"Check": grpc.unary_unary_rpc_method_handler(health)}),
     ))
-    server.add_insecure_port(f"127.0.0.1:{port}")
+    if tls:
+        with open(tls[0], "rb") as c, open(tls[1], "rb") as k:
+            creds = grpc.ssl_server_credentials(((k.read(), c.read()),))
+        server.add_secure_port(f"127.0.0.1:{port}", creds)
+    else:
+        server.add_insecure_port(f"127.0.0.1:{port}")
     server.start()
     print("ready", flush=True)
     server.wait_for_termination()
@@ -93,7 +99,8 @@ def serve(port, name, orca):
 def main():
     if sys.argv[1] == "serve":
         orca = float(sys.argv[sys.argv.index("--orca") + 1]) if "--orca" in sys.argv else None
-        serve(int(sys.argv[2]), sys.argv[3], orca)
+        tls = sys.argv[sys.argv.index("--tls") + 1:][:2] if "--tls" in sys.argv else None
+        serve(int(sys.argv[2]), sys.argv[3], orca, tls)
 
 
 if __name__ == "__main__":

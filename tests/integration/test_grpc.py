@@ -154,6 +154,38 @@ class GrpcTest(ProxyTestCase):
                                    response_deserializer=None)
         self.assertEqual(len(unary_big(b"x" * (4 << 20), timeout=30)), (4 << 20) + 3)
 
+    def test_tls_on_both_sides(self):
+        # A gRPC client over TLS (h2 by ALPN) to switchyard, and switchyard to gRPC servers over
+        # TLS (clusters[].protocol: h2, the chain and name verified), health checked by gRPC
+        # over the same TLS: calls of one connection spread over both servers.
+        from test_tls import pki
+        p = pki()
+        servers = self.servers(2, ("--tls", *p.backend))
+        cert, key = p.a
+        cfg = grpc_config(servers, extra_cluster=(
+            f"    tls: {{ sni: backend.test, ca_file: {p.ca} }}\n"
+            "    health_check: { protocol: grpc, interval: 200ms, healthy_threshold: 1 }\n"))
+        cfg = cfg.replace("    protocol: h2c\n", "    protocol: h2\n").replace(
+            "    protocols: [h2, http1]\n",
+            f"    tls:\n      certificates:\n        - {{ cert_file: {cert}, key_file: {key} }}\n")
+        sy = self.switchyard(cfg)
+        def passed():  # every endpoint has passed a grpc check over TLS
+            text = admin(sy, "GET", "/metrics")[2]
+            return len(re.findall(r'health_checks_total\{[^}]*result="pass"\} [1-9]', text)) == 2
+
+        self.assertIsNotNone(wait_for(passed, 10))
+        with open(p.ca, "rb") as f:
+            creds = grpc.ssl_channel_credentials(root_certificates=f.read())
+        ch = grpc.secure_channel(f"127.0.0.1:{sy.port}", creds,
+                                 options=(("grpc.ssl_target_name_override", "a.test"),))
+        self.addCleanup(ch.close)
+        call = unary(ch)
+        counts = {}
+        for _ in range(40):
+            name = call(b"hi", timeout=10).decode().split(":")[0]
+            counts[name] = counts.get(name, 0) + 1
+        self.assertEqual(counts, {"s0": 20, "s1": 20})
+
     def test_status_from_server_and_from_switchyard(self):
         servers = self.servers(1)
         dead = free_port()
