@@ -9,11 +9,13 @@
 # runs one thread pinned to CPU 1; h2load and the backend share CPU 0. Reports req/s and proxy
 # CPU us per request. Then the per-call balancing table: 4 HTTP/2 clients holding one
 # connection each, 3 backends, the request share each backend saw through each proxy.
-# Usage (after make): tests/bench/h2_bench.sh   Env: DURATION (8), ROUNDS (2), OUT.
+# Usage (after make): tests/bench/h2_bench.sh
+# Env: DURATION (8), ROUNDS (2), OUT, BODIES ("small 16k"; also 1k, 256k, 1m).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 DURATION=${DURATION:-8}
 ROUNDS=${ROUNDS:-2}
+BODIES=${BODIES:-small 16k}
 SWITCHYARD=${SWITCHYARD:-$PWD/build/switchyard}
 OUT=${OUT:-/tmp/h2_bench/$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$OUT"
@@ -30,7 +32,10 @@ cpu_ticks() { awk '{print $14 + $15}' /proc/$1/stat; }
 H1=$(free_port); H2C=$(free_port)
 B1=$(free_port); B2=$(free_port); B3=$(free_port)
 mkdir -p "$OUT/nginx-backend" "$OUT/www"
-head -c 16384 /dev/zero | tr '\0' 'x' > "$OUT/www/16k"
+for kib in 1 16 256 1024; do
+  name=${kib}k; [ $kib = 1024 ] && name=1m
+  head -c $((kib * 1024)) /dev/zero | tr '\0' 'x' > "$OUT/www/$name"
+done
 echo ok > "$OUT/www/small"
 cat > "$OUT/backend.conf" <<NG
 worker_processes 1; daemon off; pid $OUT/backend.pid; error_log $OUT/backend.err warn;
@@ -99,7 +104,7 @@ PY
 
 KINDS="haproxy nginx switchyard-h2c switchyard-http1"
 for round in $(seq "$ROUNDS"); do
-  for body in small 16k; do
+  for body in $BODIES; do
     for kind in $KINDS; do
       port=$(free_port)
       case $kind in
@@ -136,7 +141,7 @@ for kind in haproxy nginx switchyard-http1; do
   [ $kind = nginx ] && { kill "$(cat "$OUT/proxy.pid" 2>/dev/null)" 2>/dev/null || true; sleep 0.3; }
 done
 
-python3 - "$OUT/results.txt" <<'PY' | tee "$OUT/summary.md"
+python3 - "$OUT/results.txt" $BODIES <<'PY' | tee "$OUT/summary.md"
 import collections, statistics, sys
 rows = collections.defaultdict(list)
 for line in open(sys.argv[1]):
@@ -147,7 +152,7 @@ for line in open(sys.argv[1]):
 kinds = ["haproxy", "nginx", "switchyard-h2c", "switchyard-http1"]
 print("| body | " + " | ".join(f"{k} req/s / CPU us" for k in kinds) + " | switchyard-h2c vs HAProxy: req/s, CPU |")
 print("|---|" + "---|" * (len(kinds) + 1))
-for body in ("small", "16k"):
+for body in sys.argv[2:]:
     med = {k: [statistics.median(x) for x in zip(*rows[(body, k)])] for k in kinds}
     cells = " | ".join(f"{med[k][0]:.0f} / {med[k][1]:.1f}" for k in kinds)
     h, s = med["haproxy"], med["switchyard-h2c"]
