@@ -166,6 +166,75 @@ class Http2Test(ProxyTestCase):
         self.assertEqual(self.hostile(sy, ping_flood), 0xb)
         self.assertIn("rapid reset", "".join(sy.stderr + sy.stdout))
 
+    def test_malformed_fields_never_reach_an_http1_endpoint(self):
+        # HTTP/2 to HTTP/1.1 is where smuggling lives: field values with CR/LF or NUL,
+        # connection-specific fields (transfer-encoding, connection), names HTTP/1.1 would read
+        # differently, and a body longer than its content-length are each refused on the stream
+        # (RST_STREAM PROTOCOL_ERROR) and never sent on; :authority wins over a host field.
+        from harness import SocketBackend
+
+        class Recorder(SocketBackend):
+            def handle(self, conn):
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+                self.heads.append(data)
+                conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+
+        rec = Recorder(40)
+        rec.heads = []
+        self.addCleanup(rec.close)
+        sy = self.switchyard(config([rec], workers=1, extra_listener="    protocols: [h2, http1]\n"))
+
+        def lit(name, value):  # literal field without indexing, new name
+            return b"\x00" + bytes([len(name)]) + name + bytes([len(value)]) + value
+
+        def exchange(block, body=None):
+            s = socket.create_connection(("127.0.0.1", sy.port))
+            end = 0x4 if body is not None else 0x5
+            out = PREFACE + frame(4, 0, 0) + frame(1, end, 1, get_block() + block)
+            if body is not None:
+                out += frame(0, 1, 1, body)
+            s.sendall(out)
+            frames = read_frames(s, lambda f: any(k in (1, 3, 7) and sid == 1
+                                                  for k, _, sid, _ in f))
+            s.close()
+            return [(k, p) for k, _, sid, p in frames if sid == 1 and k in (1, 3)]
+
+        refused = {
+            "CR LF in a value": lit(b"x-evil", b"a\r\nx-injected: 1"),
+            "NUL in a value": lit(b"x-nul", b"a\x00b"),
+            "transfer-encoding": lit(b"transfer-encoding", b"chunked"),
+            "connection": lit(b"connection", b"close"),
+            "upper-case name": lit(b"X-Up", b"1"),
+            "colon in a name": lit(b"x:y", b"1"),
+            "space in a name": lit(b"x y", b"1"),
+        }
+        for what, block in refused.items():
+            self.assertEqual(exchange(block), [(3, b"\x00\x00\x00\x01")], what)
+        self.assertEqual(exchange(lit(b"content-length", b"3"), b"0123456789"),
+                         [(3, b"\x00\x00\x00\x01")], "body longer than content-length")
+        answered = exchange(lit(b"host", b"other.example"))
+        self.assertEqual([k for k, _ in answered], [1], answered)
+        deadline = time.monotonic() + 5
+        while len([h for h in rec.heads if h]) < 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        # What reached the endpoint: the host case, and perhaps the content-length case's head
+        # (sent before the extra DATA arrived; the stream's reset then cut its body short).
+        heads = [h for h in rec.heads if h]
+        plain = [h for h in heads if b"content-length" not in h.lower()]
+        self.assertEqual(len(plain), 1, heads)
+        self.assertIn(b"\r\nHost: 127.0.0.1\r\n", plain[0])
+        for h in heads:
+            for word in (b"injected", b"other.example", b"chunked", b"x-nul", b"X-Up", b"x:y",
+                         b"x y", b"Connection: close"):
+                self.assertNotIn(word, h)
+            if h is not plain[0]:
+                self.assertLessEqual(len(h.split(b"\r\n\r\n", 1)[1]), 3, h)
+
     def test_limits_on_a_stream(self):
         a = self.backend("a")
         sy = self.h2c([a])
@@ -181,10 +250,6 @@ class Http2Test(ProxyTestCase):
                   for i in range(0, len(settings), 6)}
         self.assertEqual(values[3], 100)   # MAX_CONCURRENT_STREAMS
         self.assertEqual(values[6], 16384)  # MAX_HEADER_LIST_SIZE = max_request_header_bytes
-
-
-if __name__ == "__main__":
-    unittest.main()
 
 
 class RawH2Origin:
@@ -363,3 +428,7 @@ class Http2FlowControlTest(ProxyTestCase):
         self.assertLess(grown, 32 * 1024, f"RSS grew {grown} KiB")  # 1 GB was asked for
         self.assertEqual(request(sy.port)[0], 200)  # others are served meanwhile
         s.close()
+
+
+if __name__ == "__main__":
+    unittest.main()
