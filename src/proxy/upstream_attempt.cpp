@@ -540,6 +540,11 @@ void UpstreamAttempt::upstream_finished() {
 
 void UpstreamAttempt::done() {
   if (!active_) return;
+  let_go();
+}
+
+// Ends the attempt: pending handlers see a stale generation, and everything it held goes back.
+void UpstreamAttempt::let_go() {
   active_ = false;
   ++generation_;
   disarm_timer();
@@ -674,15 +679,8 @@ bool UpstreamAttempt::try_retry(RetryReason reason, unsigned status) {
 }
 
 void UpstreamAttempt::end_failed(unsigned status, std::string_view reason) {
-  active_ = false;
-  ++generation_;
-  disarm_timer();
-  drop_connection();
-  release_endpoint();
-  release_retry();
-  if (buffer_) worker_.release_buffer(std::move(buffer_));
   auto keep = owner_.lock();  // the sink may let go of its last reference in the callback
-  owner_.reset();
+  let_go();
   sink_->on_attempt_failed(status, reason);
 }
 

@@ -117,6 +117,7 @@ class UpstreamAttempt final : private H2ClientStream {
   void fail(boost::system::error_code ec, Failure kind);
   bool try_retry(RetryReason reason, unsigned status);
   void end_failed(unsigned status, std::string_view reason);
+  void let_go();
   void release_endpoint();
   void accept_load_report(const FieldList& fields);
   bool accept_final_head();

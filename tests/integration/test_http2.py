@@ -171,21 +171,8 @@ class Http2Test(ProxyTestCase):
         # connection-specific fields (transfer-encoding, connection), names HTTP/1.1 would read
         # differently, and a body longer than its content-length are each refused on the stream
         # (RST_STREAM PROTOCOL_ERROR) and never sent on; :authority wins over a host field.
-        from harness import SocketBackend
-
-        class Recorder(SocketBackend):
-            def handle(self, conn):
-                data = b""
-                while b"\r\n\r\n" not in data:
-                    chunk = conn.recv(65536)
-                    if not chunk:
-                        break
-                    data += chunk
-                self.heads.append(data)
-                conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
-
-        rec = Recorder(40)
-        rec.heads = []
+        from test_proxy import RawBackend
+        rec = RawBackend(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok", limit=40)
         self.addCleanup(rec.close)
         sy = self.switchyard(config([rec], workers=1, extra_listener="    protocols: [h2, http1]\n"))
 

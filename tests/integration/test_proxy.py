@@ -267,10 +267,12 @@ class BalancingTest(ProxyTestCase):
 
 class RawBackend(SocketBackend):
     """A one-shot-per-connection HTTP/1.0 backend: answers every request with `reply`, then
-    closes (close-delimited body). At most `limit` connections."""
+    closes (close-delimited body). At most `limit` connections; each request head read (up to
+    its blank line, with whatever came in the same reads) is kept in `heads`."""
 
     def __init__(self, reply, limit=20):
         self.reply = reply
+        self.heads = []
         super().__init__(limit)
 
     def handle(self, conn):
@@ -280,6 +282,7 @@ class RawBackend(SocketBackend):
             if not chunk:
                 break
             data += chunk
+        self.heads.append(data)
         conn.sendall(self.reply)
 
 
