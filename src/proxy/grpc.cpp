@@ -1,5 +1,7 @@
 #include "switchyard/proxy/grpc.h"
 
+#include <algorithm>
+
 #include "switchyard/common/ascii.h"
 
 namespace switchyard::proxy::grpc {
@@ -22,8 +24,8 @@ std::optional<std::chrono::nanoseconds> parse_timeout(std::string_view value) {
   }
   using namespace std::chrono;
   switch (value.back()) {
-    case 'H':
-      return duration_cast<nanoseconds>(hours(n));
+    case 'H':  // 8 digits of hours overflow nanoseconds: past 200 years is forever enough
+      return duration_cast<nanoseconds>(hours(std::min<int64_t>(n, 24 * 365 * 200)));
     case 'M':
       return duration_cast<nanoseconds>(minutes(n));
     case 'S':

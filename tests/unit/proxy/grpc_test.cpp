@@ -24,6 +24,9 @@ TEST(Grpc, Timeout) {
   EXPECT_EQ(parse_timeout("7u"), nanoseconds(microseconds(7)));
   EXPECT_EQ(parse_timeout("99999999n"), nanoseconds(99999999));
   EXPECT_FALSE(parse_timeout("123456789S"));  // more than 8 digits
+  // 8 digits of hours would overflow nanoseconds: capped at 200 years, still positive.
+  EXPECT_EQ(parse_timeout("99999999H"), nanoseconds(hours(24 * 365 * 200)));
+  EXPECT_EQ(parse_timeout("99999999M"), nanoseconds(minutes(99999999)));
   EXPECT_FALSE(parse_timeout("S"));
   EXPECT_FALSE(parse_timeout("10x"));
   EXPECT_FALSE(parse_timeout("-1S"));
