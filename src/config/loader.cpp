@@ -156,7 +156,7 @@ const BlockSpec<Route> kRoute{{
        }
      },
      /*required=*/true},
-    {"timeout", [](const Value& v, Route& r) { v.duration(&r.timeout); }},
+    {"timeout", [](const Value& v, Route& r) { v.duration(&r.timeout, /*allow_zero=*/true); }},
     {"retries", [](const Value& v, Route& r) { read_block(v, kRetries, r.retries); }},
     {"cross_region",
      [](const Value& v, Route& r) {

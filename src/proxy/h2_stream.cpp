@@ -17,6 +17,14 @@ ssize_t read_callback(nghttp2_session*, int32_t, uint8_t* buf, size_t length, ui
   return static_cast<H2Stream*>(source->ptr)->read_data(buf, length, flags);
 }
 
+// grpc-status and grpc-message for an error switchyard reports (H2Fields copies the values).
+void add_grpc_status(H2Fields& out, unsigned http_status, std::string_view reason) {
+  out.add_number("grpc-status", static_cast<unsigned>(grpc::status_for_http(http_status)));
+  std::string message;
+  grpc::append_message(message, reason);
+  out.add("grpc-message", message);
+}
+
 }  // namespace
 
 H2Stream::H2Stream(H2Session& session, std::shared_ptr<H2Session> keep, int32_t id)
@@ -129,7 +137,8 @@ void H2Stream::on_head(bool end_stream) {
   if (grpc_) {
     if (auto t = grpc::parse_timeout(head_.fields.value(FieldId::kGrpcTimeout))) {
       auto ms = std::chrono::ceil<Duration>(*t);
-      if (ms < plan_.route->timeout) req.timeout = std::max(ms, Duration(1));
+      const Duration route = plan_.route->timeout;  // 0: none
+      if (route.count() == 0 || ms < route) req.timeout = std::max(ms, Duration(1));
     }
   }
   attempt_.start(req, this, shared_from_this());
@@ -266,7 +275,12 @@ ssize_t H2Stream::read_data(uint8_t* buf, size_t length, uint32_t* flags) {
   if (!drained) return static_cast<ssize_t>(n);
   if (resp_last_) {
     *flags |= NGHTTP2_DATA_FLAG_EOF;
-    if (resp_trailers_ != nullptr && !resp_trailers_->items.empty()) {
+    if (broken_status_ != 0) {
+      H2Fields& trailers = H2Fields::scratch();
+      add_grpc_status(trailers, broken_status_, broken_reason_);
+      *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+      nghttp2_submit_trailer(session_.ng(), id_, trailers.nv(), trailers.size());
+    } else if (resp_trailers_ != nullptr && !resp_trailers_->items.empty()) {
       H2Fields& trailers = H2Fields::scratch();
       trailers.add_trailers(*resp_trailers_);
       if (trailers.size() > 0) {
@@ -312,10 +326,7 @@ void H2Stream::respond_error(unsigned status, std::string_view reason) {
     // Trailers-only (gRPC over HTTP/2): HTTP 200 and the status in the one header block.
     out.status(200);
     out.add("content-type", "application/grpc");
-    out.add_number("grpc-status", static_cast<unsigned>(grpc::status_for_http(status)));
-    std::string message;
-    grpc::append_message(message, reason);
-    out.add("grpc-message", message);
+    add_grpc_status(out, status, reason);
     nghttp2_submit_response(session_.ng(), id_, out.nv(), out.size(), nullptr);
   } else {
     out.status(status);
@@ -336,7 +347,20 @@ void H2Stream::respond_error(unsigned status, std::string_view reason) {
   session_.flush_soon();
 }
 
-void H2Stream::on_response_broken() { reset(NGHTTP2_INTERNAL_ERROR); }
+// A gRPC call whose endpoint broke off (or ran out of time) after everything that came had
+// been sent on ends with a status in trailers, which its client reads as the call's outcome
+// (UNAVAILABLE, DEADLINE_EXCEEDED); otherwise the stream is reset, a visible truncation.
+void H2Stream::on_response_broken(unsigned status, std::string_view reason) {
+  if (!grpc_ || closed_ || !waiting_ || resp_ != nullptr) return reset(NGHTTP2_INTERNAL_ERROR);
+  attempt_.cancel();
+  broken_status_ = status;
+  broken_reason_.assign(reason);
+  resp_last_ = true;
+  resp_trailers_ = nullptr;
+  waiting_ = false;
+  nghttp2_session_resume_data(session_.ng(), id_);
+  session_.flush_soon();
+}
 
 void H2Stream::on_upgraded(ResponseHead&, std::unique_ptr<UpstreamConnection>, std::string_view) {
   reset(NGHTTP2_INTERNAL_ERROR);  // never offered: HTTP/2 requests carry no Upgrade

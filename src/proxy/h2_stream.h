@@ -53,7 +53,7 @@ class H2Stream final : public AttemptSink, public std::enable_shared_from_this<H
   void on_response_head(ResponseHead& head, http1::BodyPieces& body, bool last) override;
   void on_response_body(http1::BodyPieces& body, bool last) override;
   void on_attempt_failed(unsigned status, std::string_view reason) override;
-  void on_response_broken() override;
+  void on_response_broken(unsigned status, std::string_view reason) override;
   void on_upgraded(ResponseHead& head, std::unique_ptr<UpstreamConnection> conn,
                    std::string_view early) override;
 
@@ -112,7 +112,9 @@ class H2Stream final : public AttemptSink, public std::enable_shared_from_this<H
   size_t piece_ = 0;
   size_t offset_ = 0;
   bool resp_last_ = false;
-  bool waiting_ = false;  // pieces taken; the attempt is to be resumed
+  bool waiting_ = false;        // pieces taken; the attempt is to be resumed
+  unsigned broken_status_ = 0;  // gRPC: the endpoint broke off; trailers say this status
+  std::string broken_reason_;
   const FieldList* resp_trailers_ = nullptr;
   std::string error_body_;
   unsigned status_ = 0;

@@ -325,7 +325,7 @@ void Session::on_attempt_failed(unsigned status, std::string_view reason) {
   respond_error(status, reason, body_unread());
 }
 
-void Session::on_response_broken() {
+void Session::on_response_broken(unsigned, std::string_view) {
   log_request(status_);
   close_now();
 }

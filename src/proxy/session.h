@@ -43,7 +43,7 @@ class Session final : public Connection,
   void on_response_head(ResponseHead& head, http1::BodyPieces& body, bool last) override;
   void on_response_body(http1::BodyPieces& body, bool last) override;
   void on_attempt_failed(unsigned status, std::string_view reason) override;
-  void on_response_broken() override;
+  void on_response_broken(unsigned status, std::string_view reason) override;
   void on_upgraded(ResponseHead& head, std::unique_ptr<UpstreamConnection> conn,
                    std::string_view early) override;
   Socket* splice_target() override;

@@ -36,6 +36,23 @@ wire::BodyMode mode_for(Framing framing) {
 
 }  // namespace
 
+// What the client is told of a failure: the status and the reason.
+std::pair<unsigned, std::string_view> UpstreamAttempt::failure_text(Failure kind) {
+  switch (kind) {
+    case Failure::kConnect:
+      return {502, "upstream connect failed"};
+    case Failure::kTimeout:
+      return {504, "upstream timeout"};
+    case Failure::kClosed:
+      return {502, "upstream connection closed"};
+    case Failure::kInvalid:
+      return {502, "invalid response from upstream"};
+    case Failure::kOther:
+      break;
+  }
+  return {502, "upstream failure"};
+}
+
 UpstreamAttempt::UpstreamAttempt(Worker& worker)
     : worker_(worker), timer_(worker.ioc().get_executor()) {}
 
@@ -93,7 +110,7 @@ void UpstreamAttempt::try_once() {
   try_start_ = Clock::now();
   // The route timeout runs from the end of the request (Envoy's rule): while the body streams,
   // each upstream write gets it instead.
-  if (body_done_ || replaying_) arm_timer(try_start_ + req_.timeout);
+  if (body_done_ || replaying_) arm_timer(exchange_deadline(try_start_));
   // A request that must not be sent twice only goes on a pooled connection that is known to
   // be open (a peek), so that it is never lost to an idle-close race.
   const bool careful = !idempotent(req_.head->method) && !req_.route->retries.non_idempotent;
@@ -168,7 +185,7 @@ void UpstreamAttempt::handshake() {
 
 void UpstreamAttempt::connected() {
   if (body_done_ || replaying_) {
-    arm_timer(try_start_ + req_.timeout);
+    arm_timer(exchange_deadline(try_start_));
   } else {
     disarm_timer();
   }
@@ -206,7 +223,7 @@ void UpstreamAttempt::write() {
     h2_piece_ = 0;
     h2_offset_ = 0;
     // An endpoint that never opens its window must not hold the request forever.
-    if (!body_done_ && !timer_armed_) arm_timer(Clock::now() + req_.timeout);
+    if (!body_done_ && !timer_armed_) arm_timer(exchange_deadline(Clock::now()));
     return h2_->resume_body(h2_id_);
   }
   framer_.reset(req_.has_body ? mode_for(req_.forward->framing) : wire::BodyMode::kNone);
@@ -226,7 +243,7 @@ void UpstreamAttempt::write() {
     }
     framer_.finish(trailer_lines_);
   }
-  if (!last && !timer_armed_) arm_timer(Clock::now() + req_.timeout);  // a stalled endpoint
+  if (!last && !timer_armed_) arm_timer(exchange_deadline(Clock::now()));  // a stalled endpoint
   const size_t n = framer_.count();
   for (size_t i = 0; i < n; ++i)
     iov_[i] = asio::const_buffer(framer_.slices()[i].data, framer_.slices()[i].size);
@@ -242,12 +259,13 @@ void UpstreamAttempt::write() {
 
 void UpstreamAttempt::on_written(error_code ec, size_t bytes, bool last) {
   if (bytes > 0) reached_ = true;
+  progressed();
   if (ec) return fail(ec, closed(ec) ? Failure::kClosed : Failure::kOther);
   head_pending_ = false;
   if (last) {
     body_done_ = true;
     // The request is complete: the route timeout starts now.
-    arm_timer(Clock::now() + req_.timeout);
+    arm_timer(exchange_deadline(Clock::now()));
     return read_response_head();
   }
   disarm_timer();  // waiting for the client is the client's idle_timeout, not ours
@@ -286,6 +304,7 @@ void UpstreamAttempt::do_read_head() {
 void UpstreamAttempt::on_head_read(error_code ec, size_t bytes) {
   if (ec) return fail(ec, closed(ec) ? Failure::kClosed : Failure::kOther);
   got_bytes_ = true;
+  progressed();
   fill_ += bytes;
   for (;;) {
     std::string_view rest(buffer_.get() + parsed_, fill_ - parsed_);
@@ -417,6 +436,7 @@ void UpstreamAttempt::on_body_read(error_code ec, size_t bytes) {
     return sink_->on_response_body(pieces_out_, true);
   }
   if (ec) return fail(ec, closed(ec) ? Failure::kClosed : Failure::kOther);
+  progressed();
   fill_ += bytes;
   parse_body();
 }
@@ -496,7 +516,10 @@ void UpstreamAttempt::run_splice() {
     if (!progress) break;
   }
   spliced_ += moved_out;
-  if (moved_out > 0) sink_->on_response_spliced(moved_out, false);
+  if (moved_out > 0) {
+    progressed();
+    sink_->on_response_spliced(moved_out, false);
+  }
   auto resume = [this, keep = owner_.lock(), g = generation_](error_code ec) {
     if (g != generation_) return;
     read_pending_ = false;
@@ -589,8 +612,8 @@ void UpstreamAttempt::fail(error_code ec, Failure kind) {
                         ec ? ec.message() : "invalid response");
   }
   if (head_delivered_) {
-    // The head is on its way to the client: the only honest signal left is to close the
-    // connection so that the truncation is visible.
+    // The head is on its way to the client: the only honest signal left is a visible
+    // truncation (the connection closed; an HTTP/2 stream reset, or a gRPC status).
     end_splice(false);
     drop_connection();
     active_ = false;
@@ -599,7 +622,8 @@ void UpstreamAttempt::fail(error_code ec, Failure kind) {
     release_endpoint();
     release_retry();
     owner_.reset();
-    return sink_->on_response_broken();
+    const auto [status, reason] = failure_text(kind);
+    return sink_->on_response_broken(status, reason);
   }
   if (head_parsed_ && !head_delivered_) {
     // The head was held back for the rest of a small body (coalescing): the response had
@@ -625,19 +649,8 @@ void UpstreamAttempt::fail(error_code ec, Failure kind) {
                              : kind == Failure::kTimeout ? RetryReason::kTimeout
                                                          : RetryReason::kReset;
   if (kind != Failure::kInvalid && try_retry(reason, 0)) return;
-  switch (kind) {
-    case Failure::kConnect:
-      return end_failed(502, "upstream connect failed");
-    case Failure::kTimeout:
-      return end_failed(504, "upstream timeout");
-    case Failure::kClosed:
-      return end_failed(502, "upstream connection closed");
-    case Failure::kInvalid:
-      return end_failed(502, "invalid response from upstream");
-    case Failure::kOther:
-      break;
-  }
-  end_failed(502, "upstream failure");
+  const auto [status, text] = failure_text(kind);
+  end_failed(status, text);
 }
 
 // Retries (routes[].retries): only before any response byte went to the client, at most
@@ -711,6 +724,15 @@ void UpstreamAttempt::release_retry() {
 
 // --- the timer -------------------------------------------------------------------------------
 
+// The route timeout bounds the exchange from `from`. A route without one (timeout 0s: long-lived
+// streams) bounds each silence of the endpoint instead, by the cluster's upstream.idle_timeout
+// (HAProxy's `timeout server`).
+Clock::time_point UpstreamAttempt::exchange_deadline(Clock::time_point from) {
+  if (req_.timeout.count() > 0) return from + req_.timeout;
+  progress_at_ = worker_.now();
+  return Clock::now() + req_.balancer->config().upstream.idle_timeout;
+}
+
 void UpstreamAttempt::arm_timer(Clock::time_point at, bool for_connect) {
   deadline_ = at;
   timer_armed_ = true;
@@ -730,6 +752,10 @@ void UpstreamAttempt::disarm_timer() {
 void UpstreamAttempt::on_timer(error_code ec, uint64_t generation) {
   if (ec || generation != timer_generation_ || !active_) return;
   timer_armed_ = false;
+  if (req_.timeout.count() == 0 && !timer_for_connect_) {  // a stream: was it quiet for long?
+    const auto quiet_until = progress_at_ + req_.balancer->config().upstream.idle_timeout;
+    if (quiet_until > Clock::now()) return arm_timer(quiet_until);
+  }
   timed_out_ = true;
   // HTTP/2: no operation of the attempt's own is pending (the stream, or the wait for a
   // connection, is given up by the failure itself).

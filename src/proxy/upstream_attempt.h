@@ -10,6 +10,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "h2_client.h"
 #include "switchyard/proxy/http1_parser.h"
@@ -37,8 +38,9 @@ class AttemptSink {
   virtual void on_response_body(http1::BodyPieces& body, bool last) = 0;
   // No response can be had: the client gets this status and reason.
   virtual void on_attempt_failed(unsigned status, std::string_view reason) = 0;
-  // The response broke off after its head went out: the client must see a truncation.
-  virtual void on_response_broken() = 0;
+  // The response broke off after its head went out: the client must see a truncation. The
+  // status and reason on_attempt_failed would have had (a gRPC stream ends with them).
+  virtual void on_response_broken(unsigned status, std::string_view reason) = 0;
   // The endpoint answered 101 to an upgrade the request offered: its connection and the bytes
   // it sent after the head (views into the attempt's buffer) are the sink's now.
   virtual void on_upgraded(ResponseHead& head, std::unique_ptr<UpstreamConnection> conn,
@@ -61,7 +63,8 @@ struct AttemptRequest {
   bool origin_needs_slash = false;
   bool has_body = false;
   balancer::PickRequest pick;  // hash key, client region and zone, cross-region policy
-  // Each try's timeout: 0 = the route's. A gRPC call's grpc-timeout when it is shorter.
+  // Each try's timeout: 0 = the route's (itself 0 for a stream: then only silences are bounded).
+  // A gRPC call's grpc-timeout when it is shorter.
   Duration timeout{0};
 };
 
@@ -93,6 +96,7 @@ class UpstreamAttempt final : private H2ClientStream {
 
  private:
   enum class Failure { kConnect, kClosed, kTimeout, kInvalid, kOther };
+  static std::pair<unsigned, std::string_view> failure_text(Failure kind);
 
   void try_once();
   void connect();
@@ -141,7 +145,13 @@ class UpstreamAttempt final : private H2ClientStream {
   // Drops this try's connection (HTTP/1.1) or stream (HTTP/2).
   void drop_connection();
 
+  Clock::time_point exchange_deadline(Clock::time_point from);
+  // Bytes moved to or from the endpoint: a stream's silence starts again.
+  void progressed() {
+    if (req_.timeout.count() == 0) progress_at_ = worker_.now();
+  }
   void arm_timer(Clock::time_point at, bool for_connect = false);
+
   void disarm_timer();
   void on_timer(boost::system::error_code ec, uint64_t generation);
 
@@ -233,6 +243,7 @@ class UpstreamAttempt final : private H2ClientStream {
   bool connect_timed_out_ = false;
   Clock::time_point deadline_;
   Clock::time_point try_start_;
+  Clock::time_point progress_at_;  // routes without a timeout: the endpoint's last bytes
 };
 
 }  // namespace switchyard::proxy

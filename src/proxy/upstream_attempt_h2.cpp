@@ -78,6 +78,7 @@ ssize_t UpstreamAttempt::h2_read_body(uint8_t* buf, size_t length, uint32_t* fla
   } else {
     n = h2::copy_pieces(pieces_, h2_piece_, h2_offset_, buf, length, &drained);
   }
+  if (n > 0) progressed();
   if (!drained) return static_cast<ssize_t>(n);
   if (replaying_ || body_done_) {
     *flags |= NGHTTP2_DATA_FLAG_EOF;
@@ -91,7 +92,7 @@ ssize_t UpstreamAttempt::h2_read_body(uint8_t* buf, size_t length, uint32_t* fla
       }
     }
     // The request is complete: the route timeout starts now.
-    arm_timer(Clock::now() + req_.timeout);
+    arm_timer(exchange_deadline(Clock::now()));
     return static_cast<ssize_t>(n);
   }
   if (!h2_want_body_) {
@@ -115,6 +116,7 @@ void UpstreamAttempt::h2_header(std::string_view name, std::string_view value) {
 }
 
 void UpstreamAttempt::h2_headers_end() {
+  progressed();
   if (h2_head_ready_) return;  // trailers: kept after the head's spans
   // An interim response (1xx) is dropped; the final head follows.
   if (!h2_spans_.empty()) {
@@ -138,6 +140,7 @@ void UpstreamAttempt::h2_data(const uint8_t* data, size_t size) {
   }
   std::memcpy(buffer_.get() + fill_, data, size);
   fill_ += size;
+  progressed();
 }
 
 void UpstreamAttempt::h2_end_stream() { h2_ended_ = true; }

@@ -9,6 +9,8 @@ bytes the test chooses. Run as a server:
   /test.Echo/Slow          -> sleeps 2 s, then answers (for deadlines)
   /test.Echo/Collect       -> client streaming: b"NAME:" + the number of messages and bytes
   /test.Echo/Chat          -> bidirectional: each message answered at once by b"NAME:" + it
+  /test.Echo/Ticks         -> server streaming, long-lived: b"COUNT GAP" asks for COUNT
+                              messages b"NAME:i", GAP seconds apart
   /grpc.health.v1.Health/Check -> HealthCheckResponse{status: SERVING} (or NOT_SERVING when
                                  the file PORT.down exists in the working directory)
 With --orca CPU every unary answer carries endpoint-load-metrics-bin (an OrcaLoadReport with
@@ -65,6 +67,14 @@ def serve(port, name, orca, tls):
         for r in requests:
             yield name.encode() + b":" + r
 
+    def ticks(request, context):
+        trailers(context)
+        count, gap = request.split()
+        for i in range(int(count)):
+            if i:
+                time.sleep(float(gap))
+            yield f"{name}:{i}".encode()
+
     def health(request, context):
         down = os.path.exists(f"{port}.down")
         return b"\x08\x02" if down else b"\x08\x01"
@@ -76,6 +86,7 @@ def serve(port, name, orca, tls):
         "Slow": grpc.unary_unary_rpc_method_handler(slow),
         "Collect": grpc.stream_unary_rpc_method_handler(collect),
         "Chat": grpc.stream_stream_rpc_method_handler(chat),
+        "Ticks": grpc.unary_stream_rpc_method_handler(ticks),
     }
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=16), options=(
         ("grpc.max_receive_message_length", 64 << 20),

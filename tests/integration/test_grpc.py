@@ -186,6 +186,46 @@ class GrpcTest(ProxyTestCase):
             counts[name] = counts.get(name, 0) + 1
         self.assertEqual(counts, {"s0": 20, "s1": 20})
 
+    def test_long_lived_streams_and_route_timeout(self):
+        # The route timeout bounds the whole call (Envoy's rule): a server stream that outlives
+        # it ends with DEADLINE_EXCEEDED in trailers after the messages that came (not a bare
+        # stream reset). timeout: 0s lifts that for long-lived streams; a silence longer than
+        # upstream.idle_timeout still ends the call.
+        servers = self.servers(1)
+        ticks_of = lambda sy: self.channel(sy).unary_stream(
+            "/test.Echo/Ticks", request_serializer=None, response_deserializer=None)
+
+        def run(ticks, ask):
+            got = []
+            started = time.monotonic()
+            try:
+                for m in ticks(ask):  # no client deadline: switchyard's timeouts decide
+                    got.append(m)
+                return got, None, None, time.monotonic() - started
+            except grpc.RpcError as e:
+                return got, e.code(), e.details(), time.monotonic() - started
+
+        limited = self.switchyard(grpc_config(servers).replace(
+            "      - cluster: app\n", "      - cluster: app\n        timeout: 1s\n"))
+        got, code, details, took = run(ticks_of(limited), b"20 0.2")
+        self.assertEqual(code, grpc.StatusCode.DEADLINE_EXCEEDED, details)
+        self.assertEqual(details, "upstream timeout")
+        self.assertTrue(2 <= len(got) < 20, got)  # what came before the timeout got through
+        self.assertLess(took, 3)
+        streaming = self.switchyard(grpc_config(
+            servers, extra_cluster="    upstream: { idle_timeout: 1s }\n").replace(
+            "      - cluster: app\n", "      - cluster: app\n        timeout: 0s\n"))
+        ticks = ticks_of(streaming)
+        got, code, details, took = run(ticks, b"12 0.25")  # 2.75 s, never quiet for 1 s
+        self.assertIsNone(code, details)
+        self.assertEqual(len(got), 12)
+        got, code, details, took = run(ticks, b"3 2.5")  # quiet for 2.5 s
+        self.assertEqual(code, grpc.StatusCode.DEADLINE_EXCEEDED, details)
+        self.assertEqual(len(got), 1)
+        self.assertLess(took, 2.4)
+        effective = json.loads(admin(streaming, "GET", "/admin/config")[2])
+        self.assertEqual(effective["listeners"][0]["routes"][0]["timeout"], "0s")
+
     def test_status_from_server_and_from_switchyard(self):
         servers = self.servers(1)
         dead = free_port()

@@ -305,3 +305,50 @@ class Http10BackendTest(ProxyTestCase):
         self.assertTrue(out.startswith(b"HTTP/1.0 200"), out)
         self.assertTrue(out.endswith(b"\r\n\r\nhello, world"), out)
         self.assertNotIn(b"chunked", out.lower())
+
+
+class DripBackend(RawBackend):
+    """Answers with a chunked body of `chunks` one-byte chunks, `gap` seconds apart."""
+
+    def __init__(self, chunks, gap, limit=10):
+        self.chunks, self.gap = chunks, gap
+        super().__init__(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", limit)
+
+    def handle(self, conn):
+        super().handle(conn)  # reads the head, sends the response head
+        conn.settimeout(10)
+        for _ in range(self.chunks):
+            time.sleep(self.gap)
+            conn.sendall(b"1\r\nx\r\n")
+        conn.sendall(b"0\r\n\r\n")
+
+
+class RouteTimeoutTest(ProxyTestCase):
+    def drip(self, backend, timeout, upstream=""):
+        sy = self.switchyard(config([backend], extra_cluster=upstream, routes=(
+            f"      - cluster: app\n        timeout: {timeout}\n")))
+        conn = http.client.HTTPConnection("127.0.0.1", sy.port, timeout=10)
+        self.addCleanup(conn.close)
+        started = time.monotonic()
+        conn.request("GET", "/")
+        res = conn.getresponse()
+        try:
+            return res.read(), time.monotonic() - started
+        except http.client.IncompleteRead as e:
+            return ("cut", e.partial), time.monotonic() - started
+
+    def test_route_timeout_bounds_the_whole_response_and_0s_only_its_silences(self):
+        # Envoy's rule: the route timeout covers the response body too; a response still
+        # streaming when it runs out is cut (the client sees the truncation). timeout: 0s lets
+        # a long response stream for as long as the endpoint keeps sending, and cuts it when
+        # the endpoint is silent for upstream.idle_timeout.
+        body, took = self.drip(DripBackend(12, 0.25), "1s")
+        self.assertEqual(body[0], "cut", body)
+        self.assertTrue(1 <= len(body[1]) < 12, body)
+        self.assertLess(took, 2.5)
+        idle = "    upstream: { idle_timeout: 1s }\n"
+        body, took = self.drip(DripBackend(12, 0.25), "0s", idle)  # 3 s, never quiet for 1 s
+        self.assertEqual(body, b"x" * 12)
+        body, took = self.drip(DripBackend(2, 2.5), "0s", idle)  # quiet for 2.5 s
+        self.assertEqual(body, ("cut", b""))
+        self.assertLess(took, 2.4)

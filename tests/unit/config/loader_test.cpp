@@ -84,6 +84,17 @@ TEST(Loader, MinimalConfigGetsDefaults) {
   EXPECT_EQ(cl.endpoints[0].weight, 1u);
 }
 
+// A route timeout of 0s means none (long-lived streams); other durations still refuse 0.
+TEST(Loader, RouteTimeoutZeroMeansNone) {
+  auto r =
+      load(replace(kMinimal, "      - cluster: app", "      - cluster: app\n        timeout: 0s"));
+  ASSERT_TRUE(r.ok()) << r.errors[0].to_string();
+  EXPECT_EQ(r.config->listeners[0].routes[0].timeout, Duration(0));
+  expect_one_error(
+      replace(kMinimal, "    endpoints:", "    upstream: { idle_timeout: 0s }\n    endpoints:"), 8,
+      31, "clusters[0].upstream.idle_timeout", "greater than 0");
+}
+
 // The full example of DESIGN.md Part A is a valid config, every key of it understood.
 TEST(Loader, ContractExampleLoads) {
   std::ifstream in(std::string(SWITCHYARD_SOURCE_DIR) + "/tests/unit/config/contract_example.yaml");
