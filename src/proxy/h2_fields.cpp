@@ -1,6 +1,7 @@
 #include "h2_fields.h"
 
 #include <charconv>
+#include <cstring>
 
 #include "switchyard/common/ascii.h"
 
@@ -39,12 +40,14 @@ void H2Fields::clear() {
 }
 
 void H2Fields::add(std::string_view name, std::string_view value) {
-  Span s{static_cast<uint32_t>(store_.size()), static_cast<uint32_t>(name.size()), 0,
-         static_cast<uint32_t>(value.size())};
-  for (char c : name) store_.push_back(ascii_lower(c));
-  s.value = static_cast<uint32_t>(store_.size());
-  store_.append(value);
-  spans_.push_back(s);
+  const size_t at = store_.size();
+  spans_.push_back(Span{static_cast<uint32_t>(at), static_cast<uint32_t>(name.size()),
+                        static_cast<uint32_t>(at + name.size()),
+                        static_cast<uint32_t>(value.size())});
+  store_.resize(at + name.size() + value.size());
+  char* out = store_.data() + at;
+  for (char c : name) *out++ = ascii_lower(c);
+  std::memcpy(out, value.data(), value.size());
 }
 
 void H2Fields::add_number(std::string_view name, uint64_t value) {

@@ -53,6 +53,10 @@ bool H2Stream::add_header(std::string_view name, std::string_view value) {
     return true;
   }
   head_bytes_ += cost;
+  if (stored_.empty()) {  // one allocation each for a usual head, not one per doubling
+    stored_.reserve(16);
+    store_.reserve(512);
+  }
   if (head_bytes_ > limits().max_request_header_bytes) {
     oversized_ = true;  // answered with 431 once the block ends
     return head_bytes_ <= 4 * static_cast<size_t>(limits().max_request_header_bytes);
@@ -67,6 +71,7 @@ bool H2Stream::add_header(std::string_view name, std::string_view value) {
 void H2Stream::build_head() {
   std::string_view authority, method, path;
   size_t cookies = 0;
+  head_.fields.items.reserve(stored_.size() + 2);
   auto text = [this](uint32_t at, uint32_t len) {
     return std::string_view(store_).substr(at, len);
   };

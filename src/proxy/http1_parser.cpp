@@ -268,7 +268,7 @@ struct Parser<IsRequest>::Impl {
 };
 
 template <bool IsRequest>
-Parser<IsRequest>::Parser() : impl_(std::make_unique<Impl>()) {}
+Parser<IsRequest>::Parser() = default;  // the parser is made by the first start()
 
 template <bool IsRequest>
 Parser<IsRequest>::~Parser() = default;
@@ -276,6 +276,7 @@ Parser<IsRequest>::~Parser() = default;
 template <bool IsRequest>
 void Parser<IsRequest>::start(uint32_t header_limit, std::optional<uint64_t> body_limit,
                               bool skip_body) {
+  if (!impl_) impl_ = std::make_unique<Impl>();
   auto& p = impl_->parser.emplace();
   p.header_limit(header_limit);
   if (body_limit) {
@@ -344,7 +345,7 @@ ParseStatus Parser<IsRequest>::parse_eof() {
 
 template <bool IsRequest>
 bool Parser<IsRequest>::done() const {
-  return impl_->parser && impl_->parser->is_done();
+  return impl_ && impl_->parser && impl_->parser->is_done();
 }
 
 template <bool IsRequest>

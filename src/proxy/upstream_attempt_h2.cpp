@@ -109,6 +109,10 @@ void UpstreamAttempt::h2_header(std::string_view name, std::string_view value) {
     h2_overflow_ = true;  // nghttp2 bounds the list by our SETTINGS; this is the backstop
     return;
   }
+  if (h2_spans_.capacity() == 0) {  // one allocation each for a usual head
+    h2_spans_.reserve(16);
+    h2_store_.reserve(512);
+  }
   h2_spans_.push_back(H2Span{
       static_cast<uint32_t>(h2_store_.size()), static_cast<uint32_t>(name.size()),
       static_cast<uint32_t>(h2_store_.size() + name.size()), static_cast<uint32_t>(value.size())});
