@@ -4,6 +4,7 @@
 #include <boost/asio/write.hpp>
 #include <cstring>
 
+#include "h2_memory.h"
 #include "h2_wire.h"
 #include "switchyard/common/asio_endpoint.h"
 #include "switchyard/common/logging.h"
@@ -114,7 +115,7 @@ void H2Client::start_session() {
   connecting_ = false;
   timer_.cancel();
   nghttp2_option* opt = h2::new_options();
-  nghttp2_session_client_new2(&ng_, client_callbacks(), this, opt);
+  nghttp2_session_client_new3(&ng_, client_callbacks(), this, opt, h2::memory());
   nghttp2_option_del(opt);
   const nghttp2_settings_entry settings[] = {
       {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},

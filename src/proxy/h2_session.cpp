@@ -4,6 +4,7 @@
 #include <boost/asio/write.hpp>
 #include <cstring>
 
+#include "h2_memory.h"
 #include "h2_stream.h"
 #include "h2_wire.h"
 #include "switchyard/common/logging.h"
@@ -50,7 +51,7 @@ void H2Session::start(std::string_view early) {
   const auto& lim = worker_.view()->snapshot->listeners[listener_index_].config->limits;
   nghttp2_option* opt = h2::new_options();
   nghttp2_option_set_max_deflate_dynamic_table_size(opt, 4096);
-  nghttp2_session_server_new2(&ng_, server_callbacks(), this, opt);
+  nghttp2_session_server_new3(&ng_, server_callbacks(), this, opt, h2::memory());
   nghttp2_option_del(opt);
   const nghttp2_settings_entry settings[] = {
       {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, lim.max_concurrent_streams},
