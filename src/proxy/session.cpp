@@ -284,12 +284,8 @@ void Session::write_response(http1::BodyPieces& body, bool last, bool with_head)
     framer_.finish(trailer_lines_);
   }
   response_bytes_ += body.bytes;
-  const size_t n = framer_.count();
-  for (size_t i = 0; i < n; ++i) {
-    iov_[i] = asio::const_buffer(framer_.slices()[i].data, framer_.slices()[i].size);
-  }
   set_deadline(limits().idle_timeout);
-  asio::async_write(client_, std::span<const asio::const_buffer>(iov_.data(), n),
+  asio::async_write(client_, iov_.fill(framer_),
                     [self = shared_from_this(), last](error_code ec, size_t) {
                       self->on_response_written(ec, last);
                     });

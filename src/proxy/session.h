@@ -4,6 +4,7 @@
 #include <memory>
 #include <string>
 
+#include "gather_list.h"
 #include "in_buffer.h"
 #include "request_body.h"
 #include "request_plan.h"
@@ -135,7 +136,7 @@ class Session final : public Connection,
   std::string extra_;     // debug header lines
   std::string trailer_lines_;
   wire::BodyFramer framer_;
-  std::array<asio::const_buffer, wire::BodyFramer::kMaxSlices> iov_;
+  GatherList iov_;
   unsigned status_ = 0;
   uint64_t response_bytes_ = 0;
   bool response_started_ = false;

@@ -244,12 +244,9 @@ void UpstreamAttempt::write() {
     framer_.finish(trailer_lines_);
   }
   if (!last && !timer_armed_) arm_timer(exchange_deadline(Clock::now()));  // a stalled endpoint
-  const size_t n = framer_.count();
-  for (size_t i = 0; i < n; ++i)
-    iov_[i] = asio::const_buffer(framer_.slices()[i].data, framer_.slices()[i].size);
   write_pending_ = true;
   asio::async_write(
-      conn_->stream, std::span<const asio::const_buffer>(iov_.data(), n),
+      conn_->stream, iov_.fill(framer_),
       [this, keep = owner_.lock(), g = generation_, last](error_code ec, size_t bytes) {
         if (g != generation_) return;
         write_pending_ = false;

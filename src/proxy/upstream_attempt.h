@@ -12,6 +12,7 @@
 #include <string_view>
 #include <utility>
 
+#include "gather_list.h"
 #include "h2_client.h"
 #include "switchyard/proxy/http1_parser.h"
 #include "switchyard/proxy/message.h"
@@ -182,7 +183,7 @@ class UpstreamAttempt final : private H2ClientStream {
   // request side
   std::string out_head_;
   wire::BodyFramer framer_;
-  std::array<asio::const_buffer, wire::BodyFramer::kMaxSlices> iov_;
+  GatherList iov_;
   std::string trailer_lines_;
   http1::BodyPieces* pieces_ = nullptr;  // the sink's pieces of the write in progress
   bool head_pending_ = false;            // out_head_ not written yet on this try

@@ -44,9 +44,9 @@ struct ResponseWrite {
 };
 void write_response_head(std::string& out, const ResponseHead& head, const ResponseWrite& w);
 
-struct Slice {
-  const char* data = nullptr;
-  size_t size = 0;
+struct Slice {  // trivial: a framer's slices are written before they are read
+  const char* data;
+  size_t size;
 };
 
 // Frames body pieces for one write. Holds the chunk-size lines, so it must outlive the write.
@@ -74,8 +74,10 @@ class BodyFramer {
 
  private:
   BodyMode mode_ = BodyMode::kNone;
-  std::array<Slice, kMaxSlices> slices_{};
-  std::array<std::array<char, 20>, kMaxPieces> sizes_{};
+  // Not zeroed: an attempt carries a framer it may never use (HTTP/2), and every slice and
+  // chunk-size line is written before it is read.
+  std::array<Slice, kMaxSlices> slices_;
+  std::array<std::array<char, 20>, kMaxPieces> sizes_;
   size_t count_ = 0;
   size_t pieces_ = 0;
   uint64_t bytes_ = 0;
