@@ -726,8 +726,8 @@ void UpstreamAttempt::release_retry() {
 // (HAProxy's `timeout server`).
 Clock::time_point UpstreamAttempt::exchange_deadline(Clock::time_point from) {
   if (req_.timeout.count() > 0) return from + req_.timeout;
-  progress_at_ = worker_.now();
-  return Clock::now() + req_.balancer->config().upstream.idle_timeout;
+  progress_at_ = Clock::now();
+  return progress_at_ + req_.balancer->config().upstream.idle_timeout;
 }
 
 void UpstreamAttempt::arm_timer(Clock::time_point at, bool for_connect) {

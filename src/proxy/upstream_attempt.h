@@ -149,7 +149,7 @@ class UpstreamAttempt final : private H2ClientStream {
   Clock::time_point exchange_deadline(Clock::time_point from);
   // Bytes moved to or from the endpoint: a stream's silence starts again.
   void progressed() {
-    if (req_.timeout.count() == 0) progress_at_ = worker_.now();
+    if (req_.timeout.count() == 0) progress_at_ = Clock::now();
   }
   void arm_timer(Clock::time_point at, bool for_connect = false);
 
