@@ -95,7 +95,7 @@ struct AdminServer::Impl : std::enable_shared_from_this<AdminServer::Impl> {
     if (!current) return {http::status::service_unavailable, "text/plain", "none\n"};
     if (path == "/metrics") {
       const metrics::ProcessCounters process{runtime.reloads(true), runtime.reloads(false),
-                                             stats.access_log_dropped()};
+                                             stats.access_log_dropped(), logs::dropped()};
       return {http::status::ok, "text/plain; version=0.0.4", metrics::render(*current, process)};
     }
     if (path == "/admin/clusters") {

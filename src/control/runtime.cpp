@@ -35,9 +35,10 @@ std::shared_ptr<const Snapshot> Runtime::apply(std::shared_ptr<const config::Con
   std::vector<std::shared_ptr<const tls::ClientContext>> cluster_tls;
   std::string why;
   for (const auto& l : cfg->listeners) {
-    listener_tls.push_back(
-        l.tls ? tls::ServerContext::build(*l.tls, &why, l.speaks(config::ListenerProtocol::kH2))
-              : nullptr);
+    listener_tls.push_back(l.tls
+                               ? tls::ServerContext::build(*l.tls, l.name, &why,
+                                                           l.speaks(config::ListenerProtocol::kH2))
+                               : nullptr);
     if (l.tls && !listener_tls.back()) {
       if (error) *error = "listener '" + l.name + "': " + why;
       return nullptr;

@@ -198,6 +198,10 @@ std::string render(const proxy::SnapshotStats& stats, const ProcessCounters& pro
   b.counter("switchyard_access_log_dropped_total",
             "Access log lines dropped because the log's buffer was full (stdout not read)", {},
             static_cast<double>(process.access_log_dropped));
+  b.counter("switchyard_log_dropped_total",
+            "Log lines (stderr) left out: the log queue was full (stderr not read), or a "
+            "warning's reason was over its rate limit",
+            {}, static_cast<double>(process.log_dropped));
   return b.serialize();
 }
 

@@ -97,14 +97,16 @@ void H2Client::on_connect(error_code ec) {
   stream_.async_handshake(
       asio::ssl::stream_base::client, [self = shared_from_this()](error_code ec) {
         if (ec || self->closed_) {
-          logs::proxy().warn("TLS handshake with {} failed: {}", self->host_, ec.message());
+          logs::warn_every(logs::proxy(), logs::Reason::kUpstreamTls,
+                           "TLS handshake with {} failed: {}", self->host_, ec.message());
           return self->fail_waiters();
         }
         const unsigned char* alpn = nullptr;
         unsigned int len = 0;
         SSL_get0_alpn_selected(self->stream_.ssl(), &alpn, &len);
         if (len != 2 || std::memcmp(alpn, "h2", 2) != 0) {
-          logs::proxy().warn("{} did not agree to h2 by ALPN", self->host_);
+          logs::warn_every(logs::proxy(), logs::Reason::kUpstreamH2,
+                           "{} did not agree to h2 by ALPN", self->host_);
           return self->fail_waiters();
         }
         self->start_session();

@@ -181,7 +181,8 @@ void H2Session::maybe_close() {
 
 void H2Session::refuse(uint32_t error_code, const char* why) {
   if (going_away_) return;
-  logs::proxy().warn("HTTP/2 client {} closed: {}", id_.ip, why);
+  logs::warn_every(logs::proxy(), logs::Reason::kH2Abuse, "HTTP/2 client {} closed: {}", id_.ip,
+                   why);
   going_away_ = true;
   nghttp2_session_terminate_session(ng_, error_code);
 }

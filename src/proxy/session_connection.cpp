@@ -40,22 +40,32 @@ void Session::on_handshake(error_code ec) {
     }
     return close_now();
   }
-  listener_stats_->tls_handshakes.add(LS::kTlsSuccess);
   if (tls_->client_certificates()) {
     auto id = tls::peer_identity(client_.ssl());
+    // A required certificate is checked again here, resumed or not: the handshake only asks
+    // for one on a full handshake, so this is what keeps any other path (a session from
+    // elsewhere, should one ever resume) from reaching a route without a verified client.
+    if (tls_->client_certificate_required() && !(id.present && id.verified)) {
+      listener_stats_->tls_handshakes.add(LS::kTlsFailure);
+      logs::warn_every(logs::proxy(), logs::Reason::kTlsNoClientCertificate,
+                       "TLS client {} has no verified certificate on a listener that requires "
+                       "one: closed",
+                       client_ip_);
+      return close_now();
+    }
     if (id.present && id.verified) {
-      client_uris_ = id.uris;
-      // Envoy's X-Forwarded-Client-Cert shape: Subject="...";URI=...;DNS=...
-      client_cert_ = "Subject=\"";
-      for (char c : id.subject) {
-        if (c == '"' || c == '\\') client_cert_.push_back('\\');
-        client_cert_.push_back(c);
+      if (!tls::format_client_cert(id, &client_cert_)) {
+        listener_stats_->tls_handshakes.add(LS::kTlsFailure);
+        logs::warn_every(logs::proxy(), logs::Reason::kTlsBadClientCertificate,
+                         "TLS client {}: a control byte in its certificate's subject or SANs: "
+                         "closed",
+                         client_ip_);
+        return close_now();
       }
-      client_cert_.push_back('"');
-      for (const auto& u : id.uris) client_cert_.append(";URI=").append(u);
-      for (const auto& d : id.dns) client_cert_.append(";DNS=").append(d);
+      client_uris_ = id.uris;
     }
   }
+  listener_stats_->tls_handshakes.add(LS::kTlsSuccess);
   timed_out_ = false;
   const unsigned char* alpn = nullptr;
   unsigned int alpn_len = 0;

@@ -164,23 +164,23 @@ void UpstreamAttempt::handshake() {
   if (ssl == nullptr) return fail(asio::error::no_memory, Failure::kConnect);
   conn_->stream.use_tls(ssl);
   connecting_ = true;
-  conn_->stream.async_handshake(asio::ssl::stream_base::client,
-                                [this, keep = owner_.lock(), g = generation_](error_code ec) {
-                                  if (g != generation_) return;
-                                  connecting_ = false;
-                                  if (connect_timed_out_) {
-                                    connect_timed_out_ = false;
-                                    timed_out_ = false;
-                                    if (!ec) ec = asio::error::timed_out;
-                                  }
-                                  if (ec) {
-                                    endpoint_stats().connect_failures.add(0);
-                                    logs::proxy().warn("TLS handshake with {} failed: {}",
-                                                       endpoint()->address_text, ec.message());
-                                    return fail(ec, Failure::kConnect);
-                                  }
-                                  connected();
-                                });
+  conn_->stream.async_handshake(asio::ssl::stream_base::client, [this, keep = owner_.lock(),
+                                                                 g = generation_](error_code ec) {
+    if (g != generation_) return;
+    connecting_ = false;
+    if (connect_timed_out_) {
+      connect_timed_out_ = false;
+      timed_out_ = false;
+      if (!ec) ec = asio::error::timed_out;
+    }
+    if (ec) {
+      endpoint_stats().connect_failures.add(0);
+      logs::warn_every(logs::proxy(), logs::Reason::kUpstreamTls,
+                       "TLS handshake with {} failed: {}", endpoint()->address_text, ec.message());
+      return fail(ec, Failure::kConnect);
+    }
+    connected();
+  });
 }
 
 void UpstreamAttempt::connected() {

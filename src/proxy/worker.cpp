@@ -157,7 +157,7 @@ void Worker::on_accept(size_t slot, boost::system::error_code ec, Socket socket)
   if (ec == asio::error::operation_aborted || draining_) return;
   if (ec) {
     // Out of descriptors or a transient kernel error: back off briefly instead of spinning.
-    logs::proxy().warn("accept failed: {}", ec.message());
+    logs::warn_every(logs::proxy(), logs::Reason::kAccept, "accept failed: {}", ec.message());
     accept_backoff_.expires_after(kAcceptBackoff);
     accept_backoff_.async_wait([this, slot](boost::system::error_code) { do_accept(slot); });
     return;

@@ -10,6 +10,10 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <fstream>
+#include <iterator>
+#include <map>
+#include <mutex>
 
 namespace switchyard::tls {
 namespace {
@@ -53,9 +57,34 @@ struct TicketKeys {
   std::chrono::steady_clock::time_point rotated;  // control thread
 };
 
-TicketKeys& ticket_keys() {
-  static TicketKeys keys;
-  return keys;
+// One key ring per session context (a listener's name, its client-certificate mode and the
+// contents of its CA file): a ticket made on one listener, or under a CA a reload replaced,
+// cannot even be decrypted by another, so it can never resume there and skip that listener's
+// client-certificate policy. A ring lives for the process (a context that comes back after a
+// reload gets its tickets back); there are as many as distinct listener policies ever loaded.
+// The map is touched on the control thread (build, rotation) under its mutex; handshakes read
+// a ring through its SSL_CTX's ex_data, never the map.
+struct TicketRings {
+  std::mutex mutex;
+  std::map<std::string, std::unique_ptr<TicketKeys>> by_context;
+};
+
+TicketRings& ticket_rings() {
+  static TicketRings rings;
+  return rings;
+}
+
+TicketKeys* ticket_keys_for(const std::string& session_context) {
+  auto& rings = ticket_rings();
+  std::lock_guard<std::mutex> lock(rings.mutex);
+  auto& ring = rings.by_context[session_context];
+  if (!ring) ring = std::make_unique<TicketKeys>();
+  return ring.get();
+}
+
+int ticket_index() {
+  static const int index = SSL_CTX_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+  return index;
 }
 
 bool set_hmac(EVP_MAC_CTX* hctx, unsigned char* key) {
@@ -68,9 +97,11 @@ bool set_hmac(EVP_MAC_CTX* hctx, unsigned char* key) {
 
 // OpenSSL's ticket key callback: 1 = key found (or ticket made), 2 = found under the previous
 // key (the client gets a fresh ticket), 0 = unknown key (full handshake), -1 = error.
-int ticket_callback(SSL*, unsigned char key_name[16], unsigned char* iv, EVP_CIPHER_CTX* cctx,
+int ticket_callback(SSL* ssl, unsigned char key_name[16], unsigned char* iv, EVP_CIPHER_CTX* cctx,
                     EVP_MAC_CTX* hctx, int enc) {
-  auto& ring = ticket_keys();
+  auto* keys = static_cast<TicketKeys*>(SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ticket_index()));
+  if (keys == nullptr) return enc == 1 ? -1 : 0;
+  auto& ring = *keys;
   const uint32_t cur = ring.current.load(std::memory_order_acquire);
   TicketKey& k = ring.keys[cur % 3];
   if (enc == 1) {
@@ -142,10 +173,34 @@ bool is_ip(std::string_view host) {
 
 }  // namespace
 
+// The session id context of a listener (RFC 5077 resumption is only allowed within it):
+// SHA-256 over its name, its client-certificate mode and the bytes of its CA file. Two
+// listeners never share one, and a reload that changes the CA or the mode makes a new one, so
+// a session (TLS 1.2 ticket or TLS 1.3 PSK) made under other rules never resumes here.
+std::string session_context(const config::ListenerTls& cfg, std::string_view listener) {
+  std::string material = "switchyard listener\n";
+  material.append(listener).push_back('\n');
+  material.push_back(static_cast<char>('0' + static_cast<int>(cfg.client_certificate)));
+  material.push_back('\n');
+  if (cfg.client_certificate != config::ClientCertificate::kNone) {
+    std::ifstream in(cfg.client_ca_file, std::ios::binary);
+    material.append(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(material.data(), material.size(), digest, &len, EVP_sha256(), nullptr);
+  static_assert(SSL_MAX_SID_CTX_LENGTH >= 32);
+  return std::string(reinterpret_cast<const char*>(digest), std::min(len, 32u));
+}
+
 std::shared_ptr<const ServerContext> ServerContext::build(const config::ListenerTls& cfg,
+                                                          std::string_view listener,
                                                           std::string* error, bool h2) {
   std::shared_ptr<ServerContext> out(new ServerContext());
-  static const unsigned char kSessionContext[] = "switchyard";
+  const std::string sid_context = session_context(cfg, listener);
+  TicketKeys* tickets = cfg.session_tickets ? ticket_keys_for(sid_context) : nullptr;
+  out->client_certificate_required_ =
+      cfg.client_certificate == config::ClientCertificate::kRequired;
   for (size_t i = 0; i < cfg.certificates.size(); ++i) {
     const auto& cert = cfg.certificates[i];
     SSL_CTX* ctx = SSL_CTX_new(TLS_server_method());
@@ -175,10 +230,14 @@ std::shared_ptr<const ServerContext> ServerContext::build(const config::Listener
       *error = ssl_error("key '" + cert.key_file + "'");
       return nullptr;
     }
-    SSL_CTX_set_session_id_context(ctx, kSessionContext, sizeof kSessionContext - 1);
+    // Every certificate of a listener shares its context (SNI may move a handshake between
+    // them); no two listeners share one.
+    SSL_CTX_set_session_id_context(ctx, reinterpret_cast<const unsigned char*>(sid_context.data()),
+                                   static_cast<unsigned int>(sid_context.size()));
     // Resumption by tickets only (no server-side cache to share between workers).
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
-    if (cfg.session_tickets) {
+    if (tickets != nullptr) {
+      SSL_CTX_set_ex_data(ctx, ticket_index(), tickets);
       SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, ticket_callback);
     } else {
       SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
@@ -335,6 +394,56 @@ PeerIdentity peer_identity(SSL* ssl) {
   return out;
 }
 
+namespace {
+
+bool has_control(std::string_view v) {
+  for (unsigned char c : v) {
+    if (c < 0x20 || c == 0x7f) return true;
+  }
+  return false;
+}
+
+void append_value(std::string& out, std::string_view v, bool always_quote) {
+  bool quote = always_quote;
+  for (char c : v) {
+    if (c == ',' || c == ';' || c == '=' || c == '"' || c == '\\') quote = true;
+  }
+  if (!quote) {
+    out.append(v);
+    return;
+  }
+  out.push_back('"');
+  for (char c : v) {
+    if (c == '"' || c == '\\') out.push_back('\\');
+    out.push_back(c);
+  }
+  out.push_back('"');
+}
+
+}  // namespace
+
+bool format_client_cert(const PeerIdentity& id, std::string* out) {
+  out->clear();
+  if (has_control(id.subject)) return false;
+  for (const auto& u : id.uris) {
+    if (has_control(u)) return false;
+  }
+  for (const auto& d : id.dns) {
+    if (has_control(d)) return false;
+  }
+  out->append("Subject=");
+  append_value(*out, id.subject, true);
+  for (const auto& u : id.uris) {
+    out->append(";URI=");
+    append_value(*out, u, false);
+  }
+  for (const auto& d : id.dns) {
+    out->append(";DNS=");
+    append_value(*out, d, false);
+  }
+  return true;
+}
+
 std::string_view host_of(std::string_view address) {
   if (!address.empty() && address[0] == '[') {
     const size_t close = address.find(']');
@@ -344,13 +453,17 @@ std::string_view host_of(std::string_view address) {
 }
 
 void rotate_ticket_keys_if_due(std::chrono::steady_clock::time_point now) {
-  auto& ring = ticket_keys();
-  if (now - ring.rotated < kTicketKeyLifetime) return;
-  ring.rotated = now;
-  const uint32_t next = ring.current.load(std::memory_order_relaxed) + 1;
-  TicketKeys::fill(ring.keys[next % 3]);  // the slot no reader uses
-  ring.current.store(next, std::memory_order_release);
-  ring.has_previous.store(true, std::memory_order_release);
+  auto& rings = ticket_rings();
+  std::lock_guard<std::mutex> lock(rings.mutex);
+  for (auto& [context, keys] : rings.by_context) {
+    auto& ring = *keys;
+    if (now - ring.rotated < kTicketKeyLifetime) continue;
+    ring.rotated = now;
+    const uint32_t next = ring.current.load(std::memory_order_relaxed) + 1;
+    TicketKeys::fill(ring.keys[next % 3]);  // the slot no reader uses
+    ring.current.store(next, std::memory_order_release);
+    ring.has_previous.store(true, std::memory_order_release);
+  }
 }
 
 }  // namespace switchyard::tls

@@ -5,6 +5,7 @@ X-Forwarded-Client-Cert, TLS and mutual TLS to a TLS demo backend (health checks
 a certificate swapped by a reload while a keep-alive connection stays open."""
 import http.client
 import json
+import os
 import re
 import signal
 import socket
@@ -212,6 +213,25 @@ class MutualTlsTest(ProxyTestCase):
         self.assertEqual(status, 200)
         conn.close()
 
+    def test_identity_header_is_quoted_and_control_bytes_are_refused(self):
+        # A URI SAN holding CR LF would inject a header (or a whole request on a pooled
+        # connection) into X-Forwarded-Client-Cert: the connection is refused instead. One with
+        # ';', '=' and '"' is quoted and escaped as Envoy's XFCC format does.
+        p = pki()
+        b = self.backend("one", extra=["--log-requests"])
+        sy = self.switchyard(self.config(b, "optional"), listeners=("ingress", "plain"))
+        port = sy.ports["ingress"]
+        evil = p.client_with_uri("evil", "spiffe://test/x\r\nX-Injected: 1\r\n\r\nGET /smuggled")
+        with self.assertRaises((ssl.SSLError, ConnectionError, OSError, http.client.HTTPException)):
+            https(port, "a.test", client_context(p.ca, evil), "/echo")
+        odd = p.client_with_uri("odd", 'spiffe://test/ns/a;b="c\\d"')
+        status, headers, _, _ = https(port, "a.test", client_context(p.ca, odd), "/echo")
+        self.assertEqual(status, 200)
+        self.assertIn('URI="spiffe://test/ns/a;b=\\"c\\\\d\\""', headers["x-echo-xfcc"])
+        self.assertEqual(https(port, "a.test", client_context(p.ca), "/echo")[0], 200)
+        self.assertFalse(any("smuggled" in line or "x-injected" in line.lower()
+                             for line in b.stdout), "".join(b.stdout)[-2000:])
+
     def test_optional_client_certificate(self):
         p = pki()
         b = self.backend("one")
@@ -230,6 +250,80 @@ class MutualTlsTest(ProxyTestCase):
         c = http.client.HTTPConnection("127.0.0.1", sy.ports["plain"], timeout=10)
         c.request("GET", "/echo", headers={"X-Forwarded-Client-Cert": "URI=spiffe://forged"})
         self.assertEqual(c.getresponse().getheader("X-Echo-XFCC"), "")
+
+
+def resumption_config(backend, mtls_a_ca, mtls_b_ca):
+    """Three TLS listeners on one certificate: public (no client certificates), mtls_a and
+    mtls_b (client certificates required, each under its own CA, routing by the SPIFFE ID)."""
+    p = pki()
+    listeners = ""
+    for name, ca in (("public", None), ("mtls_a", mtls_a_ca), ("mtls_b", mtls_b_ca)):
+        mtls = (f"        client_ca_file: {ca}\n        client_certificate: required\n"
+                if ca else "")
+        route = ("      - match: { client_san: \"spiffe://test/*\" }\n        cluster: app\n"
+                 if ca else "      - cluster: app\n")
+        listeners += (f"  - name: {name}\n    listen: 127.0.0.1:0\n"
+                      f"    tls:\n        certificates:\n"
+                      f"          - {{ cert_file: {p.a[0]}, key_file: {p.a[1]} }}\n{mtls}"
+                      f"    routes:\n{route}")
+    return ("workers: 2\nadmin: { listen: 127.0.0.1:0 }\naccess_log: { enabled: false }\n"
+            "listeners:\n" + listeners +
+            f"clusters:\n  - name: app\n    endpoints:\n      - address: {backend.address}\n")
+
+
+class ResumptionTest(ProxyTestCase):
+    """A TLS session (TLS 1.2 ticket or TLS 1.3 PSK) never carries a client past a listener's
+    client-certificate policy: not from a public listener to a mutual-TLS one, not from one CA's
+    listener to another's, not across a reload that replaced the CA (openssl s_client's
+    -sess_out / -sess_in, the outside audit's reproduction)."""
+
+    REQUEST = "GET /echo HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n"
+
+    def s_client(self, port, version, *args):
+        out = subprocess.run(
+            ["openssl", "s_client", version, "-connect", f"127.0.0.1:{port}", "-servername",
+             "a.test", "-CAfile", pki().ca, "-ign_eof", *args],
+            input=self.REQUEST, capture_output=True, text=True, timeout=30)
+        served = re.search(r"^HTTP/1\.1 (\d+)", out.stdout, re.M)
+        return ("Reused," in out.stdout, served.group(1) if served else None)
+
+    def session(self, port, version, *args):
+        path = os.path.join(pki().dir, f"session-{port}-{version}-{len(args)}.pem")
+        reused, status = self.s_client(port, version, "-sess_out", path, *args)
+        self.assertEqual((reused, status), (False, "200"))
+        self.assertTrue(os.path.getsize(path) > 0)
+        return path
+
+    def test_sessions_stay_on_their_listener_and_ca(self):
+        p = pki()
+        b = self.backend("one")
+        sy = self.switchyard(resumption_config(b, p.ca, p.other_ca),
+                             listeners=("public", "mtls_a", "mtls_b"))
+        public, a, b_port = sy.ports["public"], sy.ports["mtls_a"], sy.ports["mtls_b"]
+        cert = ["-cert", p.client[0], "-key", p.client[1]]
+        for version in ("-tls1_2", "-tls1_3"):
+            # Resumption works where it belongs (so the refusals below are not vacuous).
+            own = self.session(public, version)
+            self.assertEqual(self.s_client(public, version, "-sess_in", own), (True, "200"))
+            mine = self.session(a, version, *cert)
+            self.assertEqual(self.s_client(a, version, "-sess_in", mine), (True, "200"),
+                             "a session made with a certificate resumes on its own listener")
+            # A public listener's session, offered without a certificate to mutual TLS: no
+            # resumption, and no request served.
+            public_session = self.session(public, version)
+            self.assertEqual(self.s_client(a, version, "-sess_in", public_session),
+                             (False, None), version)
+            # A session verified under CA 1 (listener A) offered to listener B (CA 2).
+            a_session = self.session(a, version, *cert)
+            self.assertEqual(self.s_client(b_port, version, "-sess_in", a_session),
+                             (False, None), version)
+        # A reload that replaces listener A's CA: sessions made under the old CA are refused.
+        before = {v: self.session(a, v, *cert) for v in ("-tls1_2", "-tls1_3")}
+        sy.rewrite_config(resumption_config(b, p.other_ca, p.other_ca))
+        sy.signal(signal.SIGHUP)
+        sy.wait_for_line(r"reload succeeded")
+        for version, path in before.items():
+            self.assertEqual(self.s_client(a, version, "-sess_in", path), (False, None), version)
 
 
 class UpstreamTlsTest(ProxyTestCase):

@@ -33,6 +33,18 @@ class TestPKI:
              "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=self.dir)
         return os.path.join(self.dir, f"{name}.pem")
 
+    def client_with_uri(self, name, uri):
+        """A client certificate (signed by the test CA) whose one URI SAN is `uri` as given,
+        bytes and all: the SAN is written as raw DER, so it may hold what openssl's config
+        syntax cannot (CR LF, quotes)."""
+        def der(tag, body):
+            n = len(body)
+            length = bytes([n]) if n < 128 else bytes([0x81, n]) if n < 256 else \
+                bytes([0x82, n >> 8, n & 0xff])
+            return bytes([tag]) + length + body
+        san = der(0x30, der(0x86, uri.encode("latin-1"))).hex()
+        return self._leaf(name, "odd client", f"DER:{san}", "ca", client=True)
+
     def _leaf(self, name, cn, san, ca, client=False):
         _run("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
              "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/O=switchyard/CN={cn}",

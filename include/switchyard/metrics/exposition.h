@@ -12,6 +12,7 @@ struct ProcessCounters {
   uint64_t reloads_ok = 0;
   uint64_t reloads_failed = 0;
   uint64_t access_log_dropped = 0;
+  uint64_t log_dropped = 0;  // stderr lines left out (full queue, or a reason over its rate)
 };
 
 // The Prometheus text exposition (format 0.0.4) of every family, for the listeners, clusters

@@ -21,8 +21,11 @@ namespace switchyard::tls {
 class ServerContext {
  public:
   // nullptr and *error when OpenSSL refuses a file or a setting. h2: ALPN offers h2 first.
+  // listener: its name, part of the session id context (no session resumes on another
+  // listener, nor under another CA or client-certificate mode) and of the ticket keys'.
   static std::shared_ptr<const ServerContext> build(const config::ListenerTls& cfg,
-                                                    std::string* error, bool h2 = false);
+                                                    std::string_view listener, std::string* error,
+                                                    bool h2 = false);
   ~ServerContext();
   ServerContext(const ServerContext&) = delete;
   ServerContext& operator=(const ServerContext&) = delete;
@@ -31,6 +34,9 @@ class ServerContext {
   // certificate for the name the client asked for.
   SSL_CTX* native() const { return contexts_.front(); }
   bool client_certificates() const { return client_certificates_; }
+  // client_certificate: required. A connection, resumed or not, is served only once it holds
+  // a verified peer certificate (checked again after the handshake: see verified_peer()).
+  bool client_certificate_required() const { return client_certificate_required_; }
   // The context serving `name` (exact name first, then a "*.domain" wildcard), or the default.
   SSL_CTX* select(std::string_view name) const;
 
@@ -40,6 +46,7 @@ class ServerContext {
   std::vector<std::pair<std::string, size_t>> exact_;
   std::vector<std::pair<std::string, size_t>> wildcard_;  // ".domain" suffixes
   bool client_certificates_ = false;
+  bool client_certificate_required_ = false;
 };
 
 class ClientContext {
@@ -73,12 +80,21 @@ struct PeerIdentity {
 };
 PeerIdentity peer_identity(SSL* ssl);
 
+// The X-Forwarded-Client-Cert element for a verified client, in Envoy's format:
+// Subject="CN=web,O=example";URI=spiffe://...;DNS=... . Subject is always quoted; a URI or DNS
+// value is quoted when it holds ',', ';', '=', '"' or '\\' (Envoy's rule), and inside quotes '"'
+// and '\\' are escaped with a backslash. False (and *out cleared) when any value holds a
+// control byte (0x00-0x1f, 0x7f): such a certificate could smuggle a header line upstream, so
+// the connection is refused rather than its identity rewritten. Pure: no OpenSSL call.
+bool format_client_cert(const PeerIdentity& id, std::string* out);
+
 // The host part of "host:port" or "[v6]:port".
 std::string_view host_of(std::string_view address);
 
-// Session-ticket keys shared by every listener (resumption survives reloads): the current key
-// encrypts, it and the previous one decrypt, rotated every kTicketKeyLifetime by the control
-// thread. Handshakes read them without a lock.
+// Session-ticket keys, one ring per listener session context (its name, client-certificate mode
+// and CA: resumption survives a reload that changes none of them, and never crosses them): the
+// current key encrypts, it and the previous one decrypt, rotated every kTicketKeyLifetime by the
+// control thread. Handshakes read them without a lock.
 inline constexpr std::chrono::hours kTicketKeyLifetime{12};
 void rotate_ticket_keys_if_due(std::chrono::steady_clock::time_point now);
 

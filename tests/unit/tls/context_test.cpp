@@ -110,7 +110,7 @@ class TlsContextTest : public ::testing::Test {
     cfg_.certificates.push_back(make_certificate("sy-unit-a", {"a.test"}));
     cfg_.certificates.push_back(make_certificate("sy-unit-b", {"*.b.test"}));
     std::string error;
-    server_ = ServerContext::build(cfg_, &error);
+    server_ = ServerContext::build(cfg_, "test", &error);
     ASSERT_TRUE(server_) << error;
     client_ctx_ = SSL_CTX_new(TLS_client_method());
     SSL_CTX_set_verify(client_ctx_, SSL_VERIFY_NONE, nullptr);
@@ -127,8 +127,9 @@ class TlsContextTest : public ::testing::Test {
   // A handshake for SNI name; returns the served certificate's CN and whether the session was
   // resumed; *session receives the client's session for a later resumption.
   std::pair<std::string, bool> connect(const char* name, SSL_SESSION** session = nullptr,
-                                       SSL_SESSION* resume = nullptr) {
-    Pair p{SSL_new(client_ctx_), SSL_new(server_->native())};
+                                       SSL_SESSION* resume = nullptr,
+                                       const ServerContext* on = nullptr) {
+    Pair p{SSL_new(client_ctx_), SSL_new((on != nullptr ? on : server_.get())->native())};
     if (name != nullptr) SSL_set_tlsext_host_name(p.client, name);
     if (resume != nullptr) SSL_set_session(p.client, resume);
     EXPECT_TRUE(handshake(p.client, p.server));
@@ -174,10 +175,43 @@ TEST_F(TlsContextTest, TicketsResumeAcrossOneRotationNotTwo) {
   SSL_SESSION_free(c);
 }
 
+TEST_F(TlsContextTest, SessionsNeverResumeOnAnotherListenerOrUnderAnotherCa) {
+  // A ticket from one listener is not even decryptable by another (its own session context and
+  // key ring), nor by the same listener once a reload changed its CA or client-certificate mode.
+  std::string error;
+  auto other = ServerContext::build(cfg_, "other", &error);
+  ASSERT_TRUE(other) << error;
+  SSL_SESSION *s1 = nullptr, *s2 = nullptr, *s3 = nullptr;
+  connect("a.test", &s1);
+  EXPECT_FALSE(connect("a.test", nullptr, s1, other.get()).second);
+  // The same name, another policy: optional client certificates under CA 1, then CA 2.
+  auto with_ca = [&](const std::string& ca) {
+    config::ListenerTls c = cfg_;
+    c.client_certificate = config::ClientCertificate::kOptional;
+    c.client_ca_file = ca;
+    auto built = ServerContext::build(c, "test", &error);
+    EXPECT_TRUE(built) << error;
+    return built;
+  };
+  auto ca1 = with_ca(cfg_.certificates[0].cert_file);
+  auto ca2 = with_ca(cfg_.certificates[1].cert_file);
+  connect("a.test", &s2, nullptr, ca1.get());
+  EXPECT_FALSE(connect("a.test", nullptr, s2, ca2.get()).second);      // the CA changed
+  EXPECT_FALSE(connect("a.test", nullptr, s2, server_.get()).second);  // the mode changed
+  connect("a.test", &s3, nullptr, ca1.get());
+  EXPECT_TRUE(connect("a.test", nullptr, s3, with_ca(cfg_.certificates[0].cert_file).get())
+                  .second);  // rebuilt by a reload that changed nothing: still resumes
+  EXPECT_TRUE(ca1->client_certificates());
+  EXPECT_FALSE(ca1->client_certificate_required());
+  SSL_SESSION_free(s1);
+  SSL_SESSION_free(s2);
+  SSL_SESSION_free(s3);
+}
+
 TEST_F(TlsContextTest, TicketsOffMeansFullHandshakes) {
   cfg_.session_tickets = false;
   std::string error;
-  server_ = ServerContext::build(cfg_, &error);
+  server_ = ServerContext::build(cfg_, "test", &error);
   ASSERT_TRUE(server_) << error;
   SSL_SESSION* session = nullptr;
   connect("a.test", &session);
@@ -191,8 +225,31 @@ TEST(TlsContext, BuildReportsABadCipherList) {
   cfg.certificates.push_back(make_certificate("sy-unit-c", {"c.test"}));
   cfg.ciphers = "NOT-A-CIPHER";
   std::string error;
-  EXPECT_FALSE(ServerContext::build(cfg, &error));
+  EXPECT_FALSE(ServerContext::build(cfg, "test", &error));
   EXPECT_NE(error.find("ciphers 'NOT-A-CIPHER'"), std::string::npos) << error;
+}
+
+TEST(TlsContext, ClientCertHeaderIsQuotedAndRefusesControlBytes) {
+  // Envoy's XFCC shape: Subject always quoted, other values quoted only when they must be.
+  PeerIdentity id;
+  id.subject = "CN=web \"client\",O=ex\\ample";
+  id.uris = {"spiffe://test/ns/web", "spiffe://t/a;b=c"};
+  id.dns = {"web.test"};
+  std::string out;
+  ASSERT_TRUE(format_client_cert(id, &out));
+  EXPECT_EQ(out,
+            "Subject=\"CN=web \\\"client\\\",O=ex\\\\ample\";URI=spiffe://test/ns/web;"
+            "URI=\"spiffe://t/a;b=c\";DNS=web.test");
+  for (const std::string& bad : {std::string("spiffe://x\r\nX-Injected: 1"), std::string("a\tb"),
+                                 std::string("del\x7f"), std::string("nul\0x", 5)}) {
+    PeerIdentity evil = id;
+    evil.uris.push_back(bad);
+    EXPECT_FALSE(format_client_cert(evil, &out)) << bad;
+    EXPECT_TRUE(out.empty());
+  }
+  PeerIdentity dns = id;
+  dns.dns.push_back("x\ny");
+  EXPECT_FALSE(format_client_cert(dns, &out));
 }
 
 TEST(TlsContext, HostOf) {
