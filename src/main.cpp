@@ -114,7 +114,7 @@ class Daemon {
       boost::asio::post(control_,
                         [this, done = std::move(done)] { done(reload("POST /admin/reload")); });
     });
-    if (!admin_.listen(config_->admin.listen)) return 1;
+    if (!admin_.listen(config_->admin.listen, config_->admin.probe_listen)) return 1;
     runtime_.start();
     proxy_.start();
     admin_state_.ready = true;
@@ -162,8 +162,10 @@ class Daemon {
       return outcome;
     }
     if (result.config->workers != config_->workers ||
-        !(result.config->admin.listen == config_->admin.listen)) {
-      logs::config().warn("workers and admin.listen take effect only after a restart");
+        !(result.config->admin.listen == config_->admin.listen) ||
+        result.config->admin.probe_listen_text != config_->admin.probe_listen_text) {
+      logs::config().warn(
+          "workers, admin.listen and admin.probe_listen take effect only after a restart");
     }
     std::string why;
     auto snapshot = runtime_.apply(result.config, &why);

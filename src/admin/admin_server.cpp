@@ -9,6 +9,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/json.hpp>
+#include <optional>
 #include <thread>
 
 #include "switchyard/common/asio_endpoint.h"
@@ -27,7 +28,11 @@ namespace {
 // Each connection gets this long per request (read and answer); an admin client that stalls
 // is dropped.
 constexpr auto kAdminTimeout = std::chrono::seconds(10);
-// Connections beyond this are closed at accept: a scraper storm cannot exhaust descriptors.
+// Connections per admin address: a scraper storm cannot exhaust descriptors. A connection that
+// arrives when they are all taken evicts the one that has waited longest for a request (idle
+// keep-alive, or a head that is still coming): a crowd of idle or slow connections can never
+// keep the kubelet's probe out; only when every one of them is being answered is the newcomer
+// closed.
 constexpr size_t kMaxConnections = 64;
 constexpr auto kAcceptBackoff = std::chrono::milliseconds(100);
 
@@ -35,9 +40,54 @@ struct Reply {
   http::status status;
   const char* content_type;
   std::string body;
+  const char* www_authenticate = nullptr;
 };
 
+bool loopback(const asio::ip::address& a) {
+  if (a.is_loopback()) return true;
+  return a.is_v6() && a.to_v6().is_v4_mapped() &&
+         asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6()).is_loopback();
+}
+
+// Constant time in the token's length: how much of a guess matched is not timed.
+bool same_token(std::string_view a, std::string_view b) {
+  unsigned char diff = a.size() == b.size() ? 0 : 1;
+  for (size_t i = 0; i < a.size(); ++i) {
+    diff |= static_cast<unsigned char>(a[i] ^ (i < b.size() ? b[i] : 0));
+  }
+  return diff == 0;
+}
+
 }  // namespace
+
+// Who may change state through the admin port (POST /admin/reload): with admin.token_file,
+// whoever sends `Authorization: Bearer <token>` (401 without one, 403 with a wrong one);
+// without it, loopback peers only (403 for anyone else). Views need no credential.
+std::optional<std::pair<unsigned, std::string>> authorize_change(std::string_view authorization,
+                                                                 std::string_view token,
+                                                                 bool peer_is_loopback) {
+  if (token.empty()) {
+    if (peer_is_loopback) return std::nullopt;
+    return std::pair<unsigned, std::string>{
+        403,
+        "state-changing admin calls are taken only from loopback unless admin.token_file "
+        "is set\n"};
+  }
+  constexpr std::string_view kBearer = "Bearer ";
+  if (authorization.size() < kBearer.size() ||
+      !std::equal(kBearer.begin(), kBearer.end(), authorization.begin(), [](char x, char y) {
+        return std::tolower(static_cast<unsigned char>(x)) ==
+               std::tolower(static_cast<unsigned char>(y));
+      })) {
+    return std::pair<unsigned, std::string>{401, "a bearer token is required\n"};
+  }
+  std::string_view given = authorization.substr(kBearer.size());
+  while (!given.empty() && given.back() == ' ') given.remove_suffix(1);
+  if (!same_token(given, token)) {
+    return std::pair<unsigned, std::string>{403, "wrong token\n"};
+  }
+  return std::nullopt;
+}
 
 // Runs on its own thread and io_context, so that building /metrics or /admin/clusters for a
 // crowd of scrapers never delays the control thread (health checks, the circuit breaker,
@@ -45,23 +95,25 @@ struct Reply {
 // workers never take) and atomics.
 struct AdminServer::Impl : std::enable_shared_from_this<AdminServer::Impl> {
   Impl(const proxy::StatsRegistry& st, const control::Runtime& r, const AdminState& s)
-      : work(asio::make_work_guard(ioc)),
-        acceptor(ioc),
-        backoff(ioc),
-        stats(st),
-        runtime(r),
-        state(s) {}
+      : work(asio::make_work_guard(ioc)), stats(st), runtime(r), state(s) {}
+
+  struct Connection;
+  // One admin address: admin.listen (everything), or admin.probe_listen (probes and metrics).
+  struct Listener {
+    explicit Listener(asio::io_context& ioc, bool probes)
+        : acceptor(ioc), backoff(ioc), probe_only(probes) {}
+    tcp::acceptor acceptor;
+    asio::steady_timer backoff;
+    bool probe_only;
+    std::vector<std::weak_ptr<Connection>> connections;  // admin thread only
+  };
 
   asio::io_context ioc{1};
   asio::executor_work_guard<asio::io_context::executor_type> work;
-  tcp::acceptor acceptor;
-  asio::steady_timer backoff;
   const proxy::StatsRegistry& stats;
   const control::Runtime& runtime;
   const AdminState& state;
-  size_t open = 0;  // admin thread only
-  struct Connection;
-  std::vector<std::weak_ptr<Connection>> connections;  // admin thread only, for stop()
+  std::vector<std::unique_ptr<Listener>> listeners;
   std::thread thread;
 
   ReloadHook reload;  // set before listen()
@@ -70,11 +122,17 @@ struct AdminServer::Impl : std::enable_shared_from_this<AdminServer::Impl> {
       "not found; try / /healthz /readyz /metrics /admin/clusters /admin/config "
       "/admin/explain?path=/ and POST /admin/reload\n";
 
-  Reply handle(const http::request<http::string_body>& req) {
+  static constexpr const char* kProbeIndex =
+      "not found; this address serves /healthz /readyz /metrics (admin.probe_listen)\n";
+
+  Reply handle(const http::request<http::string_body>& req, bool probe_only) {
     std::string_view target = req.target();
     const size_t q = target.find('?');
     const std::string_view path = target.substr(0, q);
     const std::string_view query = q == std::string_view::npos ? "" : target.substr(q + 1);
+    if (probe_only && path != "/healthz" && path != "/readyz" && path != "/metrics") {
+      return {http::status::not_found, "text/plain", kProbeIndex};
+    }
     if (path == "/admin/reload")
       return {http::status::method_not_allowed, "text/plain", "only POST\n"};
     if (req.method() != http::verb::get && req.method() != http::verb::head) {
@@ -109,50 +167,76 @@ struct AdminServer::Impl : std::enable_shared_from_this<AdminServer::Impl> {
     return {static_cast<http::status>(status), "application/json", std::move(body)};
   }
 
-  void do_accept() {
-    acceptor.async_accept([self = shared_from_this()](beast::error_code ec, tcp::socket socket) {
-      if (ec == asio::error::operation_aborted) return;
-      if (ec) {
-        // Out of descriptors or a transient error: back off instead of spinning on it.
-        logs::admin().warn("accept failed: {}", ec.message());
-        self->backoff.expires_after(kAcceptBackoff);
-        self->backoff.async_wait([self](beast::error_code e) {
-          if (!e) self->do_accept();
+  void do_accept(Listener& l) {
+    l.acceptor.async_accept(
+        [self = shared_from_this(), &l](beast::error_code ec, tcp::socket socket) {
+          if (ec == asio::error::operation_aborted) return;
+          if (ec) {
+            // Out of descriptors or a transient error: back off instead of spinning on it.
+            logs::admin().warn("accept failed: {}", ec.message());
+            l.backoff.expires_after(kAcceptBackoff);
+            l.backoff.async_wait([self, &l](beast::error_code e) {
+              if (!e) self->do_accept(l);
+            });
+            return;
+          }
+          std::erase_if(l.connections, [](const auto& w) { return w.expired(); });
+          if (l.connections.size() >= kMaxConnections && !self->evict_one(l)) {
+            beast::error_code ignored;
+            socket.close(ignored);  // every connection is being answered: this one waits its turn
+          } else {
+            auto c = std::make_shared<Connection>(self, l, std::move(socket));
+            l.connections.push_back(c);
+            c->read();
+          }
+          self->do_accept(l);
         });
-        return;
-      }
-      if (self->open >= kMaxConnections) {
-        beast::error_code ignored;
-        socket.close(ignored);
-      } else {
-        auto c = std::make_shared<Connection>(self, std::move(socket));
-        std::erase_if(self->connections, [](const auto& w) { return w.expired(); });
-        self->connections.push_back(c);
-        c->read();
-      }
-      self->do_accept();
-    });
+  }
+
+  // Closes the connection that has waited longest for a request; false if none is waiting.
+  bool evict_one(Listener& l) {
+    std::shared_ptr<Connection> oldest;
+    for (auto& w : l.connections) {
+      auto c = w.lock();
+      if (c && c->reading && !c->evicted && (!oldest || c->waiting_since < oldest->waiting_since))
+        oldest = c;
+    }
+    if (!oldest) return false;
+    oldest->evicted = true;
+    beast::error_code ignored;
+    oldest->stream.socket().close(ignored);  // its pending read ends; it goes with it
+    std::erase_if(l.connections, [&](const auto& w) { return w.lock() == oldest; });
+    return true;
   }
 
   struct Connection : std::enable_shared_from_this<Connection> {
-    Connection(std::shared_ptr<Impl> s, tcp::socket socket)
-        : server(std::move(s)), stream(std::move(socket)) {
-      ++server->open;
+    Connection(std::shared_ptr<Impl> s, Listener& l, tcp::socket socket)
+        : server(std::move(s)), listener(l), stream(std::move(socket)) {
+      beast::error_code ec;
+      auto peer = stream.socket().remote_endpoint(ec);
+      peer_loopback = !ec && loopback(peer.address());
     }
-    ~Connection() { --server->open; }
     std::shared_ptr<Impl> server;
+    Listener& listener;
     beast::tcp_stream stream;
     beast::flat_buffer buffer{16 * 1024};
     std::optional<http::request_parser<http::string_body>> parser;
     http::response<http::string_body> response;
+    bool peer_loopback = false;
+    bool reading = false;  // waiting for (the rest of) a request: may be evicted
+    bool evicted = false;
+    std::chrono::steady_clock::time_point waiting_since;
 
     void read() {
       parser.emplace();
       parser->header_limit(8192);
       parser->body_limit(4096);
       stream.expires_after(kAdminTimeout);
+      reading = true;
+      waiting_since = std::chrono::steady_clock::now();
       http::async_read(stream, buffer, *parser,
                        [self = shared_from_this()](beast::error_code ec, size_t) {
+                         self->reading = false;
                          if (ec) return;
                          self->respond();
                        });
@@ -162,8 +246,20 @@ struct AdminServer::Impl : std::enable_shared_from_this<AdminServer::Impl> {
       const auto& req = parser->get();
       std::string_view path = req.target();
       path = path.substr(0, path.find('?'));
-      if (path == "/admin/reload" && req.method() == http::verb::post) return reload();
-      send(server->handle(req));
+      if (path == "/admin/reload" && req.method() == http::verb::post && !listener.probe_only) {
+        auto current = server->stats.current();
+        const std::string_view token =
+            current ? std::string_view(current->snapshot->config->admin.token) : "";
+        if (auto refused =
+                authorize_change(req[http::field::authorization], token, peer_loopback)) {
+          logs::admin().warn("POST /admin/reload refused ({})", refused->first);
+          return send({static_cast<http::status>(refused->first), "text/plain",
+                       std::move(refused->second),
+                       refused->first == 401 ? "Bearer realm=\"switchyard admin\"" : nullptr});
+        }
+        return reload();
+      }
+      send(server->handle(req, listener.probe_only));
     }
 
     // The reload runs on the control thread; its outcome comes back here, to this connection's
@@ -190,6 +286,8 @@ struct AdminServer::Impl : std::enable_shared_from_this<AdminServer::Impl> {
       response = http::response<http::string_body>(reply.status, req.version());
       response.set(http::field::content_type, reply.content_type);
       response.set(http::field::cache_control, "no-store");
+      if (reply.www_authenticate != nullptr)
+        response.set(http::field::www_authenticate, reply.www_authenticate);
       response.body() = std::move(reply.body);
       response.keep_alive(req.keep_alive());
       response.prepare_payload();
@@ -216,22 +314,34 @@ AdminServer::~AdminServer() { stop(); }
 
 void AdminServer::on_reload(ReloadHook hook) { impl_->reload = std::move(hook); }
 
-bool AdminServer::listen(const SocketAddress& address) {
-  tcp::endpoint ep = to_endpoint(address);
-  beast::error_code ec;
-  auto& a = impl_->acceptor;
-  a.open(ep.protocol(), ec);
-  if (!ec) a.set_option(asio::socket_base::reuse_address(true), ec);
-  if (!ec) a.bind(ep, ec);
-  if (!ec) a.listen(asio::socket_base::max_listen_connections, ec);
-  if (ec) {
-    logs::admin().error("cannot listen on {}: {}", address.to_string(), ec.message());
-    return false;
-  }
-  SocketAddress bound = address;
-  bound.set_port(a.local_endpoint().port());
-  logs::admin().info("admin listening on {}", bound.to_string());
-  impl_->do_accept();
+bool AdminServer::listen(const SocketAddress& address,
+                         const std::optional<SocketAddress>& probe_address) {
+  auto open = [this](const SocketAddress& addr, bool probe_only) {
+    auto l = std::make_unique<Impl::Listener>(impl_->ioc, probe_only);
+    tcp::endpoint ep = to_endpoint(addr);
+    beast::error_code ec;
+    auto& a = l->acceptor;
+    a.open(ep.protocol(), ec);
+    if (!ec) a.set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec) a.bind(ep, ec);
+    if (!ec) a.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) {
+      logs::admin().error("cannot listen on {}: {}", addr.to_string(), ec.message());
+      return false;
+    }
+    SocketAddress bound = addr;
+    bound.set_port(a.local_endpoint().port());
+    if (probe_only) {
+      logs::admin().info("admin probes listening on {}", bound.to_string());
+    } else {
+      logs::admin().info("admin listening on {}", bound.to_string());
+    }
+    impl_->listeners.push_back(std::move(l));
+    return true;
+  };
+  if (!open(address, false)) return false;
+  if (probe_address && !open(*probe_address, true)) return false;
+  for (auto& l : impl_->listeners) impl_->do_accept(*l);
   impl_->thread = std::thread([impl = impl_] {
     pthread_setname_np(pthread_self(), "sy-admin");
     impl->ioc.run();
@@ -245,12 +355,14 @@ void AdminServer::stop() {
   if (!impl_->thread.joinable()) return;
   asio::post(impl_->ioc, [impl = impl_] {
     beast::error_code ec;
-    impl->acceptor.close(ec);
-    impl->backoff.cancel();
-    for (auto& w : impl->connections) {
-      if (auto c = w.lock()) c->stream.socket().close(ec);
+    for (auto& l : impl->listeners) {
+      l->acceptor.close(ec);
+      l->backoff.cancel();
+      for (auto& w : l->connections) {
+        if (auto c = w.lock()) c->stream.socket().close(ec);
+      }
+      l->connections.clear();
     }
-    impl->connections.clear();
     impl->work.reset();
   });
   impl_->thread.join();

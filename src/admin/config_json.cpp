@@ -121,7 +121,9 @@ json::object listener_json(const config::Listener& l) {
                               {"max_request_body_bytes", lim.max_request_body_bytes},
                               {"header_timeout", format_duration(lim.header_timeout)},
                               {"idle_timeout", format_duration(lim.idle_timeout)},
-                              {"max_concurrent_streams", lim.max_concurrent_streams}}},
+                              {"max_concurrent_streams", lim.max_concurrent_streams},
+                              {"request_body_timeout", format_duration(lim.request_body_timeout)},
+                              {"max_requests_in_flight", lim.max_requests_in_flight}}},
       {"routes", std::move(routes)},
       {"tls", std::move(tls)},
   };
@@ -228,7 +230,9 @@ std::string config_json(const control::Snapshot& snapshot) {
       {"source", c.source_path},
       {"workers", c.workers},
       {"drain_timeout", format_duration(c.drain_timeout)},
-      {"admin", json::object{{"listen", c.admin.listen_text}}},
+      {"admin", json::object{{"listen", c.admin.listen_text},
+                             {"probe_listen", c.admin.probe_listen_text},
+                             {"token_file", c.admin.token_file}}},  // never the token
       {"access_log",
        json::object{
            {"enabled", c.access_log.enabled},

@@ -37,6 +37,29 @@ bool form_decode(std::string_view in, std::string* out) {
   return true;
 }
 
+// Every query text the answer may echo must be valid UTF-8, or the answer would not be JSON
+// (found by admin_query_fuzz: a parameter name with a lone 0xdc byte).
+bool valid_utf8(std::string_view s) {
+  for (size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
+    if (n == 0 || i + n > s.size()) return false;
+    uint32_t cp = n == 1 ? c : c & (0x7f >> n);
+    for (size_t k = 1; k < n; ++k) {
+      const auto cc = static_cast<unsigned char>(s[i + k]);
+      if ((cc & 0xc0) != 0x80) return false;
+      cp = (cp << 6) | (cc & 0x3f);
+    }
+    // Overlong forms, surrogates and values past U+10FFFF are not UTF-8 either.
+    if ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
+        (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff) {
+      return false;
+    }
+    i += n;
+  }
+  return true;
+}
+
 const char* locality_name(balancer::LocalityOutcome o) {
   switch (o) {
     case balancer::LocalityOutcome::kLocal:
@@ -84,6 +107,9 @@ std::string explain_json(const control::Snapshot& snapshot, std::string_view que
     if (!form_decode(pair.substr(0, eq), &key) ||
         !form_decode(eq == std::string_view::npos ? "" : pair.substr(eq + 1), &value)) {
       return json::serialize(error(status, 400, "malformed percent-escape in the query")) + "\n";
+    }
+    if (!valid_utf8(key) || !valid_utf8(value)) {
+      return json::serialize(error(status, 400, "the query is not UTF-8")) + "\n";
     }
     if (key == "listener") {
       q.listener = value;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <charconv>
 #include <fstream>
+#include <iterator>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -58,6 +59,34 @@ void read_expect_status(const Value& v, std::vector<StatusRange>* out) {
 
 const BlockSpec<Admin> kAdmin{{
     {"listen", [](const Value& v, Admin& a) { v.address(true, &a.listen_text, &a.listen); }},
+    {"probe_listen",
+     [](const Value& v, Admin& a) {
+       SocketAddress addr;
+       if (v.address(true, &a.probe_listen_text, &addr)) a.probe_listen = addr;
+     }},
+    {"token_file",
+     [](const Value& v, Admin& a) {
+       if (!v.file_path(&a.token_file)) return;
+       std::ifstream in(a.token_file, std::ios::binary);
+       if (!in) return v.error("cannot read '" + a.token_file + "'");
+       std::string token(4097, '\0');  // a token is short; never read a device to its end
+       in.read(token.data(), static_cast<std::streamsize>(token.size()));
+       token.resize(static_cast<size_t>(in.gcount()));
+       if (token.size() > 4096) return v.error("'" + a.token_file + "' is longer than 4 KiB");
+       const auto first = token.find_first_not_of(" \t\r\n");
+       const auto last = token.find_last_not_of(" \t\r\n");
+       token = first == std::string::npos ? "" : token.substr(first, last - first + 1);
+       if (token.size() < 16) {
+         return v.error("the token in '" + a.token_file + "' is shorter than 16 characters");
+       }
+       for (unsigned char c : token) {
+         if (c <= 0x20 || c >= 0x7f) {
+           return v.error("the token in '" + a.token_file +
+                          "' must be printable ASCII without spaces");
+         }
+       }
+       a.token = std::move(token);
+     }},
 }};
 
 const BlockSpec<AccessLog> kAccessLog{{
@@ -83,6 +112,10 @@ const BlockSpec<Limits> kLimits{{
     {"idle_timeout", [](const Value& v, Limits& l) { v.duration(&l.idle_timeout); }},
     {"max_concurrent_streams",
      [](const Value& v, Limits& l) { v.integer<uint32_t>(&l.max_concurrent_streams, 1, 10'000); }},
+    {"request_body_timeout",
+     [](const Value& v, Limits& l) { v.duration(&l.request_body_timeout); }},
+    {"max_requests_in_flight",
+     [](const Value& v, Limits& l) { v.integer<uint32_t>(&l.max_requests_in_flight, 1, 10'000); }},
 }};
 
 const BlockSpec<Retries> kRetries{{

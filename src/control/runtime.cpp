@@ -2,10 +2,37 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <fstream>
+#include <iterator>
 
 namespace switchyard::control {
 namespace {
 constexpr auto kTick = std::chrono::milliseconds(100);
+
+std::string file_bytes(const std::string& path) {
+  if (path.empty()) return {};
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+// Everything a cluster's client TLS context is made of: its settings and the bytes of its
+// files. Equal fingerprints build equal contexts, so a reload that changes none of it keeps the
+// context (and with it the pooled TLS connections, which are reused only under the context
+// they were made with).
+std::string client_tls_fingerprint(const config::Cluster& c) {
+  const auto& t = c.tls;
+  std::string f;
+  for (const std::string* part : {&t.sni, &t.ca_file, &t.cert_file, &t.key_file}) {
+    f.append(*part).push_back('\0');
+  }
+  f.push_back(t.verify ? '1' : '0');
+  f.push_back(t.min_version == config::TlsVersion::k13 ? '3' : '2');
+  f.push_back(c.protocol == config::UpstreamProtocol::kH2 ? 'h' : '1');
+  for (const std::string* path : {&t.ca_file, &t.cert_file, &t.key_file}) {
+    f.append(file_bytes(*path)).push_back('\0');
+  }
+  return f;
+}
 }  // namespace
 
 struct Runtime::Impl {
@@ -44,15 +71,25 @@ std::shared_ptr<const Snapshot> Runtime::apply(std::shared_ptr<const config::Con
       return nullptr;
     }
   }
+  std::map<std::string, ClientTls> client_tls;
   for (const auto& c : cfg->clusters) {
-    cluster_tls.push_back(
-        c.tls.enabled
-            ? tls::ClientContext::build(c.tls, &why, c.protocol == config::UpstreamProtocol::kH2)
-            : nullptr);
-    if (c.tls.enabled && !cluster_tls.back()) {
-      if (error) *error = "cluster '" + c.name + "': " + why;
-      return nullptr;
+    if (!c.tls.enabled) {
+      cluster_tls.push_back(nullptr);
+      continue;
     }
+    std::string fingerprint = client_tls_fingerprint(c);
+    auto old = client_tls_.find(c.name);
+    if (old != client_tls_.end() && old->second.fingerprint == fingerprint) {
+      cluster_tls.push_back(old->second.context);
+    } else {
+      cluster_tls.push_back(
+          tls::ClientContext::build(c.tls, &why, c.protocol == config::UpstreamProtocol::kH2));
+      if (!cluster_tls.back()) {
+        if (error) *error = "cluster '" + c.name + "': " + why;
+        return nullptr;
+      }
+    }
+    client_tls[c.name] = ClientTls{std::move(fingerprint), cluster_tls.back()};
   }
   auto reg = registry_.build(cfg);
   auto snap = std::make_shared<Snapshot>();
@@ -104,6 +141,7 @@ std::shared_ptr<const Snapshot> Runtime::apply(std::shared_ptr<const config::Con
     snap->listeners.push_back(ListenerRuntime{&lc, &reg->listeners[i], routing::Router(lc)});
   }
   // States of endpoints and clusters that left go with them (holders keep theirs alive).
+  client_tls_ = std::move(client_tls);
   loads_ = std::move(loads);
   cluster_states_ = std::move(states);
   cluster_stats_ = std::move(stats);

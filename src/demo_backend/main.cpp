@@ -11,7 +11,8 @@
 //   GET  /control/errors?rate=F     sets the --error-rate of / at run time
 //   GET  /control/load?cpu=F&mem=F  reports these static values from now on
 //
-// --log-requests prints "REQUEST METHOD TARGET" for each request received.
+// --log-requests prints "HEADERS METHOD TARGET" for each request head and "REQUEST METHOD
+// TARGET" for each whole request received.
 // Every response carries X-Backend-Name and X-Backend-Region. Load reports
 // (`endpoint-load-metrics: TEXT cpu_utilization=..., mem_utilization=...`, or JSON with
 // --report-json) go on every response:
@@ -193,6 +194,13 @@ class Session : public Slotted, public std::enable_shared_from_this<Session<Stre
 
   void on_header() {
     std::string_view target = head_parser_->get().target();
+    if (g_opt.log_requests) {
+      // A head received (its body may never complete): for tests of what reached the backend.
+      std::string line = "HEADERS " + std::string(head_parser_->get().method_string()) + " " +
+                         std::string(target) + "\n";
+      std::fwrite(line.data(), 1, line.size(), stdout);
+      std::fflush(stdout);
+    }
     if (target.substr(0, target.find('?')) == "/discard") {
       discarded_ = 0;
       return discard();

@@ -23,9 +23,13 @@ constexpr auto kPingTimeout = std::chrono::seconds(5);
 
 H2Client* self_of(void* user) { return static_cast<H2Client*>(user); }
 
-ssize_t body_callback(nghttp2_session*, int32_t, uint8_t* buf, size_t length, uint32_t* flags,
-                      nghttp2_data_source* source, void*) {
-  return static_cast<H2ClientStream*>(source->ptr)->h2_read_body(buf, length, flags);
+// The owner is looked up by stream, never kept in the provider: an owner that cancelled its
+// stream is gone from it, and nghttp2 must not reach it through a stale pointer.
+ssize_t body_callback(nghttp2_session* ng, int32_t id, uint8_t* buf, size_t length, uint32_t* flags,
+                      nghttp2_data_source*, void*) {
+  auto* owner = static_cast<H2ClientStream*>(nghttp2_session_get_stream_user_data(ng, id));
+  if (owner == nullptr) return NGHTTP2_ERR_DEFERRED;  // cancelled: its RST_STREAM goes first
+  return owner->h2_read_body(buf, length, flags);
 }
 
 nghttp2_session_callbacks* make_callbacks() {
@@ -35,6 +39,8 @@ nghttp2_session_callbacks* make_callbacks() {
   nghttp2_session_callbacks_set_on_frame_recv_callback(cb, &H2Client::on_frame_recv);
   nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, &H2Client::on_data_chunk);
   nghttp2_session_callbacks_set_on_stream_close_callback(cb, &H2Client::on_stream_close);
+  nghttp2_session_callbacks_set_before_frame_send_callback(cb, &H2Client::before_frame_send);
+  nghttp2_session_callbacks_set_on_frame_not_send_callback(cb, &H2Client::on_frame_not_send);
   return cb;
 }
 
@@ -46,12 +52,13 @@ nghttp2_session_callbacks* client_callbacks() {
 }  // namespace
 
 H2Client::H2Client(Worker& worker, const SocketAddress& address, std::string_view host,
-                   const tls::ClientContext* tls, std::chrono::milliseconds connect_timeout,
+                   std::shared_ptr<const tls::ClientContext> tls,
+                   std::chrono::milliseconds connect_timeout,
                    std::chrono::milliseconds idle_timeout)
     : worker_(worker),
       address_(address),
       host_(host),
-      tls_(tls),
+      tls_(std::move(tls)),
       connect_timeout_(connect_timeout),
       idle_timeout_(idle_timeout),
       stream_(Socket(worker.ioc().get_executor())),
@@ -82,6 +89,11 @@ void H2Client::connect() {
   });
   stream_.socket().async_connect(
       to_endpoint(address_), [self = shared_from_this()](error_code ec) { self->on_connect(ec); });
+}
+
+void H2Client::start_connected(Socket socket) {
+  stream_ = Stream(std::move(socket));
+  start_session();
 }
 
 void H2Client::on_connect(error_code ec) {
@@ -155,15 +167,30 @@ void H2Client::unwait(H2ClientStream* owner) {
 
 // --- streams -----------------------------------------------------------------------------------
 
+// The owner is attached to the stream when nghttp2 opens it, just before its HEADERS go out
+// (before_frame_send): until then it waits in pending_, so that a cancel before the flush, or a
+// GOAWAY that stops the HEADERS from ever going out (on_frame_not_send), reaches it and nothing
+// else does.
 int32_t H2Client::submit(const nghttp2_nv* nv, size_t n, bool has_body, H2ClientStream* owner) {
   nghttp2_data_provider provider{};
-  provider.source.ptr = owner;
+  provider.source.ptr = nullptr;
   provider.read_callback = body_callback;
   const int32_t id =
-      nghttp2_submit_request(ng_, nullptr, nv, n, has_body ? &provider : nullptr, owner);
+      nghttp2_submit_request(ng_, nullptr, nv, n, has_body ? &provider : nullptr, nullptr);
   if (id < 0) return id;
+  pending_.push_back({id, owner});
   ++active_;
   return id;  // the caller flushes once it knows the id
+}
+
+H2ClientStream* H2Client::take_pending(int32_t id) {
+  for (size_t i = 0; i < pending_.size(); ++i) {
+    if (pending_[i].first != id) continue;
+    H2ClientStream* owner = pending_[i].second;
+    pending_.erase(pending_.begin() + static_cast<std::ptrdiff_t>(i));
+    return owner;
+  }
+  return nullptr;
 }
 
 void H2Client::resume_body(int32_t id) {
@@ -182,7 +209,15 @@ void H2Client::consume(int32_t id, size_t bytes) {
 void H2Client::cancel(int32_t id, H2ClientStream* owner) {
   std::erase(touched_, owner);
   std::erase(waiters_, owner);
-  if (closed_ || ng_ == nullptr || id <= 0 || owner_of(id) != owner) return;
+  if (closed_ || ng_ == nullptr || id <= 0) return;
+  if (take_pending(id) == owner && owner != nullptr) {
+    // Its HEADERS have not gone out: RST_STREAM cancels them in nghttp2's queue, and the stream
+    // never opens.
+    if (active_ > 0) --active_;
+    nghttp2_submit_rst_stream(ng_, NGHTTP2_FLAG_NONE, id, NGHTTP2_CANCEL);
+    return flush_soon();
+  }
+  if (owner_of(id) != owner) return;
   nghttp2_session_set_stream_user_data(ng_, id, nullptr);
   nghttp2_submit_rst_stream(ng_, NGHTTP2_FLAG_NONE, id, NGHTTP2_CANCEL);
   flush_soon();
@@ -284,7 +319,7 @@ bool H2Client::sweep(Clock::time_point now) {
     idle_since_ = now;
     return true;
   }
-  if (now - idle_since_ >= idle_timeout_ || goaway_) {
+  if (now - idle_since_ >= idle_timeout_ || goaway_ || retired_) {
     close();
     return false;
   }
@@ -318,6 +353,13 @@ void H2Client::close() {
       o->h2_closed(NGHTTP2_INTERNAL_ERROR);
       note(o);
     }
+  }
+  // Streams whose HEADERS never went out were not processed: the owner may send them again.
+  auto pending = std::move(pending_);
+  pending_.clear();
+  for (const auto& [id, o] : pending) {
+    o->h2_closed(NGHTTP2_REFUSED_STREAM);
+    note(o);
   }
   active_ = 0;
   auto keep = shared_from_this();  // owners may drop their reference while told
@@ -379,6 +421,29 @@ int H2Client::on_data_chunk(nghttp2_session*, uint8_t, int32_t id, const uint8_t
   return 0;
 }
 
+int H2Client::before_frame_send(nghttp2_session*, const nghttp2_frame* frame, void* user) {
+  auto* self = self_of(user);
+  if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
+    if (auto* o = self->take_pending(frame->hd.stream_id)) {
+      nghttp2_session_set_stream_user_data(self->ng_, frame->hd.stream_id, o);
+    }
+  }
+  return 0;
+}
+
+// A request whose HEADERS could not go out (a GOAWAY came first): never processed, so its owner
+// hears REFUSED_STREAM and may send it again elsewhere.
+int H2Client::on_frame_not_send(nghttp2_session*, const nghttp2_frame* frame, int, void* user) {
+  auto* self = self_of(user);
+  if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
+  if (auto* o = self->take_pending(frame->hd.stream_id)) {
+    if (self->active_ > 0) --self->active_;
+    o->h2_closed(NGHTTP2_REFUSED_STREAM);
+    self->note(o);
+  }
+  return 0;
+}
+
 int H2Client::on_stream_close(nghttp2_session*, int32_t id, uint32_t error_code, void* user) {
   auto* self = self_of(user);
   if (self->active_ > 0) --self->active_;
@@ -394,14 +459,22 @@ int H2Client::on_stream_close(nghttp2_session*, int32_t id, uint32_t error_code,
 // --- the pool ------------------------------------------------------------------------------------
 
 std::shared_ptr<H2Client> H2Pool::acquire(uint32_t endpoint_id, const SocketAddress& address,
-                                          std::string_view host, const tls::ClientContext* tls,
+                                          std::string_view host,
+                                          const std::shared_ptr<const tls::ClientContext>& tls,
                                           std::chrono::milliseconds connect_timeout,
-                                          std::chrono::milliseconds idle_timeout) {
+                                          std::chrono::milliseconds idle_timeout,
+                                          const H2Client* avoid) {
   if (by_endpoint_.size() <= endpoint_id) by_endpoint_.resize(endpoint_id + 1);
   auto& list = by_endpoint_[endpoint_id];
   std::erase_if(list, [](const auto& c) { return c->failed(); });
   for (auto& c : list) {
-    if (c->tls() == (tls != nullptr) && c->open_for_streams()) return c;
+    // A connection made under another TLS context (a reload changed the cluster's TLS) takes
+    // no new stream; its open ones finish and it closes once idle (sweep).
+    if (c->tls_context() != tls.get()) {
+      c->retire();
+      continue;
+    }
+    if (c.get() != avoid && c->open_for_streams()) return c;
   }
   auto c = std::make_shared<H2Client>(worker_, address, host, tls, connect_timeout, idle_timeout);
   list.push_back(c);

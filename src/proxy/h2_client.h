@@ -48,19 +48,28 @@ class H2Client : public std::enable_shared_from_this<H2Client> {
   // The window each stream's response may fill before its owner hands it on (one body buffer).
   static constexpr int32_t kStreamWindow = static_cast<int32_t>(kBodyBufferSize);
 
+  // tls: shared with the snapshot that made it and with every attempt using it, so a reload
+  // during a connect frees nothing this connection still needs.
   H2Client(Worker& worker, const SocketAddress& address, std::string_view host,
-           const tls::ClientContext* tls, std::chrono::milliseconds connect_timeout,
+           std::shared_ptr<const tls::ClientContext> tls, std::chrono::milliseconds connect_timeout,
            std::chrono::milliseconds idle_timeout);
   ~H2Client();
 
   nghttp2_session* native() { return ng_; }
   bool tls() const { return tls_ != nullptr; }
+  const tls::ClientContext* tls_context() const { return tls_.get(); }
+  // Takes no new stream from now on; closes once its streams are done (the pool's sweep).
+  void retire() { retired_ = true; }
   bool ready() const { return ready_; }
   bool failed() const { return closed_; }
-  // May take one more stream now (or when connected).
+  // May take one more stream now (or when connected): not closed, retired or told GOAWAY,
+  // and under the endpoint's SETTINGS_MAX_CONCURRENT_STREAMS.
   bool open_for_streams() const;
 
   void connect();
+  // For the fuzzer and tests: the connection is `socket`, already connected (plaintext h2c);
+  // the session starts on it at once.
+  void start_connected(Socket socket);
   // Waits for the connection to be ready (h2_ready).
   void wait(H2ClientStream* owner);
   void unwait(H2ClientStream* owner);
@@ -87,8 +96,11 @@ class H2Client : public std::enable_shared_from_this<H2Client> {
   static int on_frame_recv(nghttp2_session*, const nghttp2_frame*, void*);
   static int on_data_chunk(nghttp2_session*, uint8_t, int32_t, const uint8_t*, size_t, void*);
   static int on_stream_close(nghttp2_session*, int32_t, uint32_t, void*);
+  static int before_frame_send(nghttp2_session*, const nghttp2_frame*, void*);
+  static int on_frame_not_send(nghttp2_session*, const nghttp2_frame*, int, void*);
 
  private:
+  H2ClientStream* take_pending(int32_t id);
   void on_connect(boost::system::error_code ec);
   void start_session();
   void fail_waiters();
@@ -101,7 +113,7 @@ class H2Client : public std::enable_shared_from_this<H2Client> {
   Worker& worker_;
   SocketAddress address_;
   std::string host_;
-  const tls::ClientContext* tls_;
+  std::shared_ptr<const tls::ClientContext> tls_;
   std::chrono::milliseconds connect_timeout_;
   std::chrono::milliseconds idle_timeout_;
   Stream stream_;
@@ -109,6 +121,8 @@ class H2Client : public std::enable_shared_from_this<H2Client> {
   nghttp2_session* ng_ = nullptr;
   std::vector<H2ClientStream*> waiters_;
   std::vector<H2ClientStream*> touched_;  // owners with news from the current read
+  // Streams submitted whose HEADERS have not gone out yet (nghttp2 has not opened them).
+  std::vector<std::pair<int32_t, H2ClientStream*>> pending_;
   BodyBuffer in_;
   std::string out_;
   bool connecting_ = false;
@@ -120,6 +134,7 @@ class H2Client : public std::enable_shared_from_this<H2Client> {
   bool delivering_ = false;
   bool flush_posted_ = false;
   bool goaway_ = false;
+  bool retired_ = false;
   uint32_t active_ = 0;
   Clock::time_point idle_since_;
   Clock::time_point ping_sent_ = Clock::time_point::max();
@@ -129,11 +144,15 @@ class H2Client : public std::enable_shared_from_this<H2Client> {
 class H2Pool {
  public:
   explicit H2Pool(Worker& worker) : worker_(worker) {}
-  // A connection to the endpoint that can take a stream (perhaps still connecting).
+  // A connection to the endpoint that can take a stream (perhaps still connecting), made under
+  // this TLS context (nullptr: plaintext) and other than `avoid` (one that just refused a
+  // stream).
   std::shared_ptr<H2Client> acquire(uint32_t endpoint_id, const SocketAddress& address,
-                                    std::string_view host, const tls::ClientContext* tls,
+                                    std::string_view host,
+                                    const std::shared_ptr<const tls::ClientContext>& tls,
                                     std::chrono::milliseconds connect_timeout,
-                                    std::chrono::milliseconds idle_timeout);
+                                    std::chrono::milliseconds idle_timeout,
+                                    const H2Client* avoid = nullptr);
   void sweep(Clock::time_point now);
   void clear();
 

@@ -1,5 +1,6 @@
 #include "h2_session.h"
 
+#include <algorithm>
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
 #include <cstring>
@@ -19,9 +20,10 @@ using boost::system::error_code;
 constexpr uint64_t kPrematureResetFloor = 100;
 // SETTINGS and PING frames accepted per second (CVE-2019-9512, -9515).
 constexpr uint32_t kMaxControlFramesPerSecond = 1000;
-// CONTINUATION frames per header block (CVE-2024-27316): a legitimate block needs few (nghttp2
-// enforces the same number, h2_wire.h; this check names the attack in the log).
-constexpr uint32_t kMaxContinuations = 16;
+// CONTINUATION frames per header block (CVE-2024-27316): a legitimate block needs few. Below
+// nghttp2's own limit (16, h2_wire.h), so that this check is the one that acts and names the
+// attack in the log; nghttp2's stays as the backstop.
+constexpr uint32_t kMaxContinuations = 8;
 
 H2Session* self_of(void* user) { return static_cast<H2Session*>(user); }
 
@@ -138,6 +140,7 @@ void H2Session::flush() {
   if (!ok) return close_now();
   if (!out_.empty()) write();
   run_resumes();
+  run_starts();
   maybe_close();
 }
 
@@ -162,6 +165,36 @@ void H2Session::on_written(error_code ec) {
 
 void H2Session::resume_after_send(std::shared_ptr<H2Stream> stream) {
   resumes_.push_back(std::move(stream));
+}
+
+// --- requests in flight -------------------------------------------------------------------------
+
+bool H2Session::claim_request(H2Stream* stream) {
+  const auto& lim = worker_.view()->snapshot->listeners[listener_index_].config->limits;
+  if (in_flight_ < lim.max_requests_in_flight && queue_.empty()) {
+    ++in_flight_;
+    return true;
+  }
+  if (std::find(queue_.begin(), queue_.end(), stream) == queue_.end()) queue_.push_back(stream);
+  return false;
+}
+
+void H2Session::release_request(H2Stream*) {
+  if (in_flight_ > 0) --in_flight_;
+  if (!queue_.empty()) flush_soon();  // the next one starts after the current handler
+}
+
+void H2Session::unqueue(H2Stream* stream) { std::erase(queue_, stream); }
+
+// Queued streams start in order as slots free up (outside nghttp2's callbacks).
+void H2Session::run_starts() {
+  const auto& lim = worker_.view()->snapshot->listeners[listener_index_].config->limits;
+  while (!queue_.empty() && in_flight_ < lim.max_requests_in_flight && !closed_) {
+    H2Stream* next = queue_.front();
+    queue_.erase(queue_.begin());
+    ++in_flight_;
+    next->start_claimed();
+  }
 }
 
 void H2Session::run_resumes() {
@@ -192,6 +225,7 @@ void H2Session::close_now() {
   closed_ = true;
   auto streams = std::move(streams_);
   streams_.clear();
+  queue_.clear();
   for (auto& s : streams) s->on_closed();
   resumes_.clear();
   error_code ignored;
@@ -304,15 +338,6 @@ int H2Session::on_frame_recv(nghttp2_session*, const nghttp2_frame* frame, void*
     case NGHTTP2_DATA:
       if (s != nullptr && (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0) s->on_end_stream();
       break;
-    case NGHTTP2_RST_STREAM:
-      if (s != nullptr && !s->response_started()) {
-        ++self->premature_resets_;
-        if (self->premature_resets_ >= kPrematureResetFloor &&
-            self->premature_resets_ * 2 >= self->streams_opened_) {
-          self->refuse(NGHTTP2_ENHANCE_YOUR_CALM, "too many streams reset early (rapid reset)");
-        }
-      }
-      break;
     default:
       break;
   }
@@ -330,10 +355,25 @@ int H2Session::on_data_chunk(nghttp2_session*, uint8_t, int32_t id, const uint8_
   return 0;
 }
 
+// A stream that ends before its response began counts against the connection's reset budget,
+// whoever reset it: the client (rapid reset, CVE-2023-44487) or switchyard made to by the
+// client's frames (a WINDOW_UPDATE that overflows, DATA past content-length or on a closed
+// half: "MadeYouReset", CVE-2025-8671). Either way the client opened a stream, perhaps made an
+// endpoint work on it, and freed its slot at once. At kPrematureResetFloor such streams, when
+// they are at least half of all it opened, the connection gets GOAWAY ENHANCE_YOUR_CALM
+// (Envoy's rule), so the endpoint work one connection can cause this way is bounded.
 int H2Session::on_stream_close(nghttp2_session*, int32_t id, uint32_t, void* user) {
   auto* self = self_of(user);
   H2Stream* s = self->stream_of(id);
   if (s == nullptr) return 0;
+  if (!s->response_started()) {
+    ++self->premature_resets_;
+    if (self->premature_resets_ >= kPrematureResetFloor &&
+        self->premature_resets_ * 2 >= self->streams_opened_) {
+      self->refuse(NGHTTP2_ENHANCE_YOUR_CALM,
+                   "too many streams reset before their response (rapid reset)");
+    }
+  }
   nghttp2_session_set_stream_user_data(self->ng_, id, nullptr);
   for (size_t i = 0; i < self->streams_.size(); ++i) {
     if (self->streams_[i].get() != s) continue;

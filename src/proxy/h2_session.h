@@ -65,6 +65,12 @@ class H2Session final : public Connection, public std::enable_shared_from_this<H
   void flush_soon();
   // After the current send: the stream's attempt may refill its response pieces.
   void resume_after_send(std::shared_ptr<H2Stream> stream);
+  // limits.max_requests_in_flight: true when the stream may start its request now (it holds a
+  // slot until release_request()); false queues it, and it is started (start_claimed()) when a
+  // slot frees up, in order. unqueue(): a queued stream that closed.
+  bool claim_request(H2Stream* stream);
+  void release_request(H2Stream* stream);
+  void unqueue(H2Stream* stream);
 
   // nghttp2's callbacks (the table is built once, process-wide).
   static int on_begin_headers(nghttp2_session*, const nghttp2_frame*, void*);
@@ -82,6 +88,7 @@ class H2Session final : public Connection, public std::enable_shared_from_this<H
   void write();
   void on_written(boost::system::error_code ec);
   void run_resumes();
+  void run_starts();
   void maybe_close();
   // GOAWAY with this error code, then close once it is written.
   void refuse(uint32_t error_code, const char* why);
@@ -98,6 +105,8 @@ class H2Session final : public Connection, public std::enable_shared_from_this<H
   nghttp2_session* ng_ = nullptr;
   std::vector<std::shared_ptr<H2Stream>> streams_;  // open streams (few: linear search)
   std::vector<std::shared_ptr<H2Stream>> resumes_;
+  std::vector<H2Stream*> queue_;  // planned streams waiting for an in-flight slot, in order
+  uint32_t in_flight_ = 0;        // streams whose request is with an endpoint
   BodyBuffer in_;
   std::string out_;
   bool reading_ = false;
@@ -111,7 +120,8 @@ class H2Session final : public Connection, public std::enable_shared_from_this<H
 
   // hostile-peer accounting
   uint64_t streams_opened_ = 0;
-  uint64_t premature_resets_ = 0;  // streams the client reset before their response began
+  uint64_t premature_resets_ = 0;  // streams that ended, reset by either side, before their
+                                   // response began
   uint32_t control_frames_ = 0;    // SETTINGS and PING in the current window
   uint32_t continuations_ = 0;     // CONTINUATION frames of the header block in progress
   Clock::time_point control_window_;

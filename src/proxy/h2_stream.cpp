@@ -137,16 +137,51 @@ void H2Stream::on_head(bool end_stream) {
   plan_request(in, head_, verdict_, hash_key_, plan_, forward_);
   if (plan_.status != 0) return respond_error(plan_.status, plan_.reason);
   cluster_ = plan_.cluster;
-  AttemptRequest req{view_.get(), plan_.cluster_index,      plan_.cluster, plan_.route, &head_,
+  request_ =
+      AttemptRequest{view_.get(), plan_.cluster_index,      plan_.cluster, plan_.route, &head_,
                      &forward_,   plan_.origin_needs_slash, has_body_,     plan_.pick};
   if (grpc_) {
     if (auto t = grpc::parse_timeout(head_.fields.value(FieldId::kGrpcTimeout))) {
       auto ms = std::chrono::ceil<Duration>(*t);
       const Duration route = plan_.route->timeout;  // 0: none
-      if (route.count() == 0 || ms < route) req.timeout = std::max(ms, Duration(1));
+      if (route.count() == 0 || ms < route) request_.timeout = std::max(ms, Duration(1));
     }
   }
-  attempt_.start(req, this, shared_from_this());
+  planned_ = true;
+  waiting_since_ = session_.worker().now();
+  maybe_start();
+}
+
+// The attempt starts once the request is worth an endpoint: its body has started to flow (or
+// there is none), and the connection is under limits.max_requests_in_flight. Until then the
+// stream holds no endpoint and no cluster slot (1,100 streams whose bodies never come cost the
+// cluster nothing); the sweep ends a wait for the body's first byte after
+// request_body_timeout (408), and a wait for a slot after idle_timeout (503).
+void H2Stream::maybe_start() {
+  if (!planned_ || started_ || closed_ || response_started_) return;
+  if (has_body_ && !end_stream_ && body_in_.empty()) return;  // the body's first byte
+  if (!in_flight_ && !session_.claim_request(this)) return;   // queued; started when one ends
+  in_flight_ = true;
+  started_ = true;
+  attempt_.start(request_, this, shared_from_this());
+}
+
+void H2Stream::start_claimed() {
+  in_flight_ = true;  // the session counted it already
+  if (closed_ || response_started_ || started_) return release_request();
+  started_ = true;
+  attempt_.start(request_, this, shared_from_this());
+}
+
+void H2Stream::release_request() {
+  if (!in_flight_) return;
+  in_flight_ = false;
+  session_.release_request(this);
+}
+
+bool H2Stream::waiting_for_body() const {
+  return planned_ && !started_ && !closed_ && !response_started_ && has_body_ && !end_stream_ &&
+         body_in_.empty();
 }
 
 void H2Stream::on_trailers() {
@@ -172,11 +207,13 @@ void H2Stream::on_data(const uint8_t* data, size_t size) {
     return respond_error(413, "request body too large");
   }
   body_in_.append(reinterpret_cast<const char*>(data), size);
+  if (!started_) return maybe_start();
   if (want_body_) hand_body();
 }
 
 void H2Stream::on_end_stream() {
   end_stream_ = true;
+  if (!started_) return maybe_start();
   if (want_body_ && !discard_body_) hand_body();
 }
 
@@ -380,7 +417,18 @@ void H2Stream::reset(uint32_t error_code) {
 }
 
 void H2Stream::on_sweep(Clock::time_point now) {
-  if (closed_ || now - last_progress_ < limits().idle_timeout) return;
+  if (closed_) return;
+  if (waiting_for_body()) {
+    if (now - waiting_since_ >= limits().request_body_timeout)
+      respond_error(408, "request body timeout");
+    return;
+  }
+  if (planned_ && !started_ && !response_started_) {  // queued behind the in-flight cap
+    if (now - waiting_since_ >= limits().idle_timeout)
+      respond_error(503, "too many requests in flight on this connection");
+    return;
+  }
+  if (now - last_progress_ < limits().idle_timeout) return;
   if (attempt_.active() && !response_started_ && end_stream_) return;  // the route timeout's
   reset(NGHTTP2_CANCEL);
 }
@@ -389,6 +437,8 @@ void H2Stream::on_closed() {
   if (closed_) return;
   closed_ = true;
   attempt_.cancel();
+  release_request();
+  session_.unqueue(this);
   // Body bytes received and never given back: the connection's window gets them now (the
   // stream's own is gone with it).
   if (const size_t held = body_in_.size() + body_out_.size(); held > 0) {
@@ -403,6 +453,9 @@ void H2Stream::on_closed() {
 void H2Stream::log_request(unsigned status) {
   if (logged_) return;
   logged_ = true;
+  // The exchange is over (answered, failed or reset): its place in the connection's in-flight
+  // count goes to the next stream waiting.
+  release_request();
   session_.listener_stats().downstream_requests.add(status);
   const auto& cfg = *view_->snapshot->config;
   if (!cfg.access_log.enabled) return;

@@ -45,8 +45,18 @@ class H2Stream final : public AttemptSink, public std::enable_shared_from_this<H
   ssize_t read_data(uint8_t* buf, size_t length, uint32_t* flags);
   // The pieces handed over went out: the attempt may reuse its buffer.
   void resume_attempt();
-  // Idle streams (no progress for idle_timeout) are reset.
+  // Idle streams (no progress for idle_timeout) are reset; a body that does not start within
+  // request_body_timeout gets 408; a wait for an in-flight slot over idle_timeout gets 503.
   void on_sweep(Clock::time_point now);
+  // Starts the attempt if it may start now (body flowing or ended, a slot free); the session
+  // calls it for a queued stream when a slot frees up.
+  void maybe_start();
+  // Its slot was claimed for it while it was queued: start now.
+  void start_claimed();
+  // The head announced a body of which nothing has come (the attempt has not started).
+  bool waiting_for_body() const;
+  // Whether its request is, or was, with an endpoint (it has been started).
+  bool started() const { return started_; }
 
   // AttemptSink
   void want_request_body() override;
@@ -68,6 +78,7 @@ class H2Stream final : public AttemptSink, public std::enable_shared_from_this<H
   void reset(uint32_t error_code);
   void log_request(unsigned status);
   void touch();
+  void release_request();
   const config::Limits& limits() const { return listener_->config->limits; }
 
   H2Session& session_;
@@ -104,6 +115,11 @@ class H2Stream final : public AttemptSink, public std::enable_shared_from_this<H
   uint64_t body_received_ = 0;
   Clock::time_point start_;
   Clock::time_point last_progress_;
+  AttemptRequest request_;  // planned; sent once maybe_start() lets it go
+  bool planned_ = false;
+  bool started_ = false;
+  bool in_flight_ = false;  // holds one of the connection's max_requests_in_flight
+  Clock::time_point waiting_since_;
   UpstreamAttempt attempt_;
 
   // response

@@ -72,6 +72,7 @@ void Session::wait_request() {
   response_started_ = false;
   logged_ = false;
   has_body_ = false;
+  awaiting_body_ = false;
   attempt_.clear();
   if (!in_.empty()) {  // pipelined bytes already here
     begin_head();
@@ -178,9 +179,43 @@ void Session::on_head(size_t head_size) {
   if (plan_.status != 0) return respond_error(plan_.status, plan_.reason, plan_.close);
   cluster_ = plan_.cluster;
   client_region_ = plan_.pick.client_region;
+  // A body announced and none of it here yet: no endpoint is claimed until it starts to flow.
+  if (has_body_ && !parser_.done() && in_.empty()) return await_body();
+  start_attempt();
+}
+
+void Session::start_attempt() {
   attempt_.start(AttemptRequest{view_.get(), plan_.cluster_index, plan_.cluster, plan_.route,
                                 &head_, &forward_, plan_.origin_needs_slash, has_body_, plan_.pick},
                  this, shared_from_this());
+}
+
+// A client that announces a body and sends none must not hold an endpoint, a pooled connection
+// or a slot of the cluster's max_pending_requests: the attempt starts with the body's first
+// bytes, which must come within request_body_timeout (else 408). A client that asked for
+// 100-continue gets it at once (as NGINX and HAProxy do), then the same wait.
+void Session::await_body() {
+  awaiting_body_ = true;
+  if (expect_continue_ && !continue_sent_) {
+    continue_sent_ = true;
+    set_deadline(limits().request_body_timeout);
+    asio::async_write(client_, asio::buffer(kContinue.data(), kContinue.size()),
+                      [self = shared_from_this()](error_code ec, size_t) {
+                        if (ec) return self->close_now();
+                        self->read_first_body_bytes();
+                      });
+    return;
+  }
+  read_first_body_bytes();
+}
+
+void Session::read_first_body_bytes() {
+  auto room = body_.room(parser_);
+  if (room.empty()) return respond_error(400, "malformed request body", true);
+  set_deadline(limits().request_body_timeout);
+  client_.async_read_some(
+      asio::buffer(room.data(), room.size()),
+      [self = shared_from_this()](error_code ec, size_t bytes) { self->on_body_bytes(ec, bytes); });
 }
 
 // --- request body ----------------------------------------------------------------------------
@@ -228,6 +263,16 @@ void Session::read_body() {
 
 void Session::on_body_bytes(error_code ec, size_t bytes) {
   if (phase_ != Phase::kRequest) return;  // answered meanwhile (the attempt failed)
+  if (awaiting_body_) {
+    awaiting_body_ = false;
+    if (ec) {
+      if (!timed_out_) return close_now();
+      client_keep_alive_ = false;
+      return respond_error(408, "request body timeout", true);
+    }
+    body_.commit(bytes);
+    return start_attempt();
+  }
   if (ec) {
     // The client failed mid-body: the endpoint got a truncated request, so that connection
     // cannot be reused; nobody is left to answer.

@@ -71,6 +71,9 @@ class Session final : public Connection,
   void on_head_bytes(boost::system::error_code ec, size_t bytes);
   void try_head();
   void on_head(size_t head_size);
+  void start_attempt();
+  void await_body();
+  void read_first_body_bytes();
   void produce_body();
   void read_body();
   void on_body_bytes(boost::system::error_code ec, size_t bytes);
@@ -120,6 +123,7 @@ class Session final : public Connection,
   RequestForward forward_;
   bool has_body_ = false;
   bool expect_continue_ = false;
+  bool awaiting_body_ = false;  // the head announced a body; its first bytes are awaited
   bool continue_sent_ = false;
   unsigned client_version_ = 11;
   bool client_keep_alive_ = true;

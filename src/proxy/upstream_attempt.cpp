@@ -84,9 +84,16 @@ void UpstreamAttempt::start(const AttemptRequest& request, AttemptSink* sink,
   pieces_ = nullptr;
   const auto& retries = req_.route->retries;
   const auto& fwd = *req_.forward;
+  // The body is kept for a replay: for a retry the route allows, and to an HTTP/2 endpoint
+  // whatever the method, because a stream it refuses (GOAWAY past it, REFUSED_STREAM) was not
+  // processed and goes again (RFC 9113 §8.7).
+  const bool h2_upstream = req_.balancer->config().protocol != config::UpstreamProtocol::kHttp1;
+  refusals_ = 0;
+  refused_on_ = nullptr;
   replay_ok_ =
-      req_.has_body && retries.attempts > 0 && retries.max_body_bytes > 0 &&
-      (idempotent(req_.head->method) || retries.non_idempotent) &&
+      req_.has_body && retries.max_body_bytes > 0 &&
+      (h2_upstream ||
+       (retries.attempts > 0 && (idempotent(req_.head->method) || retries.non_idempotent))) &&
       (fwd.framing != Framing::kContentLength || fwd.content_length <= retries.max_body_bytes);
   stats_ = req_.view->stats->clusters[req_.cluster_index].get();
   memo_.reset();
@@ -114,10 +121,10 @@ void UpstreamAttempt::try_once() {
   // A request that must not be sent twice only goes on a pooled connection that is known to
   // be open (a peek), so that it is never lost to an idle-close race.
   const bool careful = !idempotent(req_.head->method) && !req_.route->retries.non_idempotent;
-  tls_ = req_.view->snapshot->cluster_tls[req_.cluster_index].get();
+  tls_ = req_.view->snapshot->cluster_tls[req_.cluster_index];
   if (req_.balancer->config().protocol != config::UpstreamProtocol::kHttp1) return h2_try();
   h2_mode_ = false;
-  conn_ = worker_.pool().take(pick_.ref->endpoint->id, careful, tls_ != nullptr);
+  conn_ = worker_.pool().take(pick_.ref->endpoint->id, careful, tls_.get());
   reused_ = conn_ != nullptr;
   if (conn_) return begin_send();
   connect();
@@ -126,6 +133,7 @@ void UpstreamAttempt::try_once() {
 void UpstreamAttempt::connect() {
   conn_ = std::make_unique<UpstreamConnection>(worker_.ioc());
   conn_->endpoint_id = pick_.ref->endpoint->id;
+  conn_->tls = tls_;
   reused_ = false;
   auto connect_deadline = Clock::now() + req_.balancer->config().upstream.connect_timeout;
   const bool route_sooner = timer_armed_ && deadline_ < connect_deadline;
@@ -598,7 +606,8 @@ void UpstreamAttempt::cancel() {
 // yet written anywhere.
 bool UpstreamAttempt::can_resend() const {
   if (!req_.has_body || replaying_) return true;
-  if (replay_ok_ && body_done_) return true;
+  // HTTP/2 can replay the part kept so far and then go on with the rest as it comes.
+  if (replay_ok_ && (body_done_ || h2_mode_)) return true;
   return !body_touched_ || (head_pending_ && pieces_ != nullptr);
 }
 
@@ -663,17 +672,8 @@ bool UpstreamAttempt::try_retry(RetryReason reason, unsigned status) {
       retries_done_ >= policy.attempts || !should_retry(policy, reason, status)) {
     return false;
   }
-  if (!req_.view->retry_budgets[req_.cluster_index].allow(
-          stats_->active_retries.load(std::memory_order_relaxed))) {
-    stats_->counters.add(ClusterStats::kRetryBudgetExhausted);
-    return false;
-  }
-  if (!retry_counted_) {
-    stats_->active_retries.fetch_add(1, std::memory_order_relaxed);
-    retry_counted_ = true;
-  }
+  if (!take_retry_token()) return false;
   ++retries_done_;
-  stats_->counters.add(ClusterStats::kRetries);
   if (logs::proxy().should_log(spdlog::level::debug)) {
     logs::proxy().debug("retrying after a failure on {} (try {})", endpoint()->address_text,
                         retries_done_ + 1);
@@ -685,6 +685,22 @@ bool UpstreamAttempt::try_retry(RetryReason reason, unsigned status) {
   replaying_ = req_.has_body && body_touched_;
   stale_replayed_ = false;
   try_once();
+  return true;
+}
+
+// One more try of this request, counted and within the cluster's retry budget (README,
+// "Retries"): false, and counted as refused, when the budget is spent.
+bool UpstreamAttempt::take_retry_token() {
+  if (!req_.view->retry_budgets[req_.cluster_index].allow(
+          stats_->active_retries.load(std::memory_order_relaxed))) {
+    stats_->counters.add(ClusterStats::kRetryBudgetExhausted);
+    return false;
+  }
+  if (!retry_counted_) {
+    stats_->active_retries.fetch_add(1, std::memory_order_relaxed);
+    retry_counted_ = true;
+  }
+  stats_->counters.add(ClusterStats::kRetries);
   return true;
 }
 

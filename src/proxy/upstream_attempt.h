@@ -121,6 +121,7 @@ class UpstreamAttempt final : private H2ClientStream {
   bool can_resend() const;
   void fail(boost::system::error_code ec, Failure kind);
   bool try_retry(RetryReason reason, unsigned status);
+  bool take_retry_token();
   void end_failed(unsigned status, std::string_view reason);
   void let_go();
   void release_endpoint();
@@ -130,6 +131,9 @@ class UpstreamAttempt final : private H2ClientStream {
   void release_retry();
   // --- HTTP/2 endpoints (upstream_attempt_h2.cpp) ---
   void h2_try();
+  // A stream the endpoint did not process (REFUSED_STREAM, or past a GOAWAY): sent again on
+  // another connection, whatever its method, within the retry budget. False: it cannot be.
+  bool h2_retry_unprocessed();
   void h2_submit();
   void h2_on_head();
   void h2_hand();
@@ -169,8 +173,10 @@ class UpstreamAttempt final : private H2ClientStream {
   balancer::PickMemo memo_;        // the endpoints tried so far
   balancer::Pick pick_;            // this try's endpoint (kept after the try, for the log)
   std::unique_ptr<UpstreamConnection> conn_;
-  const tls::ClientContext* tls_ = nullptr;  // the cluster's upstream TLS (snapshot-owned)
-  bool reused_ = false;                      // conn_ came from the pool
+  // The cluster's upstream TLS context for this try (shared: a reload cannot free it under a
+  // connect or handshake in progress).
+  std::shared_ptr<const tls::ClientContext> tls_;
+  bool reused_ = false;     // conn_ came from the pool
   bool reached_ = false;    // some bytes of this try were written: it may have been processed
   bool got_bytes_ = false;  // some response bytes arrived on this try
   bool stale_replayed_ = false;
@@ -234,7 +240,9 @@ class UpstreamAttempt final : private H2ClientStream {
   size_t h2_handed_ = 0;       // bytes at the front of buffer_ the sink holds
   size_t h2_piece_ = 0;        // request body position in pieces_ / replay_
   size_t h2_offset_ = 0;
-  bool h2_overflow_ = false;  // more DATA than the window allows
+  bool h2_overflow_ = false;              // more DATA than the window allows
+  uint32_t refusals_ = 0;                 // streams of this request the endpoint did not process
+  const H2Client* refused_on_ = nullptr;  // identity only: the connection that refused it
 
   Timer timer_;
   uint64_t timer_generation_ = 0;

@@ -36,7 +36,7 @@ void UpstreamAttempt::h2_try() {
   const auto& up = req_.balancer->config().upstream;
   h2_keep_ = owner_.lock();  // the connection holds only a plain pointer to this attempt
   h2_ = worker_.h2_pool().acquire(ep->id, ep->address, ep->address_text, tls_, up.connect_timeout,
-                                  up.idle_timeout);
+                                  up.idle_timeout, refused_on_);
   if (h2_->ready()) return h2_submit();
   connecting_ = true;
   h2_->wait(this);
@@ -75,6 +75,12 @@ ssize_t UpstreamAttempt::h2_read_body(uint8_t* buf, size_t length, uint32_t* fla
     std::memcpy(buf, replay_.data() + h2_offset_, n);
     h2_offset_ += n;
     drained = h2_offset_ == replay_.size();
+    if (drained && !body_done_) {
+      // The kept part is sent again; the rest of the body still comes from the sink (every
+      // piece it handed over so far is in replay_).
+      replaying_ = false;
+      pieces_ = nullptr;
+    }
   } else {
     n = h2::copy_pieces(pieces_, h2_piece_, h2_offset_, buf, length, &drained);
   }
@@ -177,16 +183,28 @@ void UpstreamAttempt::h2_deliver() {
   }
   if (!h2_closed_) return;
   if (h2_ended_ && h2_error_ == NGHTTP2_NO_ERROR && head_parsed_) return;  // handing the rest
-  if (h2_error_ == NGHTTP2_REFUSED_STREAM && !head_parsed_ && !stale_replayed_ && can_resend()) {
-    // GOAWAY past this stream, or refused: the endpoint did not process it; once more, on a
-    // connection that is open for streams.
-    stale_replayed_ = true;
-    if (replay_ok_ && body_done_ && req_.has_body && body_touched_) replaying_ = true;
-    h2_release();
-    return h2_try();
+  if (h2_error_ == NGHTTP2_REFUSED_STREAM && !head_parsed_) {
+    reached_ = false;  // RFC 9113 §8.7: not processed
+    if (h2_retry_unprocessed()) return;
   }
-  if (h2_error_ == NGHTTP2_REFUSED_STREAM && !head_parsed_) reached_ = false;
   fail(asio::error::connection_reset, Failure::kClosed);
+}
+
+// GOAWAY past this stream, or REFUSED_STREAM: the endpoint did not process it, so it may go
+// again whatever its method (RFC 9113 §8.7), on another connection (the one that refused it is
+// avoided; a GOAWAY's takes no new stream anyway). It counts as a retry: within the retry
+// budget, and at most twice per request, so an endpoint that refuses everything cannot keep a
+// request bouncing.
+bool UpstreamAttempt::h2_retry_unprocessed() {
+  constexpr uint32_t kMaxRefusals = 2;
+  if (refusals_ >= kMaxRefusals || !can_resend() || !take_retry_token()) return false;
+  ++refusals_;
+  refused_on_ = h2_.get();
+  if (req_.has_body && body_touched_) replaying_ = true;
+  ++generation_;  // nothing of the refused stream's may touch the next one
+  h2_release();
+  h2_try();
+  return true;
 }
 
 void UpstreamAttempt::h2_on_head() {

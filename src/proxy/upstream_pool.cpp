@@ -25,14 +25,17 @@ bool still_open(UpstreamConnection& conn) {
 }  // namespace
 
 std::unique_ptr<UpstreamConnection> UpstreamPool::take(uint32_t endpoint_id, bool always_check,
-                                                       bool tls) {
+                                                       const tls::ClientContext* tls) {
   if (endpoint_id >= idle_.size()) return nullptr;
   auto& pool = idle_[endpoint_id];
   const auto now = Clock::now();
   while (!pool.empty()) {
     auto conn = std::move(pool.back());
     pool.pop_back();
-    if (conn->idle_deadline <= now || conn->stream.tls() != tls) continue;
+    // A connection made under another TLS context (or none) is closed: a reload changed the
+    // cluster's verify, CA, SNI or client certificate, and it must not carry the new rules'
+    // requests.
+    if (conn->idle_deadline <= now || conn->tls.get() != tls) continue;
     if ((!always_check && now - conn->idle_since < kPeekAfterIdle) || still_open(*conn)) {
       return conn;
     }

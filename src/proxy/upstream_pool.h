@@ -17,8 +17,10 @@ class UpstreamPool {
   // An idle connection to the endpoint that is still open, or nullptr. Most recently used
   // first (warmest, least likely closed by the endpoint). always_check: peek even a connection
   // used moments ago (for requests that must not be sent twice, RFC 9110 §9.2.2).
-  // tls: whether the cluster speaks TLS to it now (a reload may turn it on or off).
-  std::unique_ptr<UpstreamConnection> take(uint32_t endpoint_id, bool always_check, bool tls);
+  // tls: the cluster's TLS context now (nullptr: plaintext); only a connection made under that
+  // very context is reused (a reload that changed the cluster's TLS drains the others).
+  std::unique_ptr<UpstreamConnection> take(uint32_t endpoint_id, bool always_check,
+                                           const tls::ClientContext* tls);
   // Keeps conn for reuse until idle_timeout, unless the pool for its endpoint is full.
   void put(std::unique_ptr<UpstreamConnection> conn, std::chrono::milliseconds idle_timeout,
            uint32_t max_idle);

@@ -37,6 +37,9 @@ struct UpstreamConnection {
   explicit UpstreamConnection(asio::io_context& ioc) : stream(Socket(ioc.get_executor())) {}
   Socket& socket() { return stream.socket(); }
   Stream stream;  // TLS once the handshake is done (clusters with tls)
+  // The TLS context it was made under (null: plaintext), kept alive with it: the pool reuses it
+  // only for requests under that same context.
+  std::shared_ptr<const tls::ClientContext> tls;
   uint32_t endpoint_id = 0;
   Clock::time_point idle_since;
   Clock::time_point idle_deadline;

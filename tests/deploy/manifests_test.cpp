@@ -46,14 +46,25 @@ std::pair<YAML::Node, YAML::Node> pod_of(const YAML::Node& workload) {
   return {workload["spec"]["template"]["spec"], workload["spec"]["template"]["metadata"]};
 }
 
-// Loads the ConfigMap's switchyard.yaml with the loader the daemon uses.
+// Loads the ConfigMap's switchyard.yaml with the loader the daemon uses. The admin token file
+// it names (mounted from the Secret in a pod) is written from the manifest's Secret to a
+// temporary file first, so the loader reads the token the pod would.
 std::shared_ptr<const switchyard::config::Config> load_embedded(const YAML::Node& configmap,
-                                                                const std::string& name) {
-  const auto text = configmap["data"]["switchyard.yaml"].as<std::string>();
+                                                                const std::string& name,
+                                                                const YAML::Node& secret) {
+  auto text = configmap["data"]["switchyard.yaml"].as<std::string>();
   const fs::path path = fs::temp_directory_path() / ("switchyard-k8s-" + name + ".yaml");
+  const fs::path token = fs::temp_directory_path() / ("switchyard-k8s-" + name + ".token");
+  const std::string mounted = "/etc/switchyard-admin/token";
+  EXPECT_NE(text.find("token_file: " + mounted), std::string::npos) << name;
+  EXPECT_TRUE(secret) << name << ": no Secret with the admin token";
+  if (secret) std::ofstream(token) << secret["stringData"]["token"].as<std::string>();
+  if (auto at = text.find(mounted); at != std::string::npos)
+    text.replace(at, mounted.size(), token.string());
   std::ofstream(path) << text;
   auto result = switchyard::config::load_file(path.string(), switchyard::balancer::schema());
   fs::remove(path);
+  fs::remove(token);
   std::string errors;
   for (const auto& e : result.errors) errors += e.to_string() + "\n";
   EXPECT_TRUE(result.ok()) << name << ":\n" << errors;
@@ -77,18 +88,29 @@ void expect_switchyard_container(const YAML::Node& pod, const YAML::Node& meta,
   bool from_configmap = false;
   for (const auto& v : pod["volumes"]) from_configmap = from_configmap || v["configMap"];
   EXPECT_TRUE(from_configmap);
-  // Probes on the admin port: readiness on /readyz, liveness on /healthz.
+  // Probes on the probe address: readiness on /readyz, liveness on /healthz.
   EXPECT_EQ(sy["readinessProbe"]["httpGet"]["path"].as<std::string>(), "/readyz");
   EXPECT_EQ(sy["livenessProbe"]["httpGet"]["path"].as<std::string>(), "/healthz");
-  const uint16_t admin_port = cfg.admin.listen.port();
-  bool admin_named = false;
+  ASSERT_TRUE(cfg.admin.probe_listen) << "no admin.probe_listen";
+  const uint16_t probe_port = cfg.admin.probe_listen->port();
+  bool probes_named = false;
   for (const auto& p : sy["ports"]) {
     if (p["name"].as<std::string>() == sy["readinessProbe"]["httpGet"]["port"].as<std::string>())
-      admin_named = p["containerPort"].as<uint16_t>() == admin_port;
+      probes_named = p["containerPort"].as<uint16_t>() == probe_port;
+    // The views' port is not published.
+    EXPECT_NE(p["containerPort"].as<uint16_t>(), cfg.admin.listen.port());
   }
-  EXPECT_TRUE(admin_named) << "the probes' port is not admin.listen's " << admin_port;
-  // The admin and listener addresses are reachable from outside the pod.
-  EXPECT_EQ(cfg.admin.listen_text.rfind("0.0.0.0:", 0), 0u) << cfg.admin.listen_text;
+  EXPECT_TRUE(probes_named) << "the probes' port is not admin.probe_listen's " << probe_port;
+  // The probes and listeners are reachable from outside the pod; the views and reload are not,
+  // and reload needs the token.
+  EXPECT_EQ(cfg.admin.probe_listen_text.rfind("0.0.0.0:", 0), 0u) << cfg.admin.probe_listen_text;
+  EXPECT_EQ(cfg.admin.listen_text.rfind("127.0.0.1:", 0), 0u) << cfg.admin.listen_text;
+  EXPECT_GE(cfg.admin.token.size(), 16u);
+  bool token_mounted = false;
+  for (const auto& m : sy["volumeMounts"]) {
+    token_mounted = token_mounted || m["mountPath"].as<std::string>() == "/etc/switchyard-admin";
+  }
+  EXPECT_TRUE(token_mounted) << "the admin token is not mounted where token_file points";
   for (const auto& l : cfg.listeners) EXPECT_EQ(l.listen_text.rfind("0.0.0.0:", 0), 0u);
   // Drain fits the grace period: preStop sleep + drain_timeout < terminationGracePeriodSeconds.
   const auto pre_stop = sy["lifecycle"]["preStop"]["exec"]["command"];
@@ -104,10 +126,10 @@ void expect_switchyard_container(const YAML::Node& pod, const YAML::Node& meta,
   EXPECT_TRUE(pod["securityContext"]["runAsNonRoot"].as<bool>());
   EXPECT_EQ(pod["securityContext"]["runAsUser"].as<int>(), 10001);  // the image's user
   EXPECT_FALSE(sy["securityContext"]["allowPrivilegeEscalation"].as<bool>());
-  // Prometheus scrape annotations pointing at the admin port.
+  // Prometheus scrape annotations pointing at the probe address (it serves /metrics).
   const auto ann = meta["annotations"];
   EXPECT_EQ(ann["prometheus.io/scrape"].as<std::string>(), "true");
-  EXPECT_EQ(ann["prometheus.io/port"].as<uint16_t>(), admin_port);
+  EXPECT_EQ(ann["prometheus.io/port"].as<uint16_t>(), probe_port);
   EXPECT_EQ(ann["prometheus.io/path"].as<std::string>(), "/metrics");
   for (const auto& c : pod["containers"]) {
     EXPECT_TRUE(c["resources"]["requests"]) << c["name"].as<std::string>();
@@ -120,7 +142,7 @@ TEST(K8sManifests, SidecarPodHasTheAppAndSwitchyardInFrontOfIt) {
   const auto pod = find_kind(docs, "Pod");
   ASSERT_TRUE(cm);
   ASSERT_TRUE(pod);
-  auto cfg = load_embedded(cm, "sidecar");
+  auto cfg = load_embedded(cm, "sidecar", find_kind(docs, "Secret"));
   ASSERT_TRUE(cfg);
   auto [spec, meta] = pod_of(pod);
   EXPECT_EQ(spec["containers"].size(), 2u);
@@ -147,7 +169,7 @@ TEST(K8sManifests, EdgeDeploymentAndServiceMatch) {
   ASSERT_TRUE(cm);
   ASSERT_TRUE(deploy);
   ASSERT_TRUE(service);
-  auto cfg = load_embedded(cm, "edge");
+  auto cfg = load_embedded(cm, "edge", find_kind(docs, "Secret"));
   ASSERT_TRUE(cfg);
   auto [spec, meta] = pod_of(deploy);
   expect_switchyard_container(spec, meta, *cfg, "edge.yaml");

@@ -1,122 +1,211 @@
-// libFuzzer target: arbitrary bytes after the client preface into an HTTP/2 server session
-// configured as switchyard's (H2Session: no automatic window updates, bounded SETTINGS,
-// CONTINUATION limit, reset rate limit): nghttp2's frame parser and HPACK decoder, then
-// switchyard's own handling of what they decode (field classification, method, the request
-// checks, grpc-timeout and content-type) and an answer built by H2Fields (lower-casing, the
-// connection-specific filter) for every complete request, drained through mem_send. The
-// first byte picks the server or the client side (an upstream's response head and trailers).
-// Build: cmake -DSWITCHYARD_FUZZ=ON -DCMAKE_CXX_COMPILER=clang++.
-#include <nghttp2/nghttp2.h>
+// libFuzzer target: arbitrary bytes into switchyard's own HTTP/2 sessions, through their real
+// nghttp2 callbacks and on a real worker's event loop (nothing mocked but the peer):
+// - server side (first byte even): an H2Session on one end of a socketpair gets the client
+//   preface and the input as what the client sent, with the flood, reset, CONTINUATION and
+//   stalled-body defences, the in-flight cap and the request-body timeout as configured; every
+//   complete request is planned, routed and started like a real one (its endpoint refuses the
+//   connection, so each ends in a 502 or a retry, without leaving the loopback);
+// - client side (first byte odd): an H2Client that submitted two requests (one with a body)
+//   gets the input as what the endpoint answered: response heads, DATA, trailers, resets,
+//   GOAWAY and SETTINGS through its pending-stream bookkeeping, window handling and delivery.
+// The loop runs until it has nothing more to do (bounded), then the connection is closed and
+// everything it held must be released. Build: cmake -DSWITCHYARD_FUZZ=ON
+// -DCMAKE_CXX_COMPILER=clang++ (make fuzz-build).
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <csignal>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
+#include <memory>
 #include <string>
-#include <vector>
 
-#include "../../src/proxy/h2_fields.h"
-#include "../../src/proxy/h2_wire.h"
-#include "switchyard/proxy/grpc.h"
-#include "switchyard/proxy/request_rules.h"
+#include "../../src/proxy/h2_client.h"
+#include "../../src/proxy/h2_session.h"
+#include "../../src/proxy/worker.h"
+#include "switchyard/balancer/policy.h"
+#include "switchyard/common/logging.h"
+#include "switchyard/config/loader.h"
+#include "switchyard/control/runtime.h"
 
 using namespace switchyard;
 
 namespace {
 
-struct State {
-  std::string store;
-  std::vector<std::pair<size_t, size_t>> spans;  // name at, value at (lengths follow)
-  std::vector<std::pair<size_t, size_t>> lens;
-  size_t bytes = 0;
+constexpr const char* kConfig = R"(workers: 1
+admin: { listen: 127.0.0.1:0 }
+access_log: { enabled: false }
+listeners:
+  - name: ingress
+    listen: 127.0.0.1:0
+    protocols: [h2, http1]
+    limits: { max_concurrent_streams: 16, max_requests_in_flight: 4, request_body_timeout: 1s }
+    routes:
+      - match: { path_prefix: /grpc }
+        cluster: app
+        timeout: 0s
+      - cluster: app
+clusters:
+  - name: app
+    circuit_breaker: { consecutive_failures: 0 }
+    endpoints:
+      - address: 127.0.0.1:1
+)";
+
+// What the client side's stream owner is told; it takes every piece at once.
+struct Owner final : proxy::H2ClientStream {
+  std::shared_ptr<proxy::H2Client> client;
+  int32_t id = 0;
+  bool closed = false;
+  size_t body_sent = 0;
+  size_t got = 0;
+  void h2_ready(bool) override {}
+  void h2_header(std::string_view n, std::string_view v) override { got += n.size() + v.size(); }
+  void h2_headers_end() override {}
+  void h2_data(const uint8_t*, size_t size) override { got += size; }
+  void h2_end_stream() override {}
+  void h2_closed(uint32_t) override { closed = true; }
+  void h2_deliver() override {
+    if (got > 0 && !closed && id > 0) client->consume(id, got);
+    got = 0;
+  }
+  ssize_t h2_read_body(uint8_t* buf, size_t length, uint32_t* flags) override {
+    const size_t n = std::min<size_t>(length, 300 - body_sent);
+    std::memset(buf, 'b', n);
+    body_sent += n;
+    if (body_sent == 300) *flags |= NGHTTP2_DATA_FLAG_EOF;
+    return static_cast<ssize_t>(n);
+  }
 };
 
-int on_header(nghttp2_session*, const nghttp2_frame*, const uint8_t* name, size_t namelen,
-              const uint8_t* value, size_t valuelen, uint8_t, void* user) {
-  auto* s = static_cast<State*>(user);
-  s->bytes += namelen + valuelen + 32;
-  if (s->bytes > 16384) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-  s->spans.emplace_back(s->store.size(), s->store.size() + namelen);
-  s->lens.emplace_back(namelen, valuelen);
-  s->store.append(reinterpret_cast<const char*>(name), namelen);
-  s->store.append(reinterpret_cast<const char*>(value), valuelen);
-  return 0;
+struct Env {
+  Env() : runtime(control), worker(0, shared) {
+    std::signal(SIGPIPE, SIG_IGN);  // as the daemon: a peer that left is an error code
+    logs::init("error");
+    auto loaded = config::load_string(kConfig, "fuzz.yaml", balancer::schema());
+    if (!loaded.ok()) std::abort();
+    auto snapshot = runtime.apply(loaded.config);
+    worker.publish(snapshot, stats.build(snapshot));
+    run();
+  }
+  // Runs the worker's loop until it is idle (bounded: a hostile input cannot spin it).
+  void run() {
+    for (int i = 0; i < 256 && worker.ioc().poll() > 0; ++i) {
+    }
+    worker.ioc().restart();
+  }
+  boost::asio::io_context control;
+  control::Runtime runtime;
+  proxy::StatsRegistry stats;
+  proxy::SharedCounters shared{1};
+  proxy::Worker worker;
+};
+
+Env& env() {
+  static Env* e = new Env();  // never destroyed: the worker's handlers may outlive an input
+  return *e;
 }
 
-int on_frame(nghttp2_session* ng, const nghttp2_frame* f, void* user) {
-  auto* s = static_cast<State*>(user);
-  if (f->hd.type != NGHTTP2_HEADERS) return 0;
-  proxy::RequestHead head;
-  head.version = 20;
-  for (size_t i = 0; i < s->spans.size(); ++i) {
-    std::string_view name(s->store.data() + s->spans[i].first, s->lens[i].first);
-    std::string_view value(s->store.data() + s->spans[i].second, s->lens[i].second);
-    if (name == ":method") head.method = proxy::parse_method(value);
-    if (name == ":path") head.target = value;
-    if (!name.empty() && name[0] == ':') continue;
-    head.fields.items.push_back(proxy::Field{name, value, proxy::classify_field(name)});
-  }
-  config::Limits limits;
-  auto verdict = proxy::check_request_head(head, limits);
-  auto timeout = proxy::grpc::parse_timeout(head.fields.value(proxy::FieldId::kGrpcTimeout));
-  if (timeout && timeout->count() < 0) std::abort();
-  (void)proxy::grpc::is_grpc(head.fields.value(proxy::FieldId::kContentType));
-  if (f->headers.cat == NGHTTP2_HCAT_REQUEST && nghttp2_session_check_server_session(ng)) {
-    auto& out = proxy::H2Fields::scratch();
-    out.status(verdict.status != 0 ? verdict.status : 200);
-    out.add_kept(head.fields);
-    nghttp2_submit_response(ng, f->hd.stream_id, out.nv(), out.size(), nullptr);
-  }
-  s->spans.clear();
-  s->lens.clear();
-  s->store.clear();
-  s->bytes = 0;
-  return 0;
+proxy::Socket adopt(Env& e, int fd) {
+  proxy::Socket s(e.worker.ioc().get_executor());
+  boost::system::error_code ec;
+  s.assign(boost::asio::ip::tcp::v4(), fd, ec);
+  return s;
 }
 
-int on_data(nghttp2_session* ng, uint8_t, int32_t id, const uint8_t*, size_t len, void*) {
-  nghttp2_session_consume(ng, id, len);
-  return 0;
+void write_all(int fd, const uint8_t* data, size_t size) {
+  while (size > 0) {
+    const ssize_t n = ::send(fd, data, size, MSG_NOSIGNAL);
+    if (n <= 0) return;  // the session closed its end (a GOAWAY and close): fine
+    data += n;
+    size -= static_cast<size_t>(n);
+  }
+}
+
+void drain(int fd) {
+  uint8_t buf[65536];
+  while (::recv(fd, buf, sizeof buf, MSG_DONTWAIT) > 0) {
+  }
+}
+
+void server_side(Env& e, const uint8_t* data, size_t size) {
+  int fds[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) return;
+  proxy::ClientIdentity id{"192.0.2.1", *IpAddress::parse("192.0.2.1"), {}, {}};
+  auto session = std::make_shared<proxy::H2Session>(e.worker, 0, proxy::Stream(adopt(e, fds[0])),
+                                                    proxy::ConnectionSlot(), std::move(id));
+  static const std::string kPreface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+  session->start(kPreface);
+  e.run();
+  // The rest in two writes, as a socket might deliver it.
+  const size_t half = size / 2;
+  write_all(fds[1], data, half);
+  e.run();
+  drain(fds[1]);
+  write_all(fds[1], data + half, size - half);
+  e.run();
+  drain(fds[1]);
+  ::close(fds[1]);  // the client leaves: everything the session holds must be let go
+  e.run();
+  session->abort();
+  session.reset();
+  e.run();
+}
+
+void client_side(Env& e, const uint8_t* data, size_t size) {
+  int fds[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) return;
+  auto client =
+      std::make_shared<proxy::H2Client>(e.worker, SocketAddress{}, "fuzz", nullptr,
+                                        std::chrono::seconds(1), std::chrono::seconds(10));
+  client->start_connected(adopt(e, fds[0]));
+  Owner get, post;
+  get.client = post.client = client;
+  const nghttp2_nv nv[] = {{(uint8_t*)":method", (uint8_t*)"GET", 7, 3, 0},
+                           {(uint8_t*)":path", (uint8_t*)"/", 5, 1, 0},
+                           {(uint8_t*)":scheme", (uint8_t*)"http", 7, 4, 0},
+                           {(uint8_t*)":authority", (uint8_t*)"a", 10, 1, 0}};
+  get.id = client->submit(nv, 4, false, &get);
+  nghttp2_nv post_nv[4];
+  std::memcpy(post_nv, nv, sizeof nv);
+  post_nv[0].value = (uint8_t*)"POST";
+  post_nv[0].valuelen = 4;
+  post.id = client->submit(post_nv, 4, true, &post);
+  client->flush();
+  e.run();
+  drain(fds[1]);
+  // The endpoint's side: its SETTINGS first (the connection preface of a server), then the
+  // input in two writes.
+  static const uint8_t kSettings[] = {0, 0, 0, 4, 0, 0, 0, 0, 0};
+  write_all(fds[1], kSettings, sizeof kSettings);
+  const size_t half = size / 2;
+  write_all(fds[1], data, half);
+  e.run();
+  drain(fds[1]);
+  // The owners give up their streams, as attempts do when their client leaves.
+  client->cancel(get.id, &get);
+  write_all(fds[1], data + half, size - half);
+  e.run();
+  client->cancel(post.id, &post);
+  ::close(fds[1]);
+  e.run();
+  client->close();
+  client.reset();
+  get.client.reset();
+  post.client.reset();
+  e.run();
 }
 
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;
-  const bool server = (data[0] & 1) == 0;
-  State state;
-  nghttp2_session_callbacks* cb = nullptr;
-  nghttp2_session_callbacks_new(&cb);
-  nghttp2_session_callbacks_set_on_header_callback(cb, on_header);
-  nghttp2_session_callbacks_set_on_frame_recv_callback(cb, on_frame);
-  nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, on_data);
-  nghttp2_option* opt = proxy::h2::new_options();
-  nghttp2_session* ng = nullptr;
-  if (server) {
-    nghttp2_session_server_new2(&ng, cb, &state, opt);
+  Env& e = env();
+  if ((data[0] & 1) == 0) {
+    server_side(e, data + 1, size - 1);
   } else {
-    nghttp2_session_client_new2(&ng, cb, &state, opt);
-    const nghttp2_nv nv[] = {{(uint8_t*)":method", (uint8_t*)"GET", 7, 3, 0},
-                             {(uint8_t*)":path", (uint8_t*)"/", 5, 1, 0},
-                             {(uint8_t*)":scheme", (uint8_t*)"http", 7, 4, 0},
-                             {(uint8_t*)":authority", (uint8_t*)"a", 10, 1, 0}};
-    nghttp2_submit_request(ng, nullptr, nv, 4, nullptr, nullptr);
+    client_side(e, data + 1, size - 1);
   }
-  nghttp2_submit_settings(ng, NGHTTP2_FLAG_NONE, nullptr, 0);
-  static const char kPreface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-  const uint8_t* out = nullptr;
-  while (nghttp2_session_mem_send(ng, &out) > 0) {
-  }
-  if (server) nghttp2_session_mem_recv(ng, reinterpret_cast<const uint8_t*>(kPreface), 24);
-  // The rest in two reads, as a socket might deliver it.
-  const size_t half = (size - 1) / 2;
-  if (nghttp2_session_mem_recv(ng, data + 1, half) >= 0) {
-    while (nghttp2_session_mem_send(ng, &out) > 0) {
-    }
-    nghttp2_session_mem_recv(ng, data + 1 + half, size - 1 - half);
-  }
-  while (nghttp2_session_mem_send(ng, &out) > 0) {
-  }
-  nghttp2_session_del(ng);
-  nghttp2_option_del(opt);
-  nghttp2_session_callbacks_del(cb);
   return 0;
 }

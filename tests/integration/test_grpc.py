@@ -296,5 +296,89 @@ class GrpcTest(ProxyTestCase):
         self.assertIsNotNone(wait_for(lambda: names() == {"s0", "s1"}, 5))
 
 
+class UpstreamTlsReloadTest(ProxyTestCase):
+    def test_reloads_under_tls_requests_with_short_client_timeouts(self):
+        # 50 reloads, each changing both clusters' TLS (min_version 1.2 <-> 1.3: new contexts,
+        # old pooled connections drained), while clients with timeouts of 5-150 ms keep TLS
+        # connects, handshakes and exchanges to an HTTP/1.1 and an h2 endpoint in flight and
+        # give up on them. Upstream contexts are shared-owned by whatever uses them, so nothing
+        # is freed under a pending connect (under ASan this is the proof); afterwards both
+        # clusters still answer under the last rules.
+        import http.client
+        import random
+        import threading
+        from harness import Backend
+        from test_tls import pki
+        p = pki()
+        grpc_server = GrpcServer("g", ("--tls", *p.backend))
+        self.processes.append(grpc_server)
+        cert, key = p.backend
+        h1 = self.backend("h1", extra=["--tls-cert", cert, "--tls-key", key])
+
+        def cfg(version):
+            tls = f"    tls: {{ sni: backend.test, ca_file: {p.ca}, min_version: \"{version}\" }}\n"
+            return ("workers: 2\nadmin: { listen: 127.0.0.1:0 }\naccess_log: { enabled: false }\n"
+                    "listeners:\n  - name: ingress\n    listen: 127.0.0.1:0\n"
+                    "    protocols: [h2, http1]\n    routes:\n"
+                    "      - match: { path_prefix: /test.Echo/ }\n        cluster: g\n"
+                    "      - cluster: h1\n"
+                    "clusters:\n"
+                    f"  - name: g\n    protocol: h2\n{tls}"
+                    f"    endpoints:\n      - address: {grpc_server.address}\n"
+                    f"  - name: h1\n{tls}"
+                    "    upstream: { max_idle_per_endpoint: 4 }\n"
+                    f"    endpoints:\n      - address: {h1.address}\n")
+
+        sy = self.switchyard(cfg("1.2"))
+        stop = threading.Event()
+        done = [0]
+
+        def h1_client():
+            while not stop.is_set():
+                try:
+                    c = http.client.HTTPConnection("127.0.0.1", sy.port,
+                                                   timeout=random.uniform(0.005, 0.15))
+                    c.request("GET", f"/sleep?ms={random.randint(0, 60)}")
+                    c.getresponse().read()
+                    done[0] += 1
+                except (OSError, http.client.HTTPException):
+                    pass
+                finally:
+                    c.close()
+
+        ch = grpc.insecure_channel(f"127.0.0.1:{sy.port}")
+        self.addCleanup(ch.close)
+        call = unary(ch)
+
+        def grpc_client():
+            while not stop.is_set():
+                try:
+                    call(b"x", timeout=random.uniform(0.005, 0.15))
+                    done[0] += 1
+                except grpc.RpcError:
+                    pass
+
+        threads = [threading.Thread(target=f, daemon=True)
+                   for f in (h1_client, h1_client, grpc_client, grpc_client)]
+        for t in threads:
+            t.start()
+        for i in range(50):
+            sy.rewrite_config(cfg("1.3" if i % 2 == 0 else "1.2"))
+            status, _, body = admin(sy, "POST", "/admin/reload")
+            self.assertEqual(status, 200, body)
+            time.sleep(0.05)
+        stop.set()
+        for t in threads:
+            t.join(timeout=10)
+        self.assertIsNone(sy.proc.poll(), "switchyard died")
+        self.assertGreater(done[0], 20)
+        self.assertEqual(call(b"after", timeout=10), b"g:after")
+        import http.client as hc
+        c = hc.HTTPConnection("127.0.0.1", sy.port, timeout=10)
+        c.request("GET", "/")
+        self.assertEqual(c.getresponse().status, 200)
+        c.close()
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -246,9 +246,17 @@ class RawH2Origin:
     GOAWAY with last_stream_id = that stream (the second was not processed). max_streams:
     SETTINGS_MAX_CONCURRENT_STREAMS, with each answer held 300 ms."""
 
-    def __init__(self, goaway=False, max_streams=None, ack_ping=True):
+    def __init__(self, goaway=False, max_streams=None, ack_ping=True, goaway_each=False,
+                 refuse_every=0):
+        """goaway_each: every connection answers its first request (once its END_STREAM is in),
+        then sends GOAWAY with last_stream_id = that stream and closes 100 ms later, leaving any
+        other stream unprocessed. refuse_every=N: every Nth request stream (over all
+        connections) gets RST_STREAM REFUSED_STREAM; the others are answered at END_STREAM."""
         import threading
         self.goaway, self.max_streams, self.ack_ping = goaway, max_streams, ack_ping
+        self.goaway_each, self.refuse_every = goaway_each, refuse_every
+        self.answered = 0  # streams answered
+        self.seen = 0      # request streams seen
         self.pings = 0   # PINGs received (not ACKs)
         self.closed = 0  # connections the peer closed
         self.sock = socket.socket()
@@ -277,14 +285,40 @@ class RawH2Origin:
         time.sleep(delay)
         try:
             conn.sendall(frame(1, 0x4, sid, b"\x88") + frame(0, 0x1, sid, f"conn {n}".encode()))
+            with self.lock:
+                self.answered += 1
         except OSError:
             pass
+
+    def _on_request_end(self, conn, n, sid, state):
+        """goaway_each / refuse_every: the request on stream sid is complete."""
+        with self.lock:
+            self.seen += 1
+            seen = self.seen
+        if self.refuse_every and seen % self.refuse_every == 0:
+            conn.sendall(frame(3, 0, sid, struct.pack(">I", 7)))  # REFUSED_STREAM
+            return
+        if self.goaway_each:
+            if state.get("done"):
+                return  # past the GOAWAY: never processed
+            state["done"] = True
+            self._answer(conn, n, sid)
+            conn.sendall(frame(7, 0, 0, struct.pack(">II", sid, 0)))
+            import threading
+            def hang_up():
+                try:
+                    conn.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+            threading.Timer(0.1, hang_up).start()
+            return
+        self._answer(conn, n, sid)
 
     def _serve(self, conn, n):
         import threading
         settings = b"" if self.max_streams is None else struct.pack(">HI", 3, self.max_streams)
         conn.sendall(frame(4, 0, 0, settings))
-        buf, open_streams = b"", []
+        buf, open_streams, state = b"", [], {}
         try:
             while len(buf) < 24:
                 buf += conn.recv(65536)
@@ -304,6 +338,12 @@ class RawH2Origin:
                             self.pings += 1
                         if self.ack_ping:
                             conn.sendall(frame(6, 1, 0, b"\0" * 8))
+                    elif (kind in (0, 1) and (self.goaway_each or self.refuse_every)):
+                        if kind == 1:
+                            with self.lock:
+                                self.streams.append((n, sid))
+                        if flags & 1:  # END_STREAM: the request is complete
+                            self._on_request_end(conn, n, sid, state)
                     elif kind == 1:
                         with self.lock:
                             self.streams.append((n, sid))

@@ -3,6 +3,7 @@
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -47,8 +48,10 @@ class AdminServer {
 
   // Before listen(): what POST /admin/reload runs (without one it answers 503).
   void on_reload(ReloadHook hook);
-  // Binds and starts the admin thread; false (and logs) if the address cannot be bound.
-  bool listen(const SocketAddress& address);
+  // Binds admin.listen (and admin.probe_listen, when given: /healthz, /readyz and /metrics
+  // only) and starts the admin thread; false (and logs) if an address cannot be bound.
+  bool listen(const SocketAddress& address,
+              const std::optional<SocketAddress>& probe_address = std::nullopt);
   // Stops accepting, closes open connections, joins the thread.
   void stop();
 
@@ -56,6 +59,13 @@ class AdminServer {
   struct Impl;
   std::shared_ptr<Impl> impl_;
 };
+
+// Whether a state-changing admin call may go ahead: nullopt, or the status (401, 403) and the
+// reason to answer. authorization: the request's Authorization field; token: admin.token_file's
+// token ("" when none is configured); peer_is_loopback: the caller's address is 127/8 or ::1.
+std::optional<std::pair<unsigned, std::string>> authorize_change(std::string_view authorization,
+                                                                 std::string_view token,
+                                                                 bool peer_is_loopback);
 
 // The /admin/clusters document for a snapshot. Any thread (reads atomics only).
 std::string clusters_json(const control::Snapshot& snapshot);

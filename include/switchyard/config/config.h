@@ -21,6 +21,16 @@ using namespace std::chrono_literals;
 struct Admin {
   std::string listen_text = "127.0.0.1:9901";
   SocketAddress listen;
+  // Extension: a second admin address that serves only /healthz, /readyz and /metrics (for
+  // the kubelet and Prometheus on the pod network while the views and reload stay on a
+  // loopback admin.listen). Empty: none. Restart to change.
+  std::string probe_listen_text;
+  std::optional<SocketAddress> probe_listen;
+  // Extension: state-changing admin calls (POST /admin/reload) need
+  // `Authorization: Bearer <token>`, the token being this file's content (surrounding
+  // whitespace trimmed; read at every load). Without it they are taken only from loopback.
+  std::string token_file;
+  std::string token;  // secret: never shown
 };
 
 enum class AccessLogFormat { kText, kJson };
@@ -82,6 +92,13 @@ struct Limits {
   // Extension (HTTP/2): streams a client may have open at once on one connection
   // (SETTINGS_MAX_CONCURRENT_STREAMS).
   uint32_t max_concurrent_streams = 100;
+  // Extension: after a head that announces a body, its first byte must come within this; no
+  // upstream request is made (no endpoint, no cluster slot) until it does (HAProxy's
+  // `timeout http-request`, Envoy's request_headers_timeout for the body's start).
+  Duration request_body_timeout = 10s;
+  // Extension (HTTP/2): requests of one client connection that may be with endpoints at once;
+  // further streams wait, in order, for one of them to end (HTTP/1.1 has one at a time).
+  uint32_t max_requests_in_flight = 100;
 };
 
 // Extension: the protocols a listener speaks (listeners[].protocols).

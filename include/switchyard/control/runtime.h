@@ -95,6 +95,12 @@ class Runtime {
   std::map<std::string, std::shared_ptr<balancer::ClusterState>> cluster_states_;
   std::map<std::string, std::shared_ptr<balancer::ClusterStats>> cluster_stats_;
   std::map<std::string, std::shared_ptr<breaker::EndpointBreaker>> breakers_;  // current
+  // Each cluster's upstream TLS context and what it was built from, kept while unchanged.
+  struct ClientTls {
+    std::string fingerprint;
+    std::shared_ptr<const tls::ClientContext> context;
+  };
+  std::map<std::string, ClientTls> client_tls_;  // by cluster name
   mutable std::mutex mutex_;
   std::shared_ptr<const Snapshot> current_;
   stats::Counters<2> reloads_;
