@@ -61,6 +61,12 @@ std::string clusters_json(const control::Snapshot& snapshot) {
                                        {"memory", load.memory},
                                        {"connections", load.connections},
                                        {"score", load.score}}},
+          {"latency",
+           boost::json::object{
+               {"peak_ewma_ms", load.latency_ms < 0 ? boost::json::value(nullptr)
+                                                    : boost::json::value(load.latency_ms)},
+               {"cost", load.latency_cost},
+               {"fused_cost", load.fused_cost}}},
       });
     }
     boost::json::object entry{

@@ -185,7 +185,28 @@ json::object cluster_json(const config::Cluster& c) {
       {"max_ejection", format_duration(cb.max_ejection)},
       {"max_ejected_fraction", cb.max_ejected_fraction},
       {"max_pending_requests", cb.max_pending_requests},
+      {"interval", format_duration(cb.interval)},
+      {"split_local_origin", cb.split_local_origin},
+      {"consecutive_local_failures", cb.consecutive_local_failures},
+      {"success_rate", cb.success_rate ? json::value(json::object{
+                                             {"minimum_hosts", cb.success_rate->minimum_hosts},
+                                             {"request_volume", cb.success_rate->request_volume},
+                                             {"stdev_factor", cb.success_rate->stdev_factor}})
+                                       : json::value(nullptr)},
+      {"failure_percentage",
+       cb.failure_percentage
+           ? json::value(json::object{{"threshold", cb.failure_percentage->threshold},
+                                      {"minimum_hosts", cb.failure_percentage->minimum_hosts},
+                                      {"request_volume", cb.failure_percentage->request_volume}})
+           : json::value(nullptr)},
   };
+  out["slow_start"] =
+      c.slow_start ? json::value(json::object{
+                         {"window", format_duration(c.slow_start->window)},
+                         {"aggression", c.slow_start->aggression},
+                         {"min_weight_percent", c.slow_start->min_weight_percent}})
+                   : json::value(nullptr);
+  out["panic_threshold"] = c.panic_threshold;
   out["upstream"] = json::object{
       {"connect_timeout", format_duration(c.upstream.connect_timeout)},
       {"idle_timeout", format_duration(c.upstream.idle_timeout)},

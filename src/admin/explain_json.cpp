@@ -82,7 +82,10 @@ json::object endpoint_json(const balancer::ClusterBalancer& cluster,
           {"zone", ref.endpoint->zone},
           {"weight", ref.endpoint->weight},
           {"active_requests", ref.load->active_requests.load(std::memory_order_relaxed)},
-          {"load_score", load.score}};
+          {"load_score", load.score},
+          {"latency_ms", load.latency_ms < 0 ? json::value(nullptr) : json::value(load.latency_ms)},
+          {"latency_cost", load.latency_cost},
+          {"fused_cost", load.fused_cost}};
 }
 
 json::object error(unsigned* status, unsigned code, std::string reason) {

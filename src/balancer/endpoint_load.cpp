@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 
 namespace switchyard::balancer {
 namespace {
@@ -20,6 +21,11 @@ int64_t steady_now_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
              std::chrono::steady_clock::now().time_since_epoch())
       .count();
+}
+
+double PeakEwma::decay(int64_t elapsed_ns) {
+  if (elapsed_ns <= 0) return 1.0;
+  return std::exp(-static_cast<double>(elapsed_ns) / kDecayNs);
 }
 
 void apply_load_report(EndpointLoad& s, const LoadReport& report, int64_t now_ns) {

@@ -5,11 +5,15 @@
 #include <map>
 
 #include "policies/resource_aware/load_model.h"
+#include "switchyard/common/siphash.h"
 
 namespace switchyard::balancer {
 namespace {
 
 constexpr double kSpillFallPerTick = 0.05;
+// The key of the hash that gives a hash key its slow-start value (any fixed key: it only has to
+// spread keys evenly over [0, 1) independently of the ring's own hash).
+const SipKey kWarmKey = SipKey::from_seed("switchyard slow start");
 constexpr auto kRelaxed = std::memory_order_relaxed;
 
 bool was_tried(const PickMemo& memo, uint32_t index) {
@@ -162,11 +166,24 @@ const EndpointRef* ClusterBalancer::pick_in(const Group& group, const PickInput&
                                : bounded_load_cap(traits_.bounded_load, group.in_flight(),
                                                   group.usable.load(kRelaxed));
   }
-  // First an endpoint this request has not tried (and under the cap), then any usable one.
-  const Filter strict(group.members, memo.tried_span(), true, cap);
+  // First an endpoint this request has not tried (and under the cap, and past its slow-start
+  // draw while one warms up), then any usable one (any at all in panic).
+  const bool panic = state_->panic.load(kRelaxed);
+  SlowStartDraw warm;
+  const bool reject = !traits_.weighs_slow_start && state_->warming.load(kRelaxed);
+  if (reject) {
+    warm.lb = &lb;
+    if (in.has_hash_key) {
+      // The key's own uniform value: a key moves onto a warming endpoint once, as its factor
+      // passes the key's value, and stays there.
+      warm.key_uniform =
+          static_cast<double>(siphash13(kWarmKey, in.hash_key) >> 11) * 0x1.0p-53;
+    }
+  }
+  const Filter strict(group.members, memo.tried_span(), true, cap, panic, reject ? &warm : nullptr);
   uint32_t i = group.table->pick(in, strict, lb);
   if (i == kNone) {
-    const Filter any(group.members, memo.tried_span(), false, 0);
+    const Filter any(group.members, memo.tried_span(), false, 0, panic);
     i = group.table->pick(in, any, lb);
   }
   return i == kNone ? nullptr : &group.members[i];
@@ -413,6 +430,7 @@ void ClusterBalancer::tick() {
   uint32_t usable = 0;
   for (const auto& m : members_) usable += m.usable() ? 1 : 0;
   state_->usable_endpoints.store(usable, kRelaxed);
+  tick_endpoints(usable);
   if (!locality_) return;
   for (auto& r : regions_) {
     r->group->count_usable();
@@ -463,6 +481,46 @@ void ClusterBalancer::tick() {
     }
     regions_[i]->nearest.store(best, kRelaxed);
   }
+}
+
+// Slow start (README, "Slow start"): an endpoint that enters service (usable now, not at the
+// last tick, and usable once before or added after start-up) starts warming; its factor is
+// max(min_weight_percent / 100, (t / window)^(1 / aggression)) until the window ends. Panic:
+// fewer usable endpoints than panic_threshold percent of the cluster.
+void ClusterBalancer::tick_endpoints(uint32_t usable) {
+  const config::Cluster& cc = *cluster_.config;
+  const int64_t now = steady_now_ns();
+  bool warming = false;
+  for (const auto& m : members_) {
+    auto& l = *m.load;
+    const bool u = m.usable();
+    double factor = 1;
+    if (cc.slow_start) {
+      if (u && !l.was_usable && (l.ever_usable || l.warm_on_first_use)) l.warm_since_ns = now;
+      if (l.warm_since_ns != 0) {
+        const double window = static_cast<double>(
+            std::chrono::duration_cast<std::chrono::nanoseconds>(cc.slow_start->window).count());
+        const double t = static_cast<double>(now - l.warm_since_ns) / window;
+        if (t >= 1) {
+          l.warm_since_ns = 0;
+        } else {
+          factor = std::max(cc.slow_start->min_weight_percent / 100,
+                            std::pow(std::max(t, 0.0), 1 / cc.slow_start->aggression));
+          factor = std::clamp(factor, 1e-3, 1.0);
+          warming = warming || factor < 1;
+        }
+      }
+    } else {
+      l.warm_since_ns = 0;
+    }
+    if (l.warm_factor.load(kRelaxed) != factor) l.warm_factor.store(factor, kRelaxed);
+    if (u) l.ever_usable = true;
+    l.was_usable = u;
+  }
+  state_->warming.store(warming, kRelaxed);
+  state_->panic.store(cc.panic_threshold > 0 &&
+                          100.0 * usable < cc.panic_threshold * static_cast<double>(members_.size()),
+                      kRelaxed);
 }
 
 std::vector<const EndpointRef*> ClusterBalancer::warm_targets(std::string_view region) const {

@@ -447,6 +447,42 @@ const BlockSpec<HealthCheck> kHealthCheck{{
      [](const Value& v, HealthCheck& h) { read_expect_status(v, &h.expect_status); }},
 }};
 
+const BlockSpec<SuccessRateEjection> kSuccessRate{{
+    {"minimum_hosts",
+     [](const Value& v, SuccessRateEjection& s) { v.integer<uint32_t>(&s.minimum_hosts, 1, 100000); }},
+    {"request_volume",
+     [](const Value& v, SuccessRateEjection& s) {
+       v.integer<uint32_t>(&s.request_volume, 1, 100000000);
+     }},
+    {"stdev_factor",
+     [](const Value& v, SuccessRateEjection& s) { v.number(&s.stdev_factor, 0, 100); }},
+}};
+
+const BlockSpec<FailurePercentageEjection> kFailurePercentage{{
+    {"threshold",
+     [](const Value& v, FailurePercentageEjection& f) { v.number(&f.threshold, 0, 100); }},
+    {"minimum_hosts",
+     [](const Value& v, FailurePercentageEjection& f) {
+       v.integer<uint32_t>(&f.minimum_hosts, 1, 100000);
+     }},
+    {"request_volume",
+     [](const Value& v, FailurePercentageEjection& f) {
+       v.integer<uint32_t>(&f.request_volume, 1, 100000000);
+     }},
+}};
+
+const BlockSpec<SlowStart> kSlowStart{{
+    {"window",
+     [](const Value& v, SlowStart& s) {
+       if (v.duration(&s.window) && s.window < std::chrono::milliseconds(100)) {
+         v.error("must be at least 100ms");
+       }
+     }},
+    {"aggression", [](const Value& v, SlowStart& s) { v.number(&s.aggression, 0.01, 100); }},
+    {"min_weight_percent",
+     [](const Value& v, SlowStart& s) { v.number(&s.min_weight_percent, 0, 100); }},
+}};
+
 const BlockSpec<CircuitBreaker> kCircuitBreaker{{
     {"consecutive_failures",
      [](const Value& v, CircuitBreaker& c) {
@@ -464,6 +500,30 @@ const BlockSpec<CircuitBreaker> kCircuitBreaker{{
     {"max_pending_requests",
      [](const Value& v, CircuitBreaker& c) {
        v.integer<uint32_t>(&c.max_pending_requests, 1, 10'000'000);
+     }},
+    {"success_rate",
+     [](const Value& v, CircuitBreaker& c) {
+       SuccessRateEjection s;
+       read_block(v, kSuccessRate, s);
+       c.success_rate = s;
+     }},
+    {"failure_percentage",
+     [](const Value& v, CircuitBreaker& c) {
+       FailurePercentageEjection f;
+       read_block(v, kFailurePercentage, f);
+       c.failure_percentage = f;
+     }},
+    {"interval",
+     [](const Value& v, CircuitBreaker& c) {
+       if (v.duration(&c.interval) && c.interval < std::chrono::milliseconds(100)) {
+         v.error("must be at least 100ms");
+       }
+     }},
+    {"split_local_origin",
+     [](const Value& v, CircuitBreaker& c) { v.boolean(&c.split_local_origin); }},
+    {"consecutive_local_failures",
+     [](const Value& v, CircuitBreaker& c) {
+       v.integer<uint32_t>(&c.consecutive_local_failures, 0, 1000);
      }},
 }};
 
@@ -536,6 +596,14 @@ BlockSpec<Cluster> cluster_spec(const Schema& schema, Value* endpoints_seen) {
                        }});
   spec.keys.push_back({"circuit_breaker", [](const Value& v, Cluster& c) {
                          read_block(v, kCircuitBreaker, c.circuit_breaker);
+                       }});
+  spec.keys.push_back({"slow_start", [](const Value& v, Cluster& c) {
+                         SlowStart s;
+                         read_block(v, kSlowStart, s);
+                         c.slow_start = s;
+                       }});
+  spec.keys.push_back({"panic_threshold", [](const Value& v, Cluster& c) {
+                         v.number(&c.panic_threshold, 0, 100);
                        }});
   spec.keys.push_back(
       {"upstream", [](const Value& v, Cluster& c) { read_block(v, kUpstream, c.upstream); }});

@@ -117,7 +117,12 @@ std::shared_ptr<const Snapshot> Runtime::apply(std::shared_ptr<const config::Con
       breakers[ep.key] = b;
       view.members.push_back({b, ep.address_text});
       auto& load = loads_[ep.key];
-      if (!load) load = std::make_shared<balancer::EndpointLoad>();
+      if (!load) {
+        load = std::make_shared<balancer::EndpointLoad>();
+        // Added after start-up (a reload, discovery): its first entry into service warms up
+        // (slow start). The endpoints of the first configuration start together.
+        load->warm_on_first_use = current_ != nullptr;
+      }
       loads[ep.key] = load;
       owned.loads.push_back(load);
       targets.push_back({ep.key, cc.name, ep.address_text, ep.address, cc.health_check,

@@ -180,6 +180,9 @@ std::string render(const proxy::SnapshotStats& stats, const ProcessCounters& pro
               load.score);
       b.gauge("switchyard_endpoint_load_report_age_seconds",
               "Age of the endpoint's last load report; -1 before the first", el, load.report_age_s);
+      b.gauge("switchyard_endpoint_latency_ewma_seconds",
+              "Peak-EWMA time to the response head, failures as penalties; -1 before the first",
+              el, load.latency_ms < 0 ? -1 : load.latency_ms / 1000);
     }
     for (const auto& r : cluster.regions()) {
       const Labels rl{{"cluster", name}, {"region", r.name}};

@@ -360,9 +360,19 @@ void UpstreamAttempt::on_response_head() {
 // and a retry on its status. False when a retry took over.
 bool UpstreamAttempt::accept_final_head() {
   const unsigned status = head_.status;
-  const double ms = std::chrono::duration<double, std::milli>(Clock::now() - try_start_).count();
+  const auto now = Clock::now();
+  const double ms = std::chrono::duration<double, std::milli>(now - try_start_).count();
   pick_.ref->load->observe_latency(ms);
   pick_.ref->load->observe_response(ms);
+  // The latency signal of peak_ewma and resource_aware: a 5xx or a 429 counts as slow (a
+  // penalty), whatever it took (README, "Latency-aware balancing").
+  const int64_t now_ns =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch()).count();
+  if (status >= 500 || status == 429) {
+    pick_.ref->load->peak.observe_failure(now_ns);
+  } else {
+    pick_.ref->load->peak.observe(ms, now_ns);
+  }
   // Load reports are for the proxy, never for the client (DESIGN.md, Backend load reports):
   // the first one counts, a repeat is dropped with it (plan_response drops them all).
   report_taken_ = false;
@@ -650,7 +660,10 @@ void UpstreamAttempt::fail(error_code ec, Failure kind) {
     conn_.reset();
     return connect();
   }
-  if (pick_.ref != nullptr) req_.balancer->report(pick_, false);
+  if (pick_.ref != nullptr) {
+    req_.balancer->report(pick_, false);
+    pick_.ref->load->peak.observe_failure(balancer::steady_now_ns());
+  }
   const RetryReason reason = kind == Failure::kConnect   ? RetryReason::kConnectFailure
                              : kind == Failure::kTimeout ? RetryReason::kTimeout
                                                          : RetryReason::kReset;

@@ -5,6 +5,7 @@
 // key across reloads); read by every pick and written by whichever worker or health check saw
 // a response. Only relaxed atomics: readers need a recent value, not a consistent cut.
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <string_view>
@@ -15,6 +16,46 @@ namespace switchyard::balancer {
 
 // Monotonic nanoseconds (steady clock): the time base of load reports.
 int64_t steady_now_ns();
+
+// A peak-EWMA latency estimate (Finagle's and Linkerd's "peak EWMA", Twitter 2016; tower's
+// load::PeakEwma): a sample above the estimate replaces it at once (a pause or a queue shows
+// in the next pick), one below pulls it down with weight 1 - exp(-elapsed / decay), and with no
+// samples it decays toward 0 (read without writing), so an endpoint that stopped being picked
+// is tried again. Failures (5xx, 429, connect failures, resets, timeouts) are samples of
+// penalty_ms (at least kFailurePenaltyMs, and kFailurePenaltyFactor times the estimate): an
+// endpoint that fails fast looks slow, as Linkerd's failure accrual and gRPC's weighted round
+// robin error penalty make it. Relaxed atomics, any thread: two samples racing may lose one,
+// which an estimate tolerates.
+struct PeakEwma {
+  static constexpr double kDecayNs = 5e9;             // 5 s
+  static constexpr double kFailurePenaltyMs = 100.0;  // a failure costs at least this
+  static constexpr double kFailurePenaltyFactor = 8.0;
+
+  std::atomic<double> ms{-1};  // -1: no sample yet
+  std::atomic<int64_t> at_ns{0};
+
+  // The estimate at now_ns (decayed since its last sample), or -1 before the first sample.
+  double estimate(int64_t now_ns) const {
+    const double v = ms.load(std::memory_order_relaxed);
+    if (v < 0) return v;
+    return v * decay(now_ns - at_ns.load(std::memory_order_relaxed));
+  }
+  void observe(double sample_ms, int64_t now_ns) {
+    const double v = ms.load(std::memory_order_relaxed);
+    double next = sample_ms;
+    if (v >= 0 && sample_ms < v) {
+      const double w = decay(now_ns - at_ns.load(std::memory_order_relaxed));
+      next = v * w + sample_ms * (1 - w);
+    }
+    ms.store(next, std::memory_order_relaxed);
+    at_ns.store(now_ns, std::memory_order_relaxed);
+  }
+  void observe_failure(int64_t now_ns) {
+    const double e = estimate(now_ns);
+    observe(std::max(kFailurePenaltyMs, kFailurePenaltyFactor * std::max(e, 0.0)), now_ns);
+  }
+  static double decay(int64_t elapsed_ns);
+};
 
 struct alignas(64) EndpointLoad {
   std::atomic<int64_t> active_requests{0};
@@ -34,6 +75,19 @@ struct alignas(64) EndpointLoad {
   // Time to the response head of real requests only (checks do not queue behind the
   // endpoint's work), EWMA; -1 until measured. resource_aware's weights use it.
   std::atomic<double> response_ms{-1};
+  // Peak EWMA of the time to the response head of real requests, failures as penalties: the
+  // latency signal of peak_ewma and of resource_aware's fused score.
+  PeakEwma peak;
+  // Slow start (clusters[].slow_start): the share multiplier in (0, 1] while the endpoint
+  // warms up after entering service, 1 otherwise. Written by the control thread's tick, read
+  // by picks.
+  std::atomic<double> warm_factor{1.0};
+
+  // --- control thread only (ClusterBalancer::tick and control::Runtime) ---
+  bool was_usable = false;         // at the last tick
+  bool ever_usable = false;        // has been usable once
+  bool warm_on_first_use = false;  // added after start-up: its first entry into service warms
+  int64_t warm_since_ns = 0;       // when it last entered service (0: not warming)
 
   void observe_latency(double ms) {
     double l = latency_ms.load(std::memory_order_relaxed);

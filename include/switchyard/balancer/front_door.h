@@ -33,6 +33,10 @@ namespace switchyard::balancer {
 struct ClusterState {
   std::atomic<int64_t> active_tries{0};       // upstream tries in flight
   std::atomic<uint32_t> usable_endpoints{0};  // refreshed by tick()
+  // Refreshed by tick(): below panic_threshold (every endpoint acceptable), and whether some
+  // endpoint is warming up (slow start).
+  std::atomic<bool> panic{false};
+  std::atomic<bool> warming{false};
 };
 
 // The balancer's statistics of one cluster.
@@ -114,6 +118,12 @@ struct LoadEstimate {
   double connections = 0;
   double score = 0;
   double report_age_s = -1;  // < 0: no report yet
+  // The latency signal (README, "Latency-aware balancing"): the peak-EWMA estimate (ms; -1
+  // before the first response), peak_ewma's cost (estimate x (in flight + 1) / weight) and
+  // resource_aware's fused cost (that x (1 + score)).
+  double latency_ms = -1;
+  double latency_cost = 0;
+  double fused_cost = 0;
 };
 
 // The cap of bounded-load consistent hashing (Mirrokni, Thorup, Zadimoghaddam 2018): with
@@ -195,6 +205,8 @@ class ClusterBalancer {
   struct Region;
   const EndpointRef* pick_in(const Group& group, const PickInput& in, PickMemo& memo,
                              WorkerCluster& worker, int64_t in_flight) const;
+  // Control thread (tick): slow-start factors and the panic flag.
+  void tick_endpoints(uint32_t usable);
   const EndpointRef* choose(const PickRequest& req, PickMemo& memo, WorkerCluster& worker,
                             int64_t in_flight, LocalityOutcome& outcome) const;
   const EndpointRef* fallback(const Region* local, const PickRequest& req, PickMemo& memo,

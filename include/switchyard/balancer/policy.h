@@ -57,31 +57,64 @@ struct WorkerLbState {
 
 inline constexpr uint32_t kNone = UINT32_MAX;
 
-// What the front door accepts on this pass: a usable member; on the strict pass also one this
-// request has not tried and that is under the bounded-load cap (0 = no cap).
+// Slow start by rejection, for the policies that order candidates without weighing them at
+// pick time (round robin, random, the hashing tables): a warming member with factor f is
+// accepted with probability f, drawn from `uniform` (the worker's PRNG) or, for a hash key, a
+// uniform value derived from the key (so a key moves onto a warming endpoint once, as f grows
+// past it, and stays). Skipping a member with probability 1 - f gives exactly the share a
+// weight of weight x f would (a member picked with probability p ends at p f / (1 - p + p f)).
+struct SlowStartDraw {
+  WorkerLbState* lb = nullptr;
+  double key_uniform = -1;  // >= 0: the key's value in [0, 1)
+};
+
+// What the front door accepts on this pass: a usable member (any member while the cluster is
+// in panic); on the strict pass also one this request has not tried, that is under the
+// bounded-load cap (0 = no cap) and, while slow start rejects (warm != nullptr), that passes
+// its warm-up draw.
 class Filter {
  public:
-  Filter(const Members& members, std::span<const uint32_t> tried, bool strict, int64_t cap)
-      : members_(members), tried_(tried), strict_(strict), cap_(cap) {}
+  Filter(const Members& members, std::span<const uint32_t> tried, bool strict, int64_t cap,
+         bool panic = false, const SlowStartDraw* warm = nullptr)
+      : members_(members), tried_(tried), strict_(strict), cap_(cap), panic_(panic), warm_(warm) {}
 
   bool acceptable(uint32_t i) const {
     const EndpointRef& ref = members_[i];
-    if (!ref.usable()) return false;
+    if (!panic_ && !ref.usable()) return false;
     if (!strict_) return true;
     for (uint32_t t : tried_) {
       if (t == ref.index) return false;
     }
-    return cap_ == 0 || ref.load->active_requests.load(std::memory_order_relaxed) < cap_;
+    if (cap_ != 0 && ref.load->active_requests.load(std::memory_order_relaxed) >= cap_) {
+      return false;
+    }
+    return warm_ == nullptr || warm_passes(ref);
   }
   bool strict() const { return strict_; }
   const Members& members() const { return members_; }
 
  private:
+  bool warm_passes(const EndpointRef& ref) const {
+    const double f = ref.load->warm_factor.load(std::memory_order_relaxed);
+    if (f >= 1) return true;
+    const double u = warm_->key_uniform >= 0 ? warm_->key_uniform : warm_->lb->uniform();
+    return u < f;
+  }
+
   const Members& members_;
   std::span<const uint32_t> tried_;
   bool strict_;
   int64_t cap_;
+  bool panic_;
+  const SlowStartDraw* warm_;
 };
+
+// The weight a policy that weighs candidates at pick time (least_request, peak_ewma,
+// resource_aware) gives a member: its configured weight times its slow-start factor.
+inline double effective_weight(const EndpointRef& ref) {
+  return static_cast<double>(ref.endpoint->weight) *
+         ref.load->warm_factor.load(std::memory_order_relaxed);
+}
 
 struct PickInput {
   std::string_view hash_key;  // routing extracted it (hashing policies); may be missing
@@ -111,6 +144,9 @@ struct PolicyTraits {
   bool zones = true;
   // Whether its build is timed into switchyard_hash_ring_rebuild_seconds.
   bool timed_build = false;
+  // Whether it applies slow start itself, through effective_weight() in its comparisons;
+  // otherwise the front door's Filter rejects warming members by their factor.
+  bool weighs_slow_start = false;
 };
 
 class Policy {

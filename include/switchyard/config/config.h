@@ -235,12 +235,44 @@ struct HealthCheck {
   std::vector<StatusRange> expect_status{StatusRange{}};
 };
 
+// Extension: outlier detection by rates (Envoy's success_rate and failure_percentage
+// detectors), evaluated every CircuitBreaker::interval over the outcomes of that interval.
+struct SuccessRateEjection {
+  uint32_t minimum_hosts = 3;     // endpoints with enough requests for the statistics
+  uint32_t request_volume = 100;  // requests an endpoint needs in the interval to count
+  double stdev_factor = 1.9;      // ejected below mean - stdev_factor x stdev
+};
+struct FailurePercentageEjection {
+  double threshold = 85;          // percent of failed requests that ejects
+  uint32_t minimum_hosts = 3;
+  uint32_t request_volume = 50;
+};
+
 struct CircuitBreaker {
   uint32_t consecutive_failures = 5;
   Duration base_ejection = 30s;
   Duration max_ejection = 300s;
   double max_ejected_fraction = 0.5;
   uint32_t max_pending_requests = 1024;
+  // Extensions (README, "Outlier detection by rates"): absent = that detector is off.
+  std::optional<SuccessRateEjection> success_rate;
+  std::optional<FailurePercentageEjection> failure_percentage;
+  Duration interval = 10s;  // how often the rate detectors look
+  // true: failures of local origin (connect failure, reset, timeout) are counted apart from
+  // the endpoint's own 5xx answers: consecutive_local_failures ejects on a run of them, and
+  // the rate detectors judge each kind on its own (Envoy's split_external_local_origin_errors).
+  bool split_local_origin = false;
+  uint32_t consecutive_local_failures = 5;
+};
+
+// Extension: slow start (Envoy's slow_start_config): an endpoint that enters service (added
+// by a reload or discovery, or back from an ejection or failed checks) gets a share that
+// ramps from min_weight_percent to its full weight over window: factor =
+// max(min_weight_percent / 100, (t / window)^(1 / aggression)).
+struct SlowStart {
+  Duration window = 30s;
+  double aggression = 1.0;
+  double min_weight_percent = 10;
 };
 
 struct Upstream {
@@ -268,6 +300,10 @@ struct Cluster {
   std::optional<Locality> locality;         // absent = geographic layer off
   std::optional<HealthCheck> health_check;  // absent = no active checks
   CircuitBreaker circuit_breaker;
+  std::optional<SlowStart> slow_start;  // absent = off
+  // Extension: below this percentage of usable endpoints the cluster is in panic and balances
+  // over all its endpoints, usable or not (Envoy's healthy_panic_threshold). 0 = never.
+  double panic_threshold = 0;
   Upstream upstream;
   ClusterTls tls;
   UpstreamProtocol protocol = UpstreamProtocol::kHttp1;

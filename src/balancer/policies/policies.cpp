@@ -4,6 +4,7 @@
 #include "consistent_hash/ring.h"
 #include "least_request/least_request.h"
 #include "maglev/maglev.h"
+#include "peak_ewma/peak_ewma.h"
 #include "random/random.h"
 #include "resource_aware/resource_aware.h"
 #include "round_robin/round_robin.h"
@@ -17,6 +18,7 @@ const PolicyRegistry& policies() {
     r.add(least_request::make());
     r.add(random::make());
     r.add(resource_aware::make());
+    r.add(peak_ewma::make());
     r.add(hashing::make());  // consistent_hash
     r.add(maglev::make());
     return r;

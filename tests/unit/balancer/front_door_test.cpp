@@ -281,5 +281,136 @@ TEST(Locality, WarmTargetsAreTheNearestRegionsUsableEndpoints) {
   EXPECT_TRUE(f.c.balancer().warm_targets("nowhere").empty());
 }
 
+// --- slow start and panic -------------------------------------------------------------------
+
+testing::Spec warming_spec(const std::string& strategy, size_t n, const std::string& extra = "") {
+  auto s = testing::weights(std::vector<uint32_t>(n, 1), strategy);
+  s.blocks = "slow_start: { window: 10s, aggression: 1.0, min_weight_percent: 10 }" + extra;
+  return s;
+}
+
+// Puts endpoint i a fraction t into its window (as if it entered service t x 10 s ago).
+void warm(testing::Cluster& c, size_t i, double t) {
+  c.load(i).ever_usable = true;
+  c.load(i).was_usable = true;
+  c.load(i).warm_since_ns = steady_now_ns() - static_cast<int64_t>(t * 10e9);
+  c.tick();
+}
+
+// The factor is max(10%, t / window) with aggression 1; the warming endpoint's round-robin
+// share is what a weight of weight x factor would give: p f / (1 - p + p f), p = 1/3.
+TEST(SlowStart, RoundRobinShareFollowsTheRamp) {
+  for (double t : {0.0, 0.25, 0.5, 0.8}) {
+    auto sp = warming_spec("round_robin", 3);
+    sp.seed = 5;
+    testing::Cluster c(sp);
+    warm(c, 2, t);
+    const double f = std::max(0.1, t);
+    EXPECT_NEAR(c.load(2).warm_factor.load(), f, 0.01) << t;
+    const double want = (f / 3) / (1 - 1.0 / 3 + f / 3);
+    auto picks = c.histogram(6000);
+    EXPECT_NEAR(picks["c"] / 6000.0, want, want * 0.1 + 0.005) << t;
+  }
+}
+
+// Aggression bends the curve: (t / window)^(1 / aggression).
+TEST(SlowStart, AggressionAndTheEndOfTheWindow) {
+  auto sp = testing::weights({1, 1}, "random");
+  sp.blocks = "slow_start: { window: 10s, aggression: 2.0 }";
+  testing::Cluster c(sp);
+  warm(c, 1, 0.25);
+  EXPECT_NEAR(c.load(1).warm_factor.load(), 0.5, 0.01);  // sqrt(0.25)
+  warm(c, 1, 1.01);  // past the window: full weight, and no longer warming
+  EXPECT_DOUBLE_EQ(c.load(1).warm_factor.load(), 1.0);
+  EXPECT_EQ(c.load(1).warm_since_ns, 0);
+}
+
+// An endpoint enters service when it turns usable after having been usable before (back from
+// failed checks or an ejection), or the first time if it was added after start-up.
+TEST(SlowStart, EnteringServiceStartsTheRamp) {
+  testing::Cluster c(warming_spec("round_robin", 2));
+  c.tick();
+  EXPECT_DOUBLE_EQ(c.load(0).warm_factor.load(), 1.0);  // start-up: no ramp
+  c.set_healthy(0, false);
+  c.set_healthy(0, true);  // back from failed checks
+  EXPECT_NEAR(c.load(0).warm_factor.load(), 0.1, 0.01);
+  c.breaker(1).position = breaker::Position::kOpen;
+  c.tick();
+  c.breaker(1).position = breaker::Position::kClosed;  // back from an ejection
+  c.tick();
+  EXPECT_NEAR(c.load(1).warm_factor.load(), 0.1, 0.01);
+}
+
+// A hashing table moves a key onto a warming endpoint once, as the factor passes the key's
+// value, and the key stays: the set of keys it owns only grows.
+TEST(SlowStart, HashedKeysMoveOnceAndStay) {
+  auto sp = warming_spec("maglev", 4, "\n    hash: { key: \"header:K\" }");
+  testing::Cluster c(sp);
+  std::vector<std::string> keys;
+  for (int i = 0; i < 2000; ++i) keys.push_back("user-" + std::to_string(i));
+  auto owners = [&] {
+    std::vector<std::string> out;
+    for (const auto& k : keys) {
+      PickRequest req;
+      req.hash_key = k;
+      req.has_hash_key = true;
+      out.push_back(testing::Cluster::name(c.pick(req)));
+    }
+    return out;
+  };
+  const auto full = owners();  // nothing warming
+  std::vector<std::string> before;
+  size_t owned_before = 0;
+  for (double t : {0.0, 0.3, 0.6, 0.9}) {
+    warm(c, 3, t);
+    auto now = owners();
+    size_t owned = 0;
+    for (size_t i = 0; i < keys.size(); ++i) {
+      if (now[i] == "d") {
+        ++owned;
+        EXPECT_EQ(full[i], "d");  // only its own keys
+        if (!before.empty() && before[i] == "d") continue;
+      } else {
+        EXPECT_EQ(now[i], full[i] == "d" ? now[i] : full[i]);  // others' keys never move
+        if (!before.empty()) {
+          EXPECT_NE(before[i], "d");  // a key it had stays with it
+        }
+      }
+    }
+    EXPECT_GE(owned, owned_before);
+    owned_before = owned;
+    before = now;
+  }
+}
+
+// Least request weighs the warming endpoint by weight x factor: at 10% an idle newcomer beats
+// a peer only while that peer holds 10x its load.
+TEST(SlowStart, LeastRequestUsesTheEffectiveWeight) {
+  testing::Cluster c(warming_spec("least_request", 2));
+  warm(c, 1, 0.0);  // factor 0.1
+  c.load(0).active_requests = 5;
+  c.load(1).active_requests = 1;  // 1 / 0.1 = 10 > 5: a
+  EXPECT_EQ(c.histogram(100)["a"], 100);
+  c.load(0).active_requests = 20;  // 10 < 20: b
+  EXPECT_EQ(c.histogram(100)["b"], 100);
+}
+
+// Below panic_threshold the cluster balances over every endpoint, usable or not.
+TEST(Panic, BelowTheThresholdEveryEndpointIsAcceptable) {
+  auto sp = testing::weights({1, 1, 1, 1}, "round_robin");
+  sp.blocks = "panic_threshold: 50";
+  testing::Cluster c(sp);
+  c.set_healthy(0, false);  // 3 of 4 usable: 75%, no panic
+  EXPECT_EQ(c.histogram(400)["a"], 0);
+  c.set_healthy(1, false);  // 2 of 4: 50%, still not below
+  EXPECT_EQ(c.histogram(400)["a"], 0);
+  c.set_healthy(2, false);  // 1 of 4: panic
+  auto picks = c.histogram(400);
+  EXPECT_NEAR(picks["a"], 100, 10);
+  EXPECT_NEAR(picks["d"], 100, 10);
+  c.set_healthy(2, true);
+  EXPECT_EQ(c.histogram(400)["a"], 0);
+}
+
 }  // namespace
 }  // namespace switchyard::balancer

@@ -2,6 +2,9 @@
 
 #include <algorithm>
 
+#include "../peak_ewma/peak_ewma.h"
+#include "resource_aware.h"
+
 namespace switchyard::balancer::resource_aware {
 
 void Config::describe(config::BlockFields& out) const {
@@ -10,6 +13,7 @@ void Config::describe(config::BlockFields& out) const {
   out.number("connection_weight", connection_weight);
   out.number("connection_capacity", connection_capacity);
   out.text("max_report_age", format_duration(max_report_age));
+  out.text("score", score == Score::kFused ? "fused" : "seed");
 }
 
 config::ClusterBlockReader block_reader() {
@@ -27,6 +31,11 @@ config::ClusterBlockReader block_reader() {
             {"connection_capacity",
              [](const config::Value& x, Config& c) {
                x.integer<uint32_t>(&c.connection_capacity, 1, 10'000'000);
+             }},
+            {"score",
+             [](const config::Value& x, Config& c) {
+               x.choice(&c.score, {{"fused", Config::Score::kFused},
+                                   {"seed", Config::Score::kSeed}});
              }},
             {"max_report_age",
              [](const config::Value& x, Config& c) {
@@ -102,6 +111,9 @@ LoadEstimate LoadModel::estimate(const EndpointRef& ref, int64_t now_ns) const {
   const double health = std::max(ref.breaker->health_score.load(std::memory_order_relaxed), 0.01);
   e.score = (e.cpu * cpu_weight_ + e.memory * memory_weight_ + e.connections * connection_weight_) /
             health;
+  e.latency_ms = s.peak.estimate(now_ns);
+  e.latency_cost = peak_ewma::cost(e.latency_ms, 0, active, effective_weight(ref));
+  e.fused_cost = fused_cost(e.latency_cost, e.score);
   return e;
 }
 

@@ -20,6 +20,12 @@ struct Config : config::Block {
   double connection_weight = 0.3;
   uint32_t connection_capacity = 100;
   Duration max_report_age = std::chrono::seconds(10);
+  // Extension: how the pick uses the score. fused (default): power of two choices on
+  // peak-EWMA latency x (in flight + 1) x (1 + score): the reports' load part (the contract's
+  // formula) with what every response says of latency and errors. seed: the contract's pick
+  // alone, shares by headroom through a smooth weighted round robin (README, "Resource-aware
+  // balancing").
+  enum class Score { kFused, kSeed } score = Score::kFused;
 
   void describe(config::BlockFields& out) const override;
 };

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <array>
 
+#include "../peak_ewma/peak_ewma.h"
+
 namespace switchyard::balancer::resource_aware {
 namespace {
 
@@ -17,6 +19,11 @@ class Policy final : public balancer::Policy {
     return std::make_unique<Table>(cluster, members);
   }
   std::vector<config::ClusterBlockReader> blocks() const override { return {block_reader()}; }
+  PolicyTraits traits(const config::Cluster&) const override {
+    PolicyTraits t;
+    t.weighs_slow_start = true;
+    return t;
+  }
 };
 
 }  // namespace
@@ -24,7 +31,7 @@ class Policy final : public balancer::Policy {
 std::unique_ptr<balancer::Policy> make() { return std::make_unique<Policy>(); }
 
 double share_weight(double score, double lowest_score, double response_ms, double best_response_ms,
-                    uint32_t weight) {
+                    double weight) {
   if (response_ms > 0 && best_response_ms > 0) {
     // An endpoint that answers slower than the quickest holds each request longer. When its
     // reported load is also above the lowest (by kLatencyEvidence or more), both say the same
@@ -38,18 +45,60 @@ double share_weight(double score, double lowest_score, double response_ms, doubl
   }
   const double s = std::clamp(score, kMinShareScore, kMaxShareScore);
   const double headroom = (1 - s) / s;  // capacity left per unit of capacity used
-  return static_cast<double>(weight) * headroom * headroom;
+  return weight * headroom * headroom;
+}
+
+double fused_cost(double latency_cost, double score) {
+  return latency_cost * (1 + std::clamp(score, 0.0, 2.0));
 }
 
 Table::Table(const config::Cluster& cluster, const Members& members)
-    : members_(members), model_(config_of(cluster)) {}
+    : members_(members),
+      model_(config_of(cluster)),
+      mode_(config_of(cluster).score),
+      draw_(members) {}
 
 void Table::prepare(WorkerLbState& lb) const { lb.credit.assign(members_.size(), 0); }
 
 uint32_t Table::pick(const PickInput&, const Filter& filter, WorkerLbState& lb) const {
   if (members_.empty()) return kNone;
-  if (lb.credit.size() < members_.size()) prepare(lb);
   const int64_t now = steady_now_ns();
+  return mode_ == Config::Score::kFused ? pick_fused(filter, lb, now) : pick_seed(filter, lb, now);
+}
+
+bool Table::claim_refresh(uint32_t i, int64_t now) const {
+  auto& load = *members_[i].load;
+  if (!model_.stale(load, now)) return false;
+  int64_t due = load.refresh_at_ns.load(std::memory_order_relaxed);
+  return now >= due &&
+         load.refresh_at_ns.compare_exchange_strong(due, now + model_.refresh_interval_ns(),
+                                                    std::memory_order_relaxed);
+}
+
+uint32_t Table::pick_fused(const Filter& filter, WorkerLbState& lb, int64_t now) const {
+  const uint32_t a = draw_.draw(filter, lb, kNone);
+  if (a == kNone) return kNone;
+  if (claim_refresh(a, now)) return a;
+  const uint32_t b = draw_.draw(filter, lb, a);
+  if (b == kNone) return a;
+  if (claim_refresh(b, now)) return b;
+  const auto& ma = members_[a];
+  const auto& mb = members_[b];
+  const double ea = ma.load->peak.estimate(now);
+  const double eb = mb.load->peak.estimate(now);
+  const double ca = fused_cost(
+      peak_ewma::cost(ea, eb < 0 ? 0 : eb, ma.load->active_requests.load(std::memory_order_relaxed),
+                      effective_weight(ma)),
+      model_.estimate(ma, now).score);
+  const double cb = fused_cost(
+      peak_ewma::cost(eb, ea < 0 ? 0 : ea, mb.load->active_requests.load(std::memory_order_relaxed),
+                      effective_weight(mb)),
+      model_.estimate(mb, now).score);
+  return cb < ca ? b : a;
+}
+
+uint32_t Table::pick_seed(const Filter& filter, WorkerLbState& lb, int64_t now) const {
+  if (lb.credit.size() < members_.size()) prepare(lb);
   struct Candidate {
     double weight;
     double score;
@@ -62,13 +111,7 @@ uint32_t Table::pick(const PickInput&, const Filter& filter, WorkerLbState& lb) 
   auto consider = [&](uint32_t i) {
     if (!filter.acceptable(i)) return;
     auto& load = *members_[i].load;
-    if (refresh == kNone && model_.stale(load, now)) {
-      int64_t due = load.refresh_at_ns.load(std::memory_order_relaxed);
-      if (now >= due && load.refresh_at_ns.compare_exchange_strong(
-                            due, now + model_.refresh_interval_ns(), std::memory_order_relaxed)) {
-        refresh = i;
-      }
-    }
+    if (refresh == kNone && claim_refresh(i, now)) refresh = i;
     candidates[n++] = Candidate{0, model_.estimate(members_[i], now).score,
                                 load.response_ms.load(std::memory_order_relaxed), i};
   };
@@ -93,7 +136,7 @@ uint32_t Table::pick(const PickInput&, const Filter& filter, WorkerLbState& lb) 
   for (size_t i = 0; i < n; ++i) {
     auto& c = candidates[i];
     c.weight =
-        share_weight(c.score, lowest, c.response_ms, best_ms, members_[c.index].endpoint->weight);
+        share_weight(c.score, lowest, c.response_ms, best_ms, effective_weight(members_[c.index]));
     total += c.weight;
   }
   if (!all) {

@@ -6,6 +6,7 @@
 
 #include <memory>
 
+#include "../../weighted_draw.h"
 #include "load_model.h"
 #include "switchyard/balancer/policy.h"
 
@@ -24,13 +25,22 @@ constexpr double kMaxShareScore = 0.99;
 constexpr double kResponseFloorMs = 2.0;   // sub-millisecond differences are noise
 constexpr double kLatencyEvidence = 0.05;  // a score this far above the lowest: full weight
 double share_weight(double score, double lowest_score, double response_ms, double best_response_ms,
-                    uint32_t weight);
+                    double weight);
 
 // The table: every member up to 32 is scored at each pick (beyond, 16 random samples and a
 // weighted draw among them). Reports ride on responses, so an endpoint that gets no traffic
 // would never report again: one whose report is missing or older than max_report_age / 2 gets
 // one request every max_report_age / 4 (one worker wins the slot with a CAS), and its answer
 // refreshes the report. With health checks on, check responses keep reports fresh.
+//
+// With `score: fused` (the default) the pick is instead two weighted draws, the lower
+// fused_cost() wins: the load score from the reports (the seed formula, as above) scales what
+// the latency signal says (peak_ewma::cost: peak-EWMA latency with failures as penalties, times
+// requests in flight + 1). Reports alone cannot see an endpoint that is slower per request
+// (three times slower with the same busy fraction of its slots): least-connections balancing
+// sends it a third of a fast one's rate, and its latency sets the tail. The latency term sees
+// it; the load term still moves traffic off an endpoint whose reports say it fills up (or
+// whose health score fell) before its latency shows it. Refresh requests as above.
 class Table final : public PolicyTable {
  public:
   Table(const config::Cluster& cluster, const Members& members);
@@ -39,9 +49,20 @@ class Table final : public PolicyTable {
   const LoadModel& model() const { return model_; }
 
  private:
+  uint32_t pick_seed(const Filter& filter, WorkerLbState& lb, int64_t now) const;
+  uint32_t pick_fused(const Filter& filter, WorkerLbState& lb, int64_t now) const;
+  // A stale endpoint whose refresh slot this pick wins (CAS), or kNone.
+  bool claim_refresh(uint32_t i, int64_t now) const;
+
   const Members& members_;
   LoadModel model_;
+  Config::Score mode_;
+  WeightedDraw draw_;
 };
+
+// The fused cost: peak_ewma::cost(...) x (1 + score), score clamped to [0, 2]: a full load
+// score doubles an endpoint's cost, a health score of 0.5 (twice the score) as much again.
+double fused_cost(double latency_cost, double score);
 
 std::unique_ptr<Policy> make();
 

@@ -14,7 +14,15 @@ using resource_aware::LoadModel;
 using resource_aware::share_weight;
 using testing::Cluster;
 
+// The contract's pick (score: seed): shares by headroom through a smooth weighted round robin.
 testing::Spec spec(std::vector<uint32_t> w) {
+  auto s = testing::weights(std::move(w), "resource_aware");
+  s.blocks = "resource_aware: { score: seed }";
+  return s;
+}
+
+// The default pick (score: fused): power of two choices on latency x in flight x (1 + score).
+testing::Spec fused(std::vector<uint32_t> w) {
   return testing::weights(std::move(w), "resource_aware");
 }
 
@@ -207,6 +215,60 @@ TEST(ResourceAware, ManyEndpointsAreSampled) {
   for (int i = 0; i < 2000; ++i) low += c.pick()->index >= 100;
   // A weighted draw among 16 samples: scores 0.45 vs 0.13, weights 1.49 vs 44.6.
   EXPECT_GT(low, 1900);
+}
+
+// The fused cost: latency x (in flight + 1) / weight, times (1 + score).
+TEST(ResourceAwareFused, CostIsLatencyTimesInFlightTimesLoad) {
+  EXPECT_DOUBLE_EQ(resource_aware::fused_cost(10.0, 0.5), 15.0);
+  EXPECT_DOUBLE_EQ(resource_aware::fused_cost(10.0, 5.0), 30.0);  // score clamped at 2
+  EXPECT_DOUBLE_EQ(resource_aware::fused_cost(10.0, -1.0), 10.0);
+}
+
+// Equal reports (busy slots say nothing of per-request cost), one endpoint three times slower:
+// the fast ones take most requests. With the seed pick the three would share equally.
+TEST(ResourceAwareFused, ASlowerEndpointGetsLessWhenReportsAgree) {
+  Cluster c(fused({1, 1, 1}));
+  auto now = steady_now_ns();
+  for (size_t i = 0; i < 3; ++i) {
+    apply_load_report(c.load(i), report(0.5, 0.3), now);
+    c.load(i).peak.observe(i == 2 ? 15.0 : 5.0, now);
+    c.load(i).active_requests = 4;
+  }
+  auto picks = c.histogram(3000);
+  // P2C: the slow one wins no pair (its cost is 3x), so it is picked only when drawn twice...
+  // it never is (draws are distinct): 0.
+  EXPECT_EQ(picks["c"], 0);
+  EXPECT_NEAR(picks["a"], 1500, 150);
+  // ... until its in-flight count is low enough: 1 in flight against 4 and 4.
+  c.load(2).active_requests = 0;
+  picks = c.histogram(3000);
+  EXPECT_GT(picks["c"], 900);  // cost 15 x 1 against 5 x 5: it wins its pairs
+}
+
+// A failure is a penalty sample: an endpoint that answers 503 at once looks slow.
+TEST(ResourceAwareFused, FastFailuresCountAsSlow) {
+  Cluster c(fused({1, 1}));
+  auto now = steady_now_ns();
+  c.load(0).peak.observe(1.0, now);
+  c.load(1).peak.observe(0.2, now);  // faster...
+  c.load(1).peak.observe_failure(now);  // ...but it fails
+  EXPECT_GE(c.load(1).peak.estimate(now), PeakEwma::kFailurePenaltyMs);
+  auto picks = c.histogram(1000);
+  EXPECT_GT(picks["a"], 990);
+}
+
+// Reports still decide between equally fast endpoints: a full one costs twice an idle one.
+TEST(ResourceAwareFused, ReportedLoadStillScalesTheCost) {
+  Cluster c(fused({1, 1}));
+  auto now = steady_now_ns();
+  apply_load_report(c.load(0), report(1.0, 1.0), now);
+  apply_load_report(c.load(1), report(0.0, 0.0), now);
+  for (size_t i = 0; i < 2; ++i) c.load(i).peak.observe(5.0, now);
+  c.load(0).active_requests = 1;
+  c.load(1).active_requests = 2;
+  // a: 5 x 2 x (1 + 0.7) = 17; b: 5 x 3 x (1 + 0.006): b, although it holds more.
+  auto picks = c.histogram(100);
+  EXPECT_EQ(picks["b"], 100);
 }
 
 }  // namespace

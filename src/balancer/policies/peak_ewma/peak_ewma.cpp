@@ -1,0 +1,54 @@
+#include "peak_ewma.h"
+
+namespace switchyard::balancer::peak_ewma {
+namespace {
+
+// A latency floor: sub-0.1 ms differences are noise, and an estimate of 0 (long idle) must
+// still let the in-flight count decide.
+constexpr double kFloorMs = 0.1;
+
+class Policy final : public balancer::Policy {
+ public:
+  std::string_view name() const override { return "peak_ewma"; }
+  PolicyTraits traits(const config::Cluster&) const override {
+    PolicyTraits t;
+    t.weighs_slow_start = true;
+    return t;
+  }
+  std::unique_ptr<PolicyTable> build(const config::Cluster&,
+                                     const Members& members) const override {
+    return std::make_unique<Table>(members);
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<balancer::Policy> make() { return std::make_unique<Policy>(); }
+
+double cost(double estimate_ms, double unmeasured_ms, int64_t active, double weight) {
+  const double latency = (estimate_ms < 0 ? unmeasured_ms : estimate_ms) + kFloorMs;
+  return latency * static_cast<double>(std::max<int64_t>(active, 0) + 1) /
+         std::max(weight, 1e-3);
+}
+
+uint32_t Table::pick(const PickInput&, const Filter& filter, WorkerLbState& lb) const {
+  const uint32_t a = draw_.draw(filter, lb, kNone);
+  if (a == kNone) return kNone;
+  const uint32_t b = draw_.draw(filter, lb, a);
+  if (b == kNone) return a;
+  const int64_t now = steady_now_ns();
+  const auto& ma = members_[a];
+  const auto& mb = members_[b];
+  const double ea = ma.load->peak.estimate(now);
+  const double eb = mb.load->peak.estimate(now);
+  // An unmeasured endpoint borrows the other's estimate: in-flight counts decide.
+  const double ca = cost(ea, eb < 0 ? 0 : eb,
+                         ma.load->active_requests.load(std::memory_order_relaxed),
+                         effective_weight(ma));
+  const double cb = cost(eb, ea < 0 ? 0 : ea,
+                         mb.load->active_requests.load(std::memory_order_relaxed),
+                         effective_weight(mb));
+  return cb < ca ? b : a;
+}
+
+}  // namespace switchyard::balancer::peak_ewma
