@@ -8,6 +8,17 @@
 #include "switchyard/balancer/policy.h"
 
 namespace switchyard::admin {
+namespace {
+// "p95", "p99.9": a hedge delay at a percentile, as written in YAML.
+std::string percentile_text(double v) {
+  std::string s(1, 'p');
+  std::string number = std::to_string(v);
+  number.erase(number.find_last_not_of('0') + 1);
+  if (!number.empty() && number.back() == '.') number.pop_back();
+  s.append(number);
+  return s;
+}
+}  // namespace
 
 namespace json = boost::json;
 
@@ -77,6 +88,12 @@ json::object listener_json(const config::Listener& l) {
         {"cluster", r.cluster},
         {"timeout", format_duration(r.timeout)},
         {"retries", retries_json(r.retries)},
+        {"hedge", r.hedge
+                      ? json::value(json::object{
+                            {"delay", r.hedge->percentile > 0 ? percentile_text(r.hedge->percentile)
+                                                              : format_duration(r.hedge->delay)},
+                            {"min_delay", format_duration(r.hedge->min_delay)}})
+                      : json::value(nullptr)},
         {"cross_region", config::to_string(r.cross_region)},
     });
   }
@@ -201,11 +218,11 @@ json::object cluster_json(const config::Cluster& c) {
            : json::value(nullptr)},
   };
   out["slow_start"] =
-      c.slow_start ? json::value(json::object{
-                         {"window", format_duration(c.slow_start->window)},
-                         {"aggression", c.slow_start->aggression},
-                         {"min_weight_percent", c.slow_start->min_weight_percent}})
-                   : json::value(nullptr);
+      c.slow_start
+          ? json::value(json::object{{"window", format_duration(c.slow_start->window)},
+                                     {"aggression", c.slow_start->aggression},
+                                     {"min_weight_percent", c.slow_start->min_weight_percent}})
+          : json::value(nullptr);
   out["panic_threshold"] = c.panic_threshold;
   out["upstream"] = json::object{
       {"connect_timeout", format_duration(c.upstream.connect_timeout)},

@@ -176,8 +176,7 @@ const EndpointRef* ClusterBalancer::pick_in(const Group& group, const PickInput&
     if (in.has_hash_key) {
       // The key's own uniform value: a key moves onto a warming endpoint once, as its factor
       // passes the key's value, and stays there.
-      warm.key_uniform =
-          static_cast<double>(siphash13(kWarmKey, in.hash_key) >> 11) * 0x1.0p-53;
+      warm.key_uniform = static_cast<double>(siphash13(kWarmKey, in.hash_key) >> 11) * 0x1.0p-53;
     }
   }
   const Filter strict(group.members, memo.tried_span(), true, cap, panic, reject ? &warm : nullptr);
@@ -391,14 +390,15 @@ PickExplanation ClusterBalancer::explain(const PickRequest& req) const {
 }
 
 // Feeds the circuit breaker and the health score: success is any response below 500.
-void ClusterBalancer::report(Pick& pick, bool success) const {
+void ClusterBalancer::report(Pick& pick, bool success, bool local_origin) const {
   if (!pick.counted || pick.reported) return;
   pick.reported = true;
   auto& b = *pick.ref->breaker;
+  const auto& cb = cluster_.config->circuit_breaker;
   const bool notify =
       success ? breaker::record_success(b, pick.trial)
-              : breaker::record_failure(b, cluster_.config->circuit_breaker.consecutive_failures,
-                                        pick.trial);
+              : breaker::record_failure(b, cb.consecutive_failures, pick.trial, local_origin,
+                                        cb.split_local_origin, cb.consecutive_local_failures);
   pick.trial = false;
   if (notify && notify_ != nullptr) notify_->notify(owned_.breakers[pick.ref->index]);
 }
@@ -518,9 +518,10 @@ void ClusterBalancer::tick_endpoints(uint32_t usable) {
     l.was_usable = u;
   }
   state_->warming.store(warming, kRelaxed);
-  state_->panic.store(cc.panic_threshold > 0 &&
-                          100.0 * usable < cc.panic_threshold * static_cast<double>(members_.size()),
-                      kRelaxed);
+  state_->panic.store(
+      cc.panic_threshold > 0 &&
+          100.0 * usable < cc.panic_threshold * static_cast<double>(members_.size()),
+      kRelaxed);
 }
 
 std::vector<const EndpointRef*> ClusterBalancer::warm_targets(std::string_view region) const {

@@ -40,14 +40,25 @@ bool record_success(EndpointBreaker& state, bool trial) {
   state.successes.fetch_add(1, kRelaxed);
   // Read first: a store on every success would bounce the cache line between workers.
   if (state.consecutive_failures.load(kRelaxed) != 0) state.consecutive_failures.store(0, kRelaxed);
+  if (state.consecutive_local_failures.load(kRelaxed) != 0)
+    state.consecutive_local_failures.store(0, kRelaxed);
   return trial && transition(state, Position::kTrial, Position::kClosed);
 }
 
-bool record_failure(EndpointBreaker& state, uint32_t consecutive_limit, bool trial) {
+bool record_failure(EndpointBreaker& state, uint32_t consecutive_limit, bool trial,
+                    bool local_origin, bool split_local_origin, uint32_t local_limit) {
   state.failures.fetch_add(1, kRelaxed);
-  uint32_t run = state.consecutive_failures.fetch_add(1, kRelaxed) + 1;
+  if (local_origin) state.local_failures.fetch_add(1, kRelaxed);
+  uint32_t run = 0;
+  uint32_t limit = consecutive_limit;
+  if (split_local_origin && local_origin) {
+    run = state.consecutive_local_failures.fetch_add(1, kRelaxed) + 1;
+    limit = local_limit;
+  } else {
+    run = state.consecutive_failures.fetch_add(1, kRelaxed) + 1;
+  }
   if (trial) return transition(state, Position::kTrial, Position::kTrialFailed);
-  if (consecutive_limit == 0 || run < consecutive_limit) return false;
+  if (limit == 0 || run < limit) return false;
   if (state.position.load(kRelaxed) != Position::kClosed) return false;
   return !state.ejection_requested.exchange(true, kRelaxed);
 }
@@ -99,7 +110,15 @@ std::shared_ptr<ClusterStats> OutlierDetector::stats(const std::string& cluster)
 }
 
 void OutlierDetector::update(std::vector<Cluster> clusters) {
+  // A cluster keeps its rate-evaluation clock across a reload when it keeps its name.
+  std::map<std::string, Clock::time_point> last;
+  for (size_t i = 0; i < clusters_.size() && i < last_rates_.size(); ++i)
+    last[clusters_[i].name] = last_rates_[i];
   clusters_ = std::move(clusters);
+  last_rates_.assign(clusters_.size(), Clock::now());
+  for (size_t i = 0; i < clusters_.size(); ++i) {
+    if (auto it = last.find(clusters_[i].name); it != last.end()) last_rates_[i] = it->second;
+  }
   where_.clear();
   std::map<std::string, std::shared_ptr<EndpointBreaker>> live;
   std::map<std::string, std::shared_ptr<ClusterStats>> live_stats;
@@ -143,9 +162,17 @@ void OutlierDetector::evaluate(EndpointBreaker& state, Clock::time_point now) {
       if (state.ejected_until != Clock::time_point{})
         readmit(*member, *cluster, now, "trial request");
       if (state.ejection_requested.load(kRelaxed)) {
-        uint32_t limit = cluster->config.consecutive_failures;
+        const auto& cb = cluster->config;
+        uint32_t limit = cb.consecutive_failures;
         if (limit > 0 && state.consecutive_failures.load(kRelaxed) >= limit) {
           eject(*member, *cluster, now, false);
+        } else if (cb.split_local_origin && cb.consecutive_local_failures > 0 &&
+                   state.consecutive_local_failures.load(kRelaxed) >=
+                       cb.consecutive_local_failures) {
+          cluster->stats->counters.add(ClusterStats::kEjectionsLocalOrigin);
+          eject(*member, *cluster, now, false,
+                std::to_string(cb.consecutive_local_failures) +
+                    " consecutive local-origin failures (connect, reset, timeout)");
         }
         state.ejection_requested.store(false, kRelaxed);
       }
@@ -159,7 +186,7 @@ void OutlierDetector::evaluate(EndpointBreaker& state, Clock::time_point now) {
 }
 
 void OutlierDetector::eject(const Member& m, const Cluster& cluster, Clock::time_point now,
-                            bool after_trial) {
+                            bool after_trial, const std::string& why) {
   auto& state = *m.state;
   const auto& cb = cluster.config;
   if (!after_trial) {
@@ -171,11 +198,15 @@ void OutlierDetector::eject(const Member& m, const Cluster& cluster, Clock::time
     if (ejected + 1 > allowed) {
       cluster.stats->counters.add(ClusterStats::kEjectionsSkipped);
       logs::registry().warn(
-          "endpoint {} of cluster '{}' failed {} times in a row but stays in: {} of {} endpoints "
+          "endpoint {} of cluster '{}' would be ejected ({}) but stays in: {} of {} endpoints "
           "are ejected already (max_ejected_fraction {})",
-          m.address, cluster.name, state.consecutive_failures.load(kRelaxed), ejected,
-          cluster.members.size(), cb.max_ejected_fraction);
+          m.address, cluster.name,
+          why.empty()
+              ? std::to_string(state.consecutive_failures.load(kRelaxed)) + " failures in a row"
+              : why,
+          ejected, cluster.members.size(), cb.max_ejected_fraction);
       state.consecutive_failures.store(0, kRelaxed);
+      state.consecutive_local_failures.store(0, kRelaxed);
       return;
     }
   }
@@ -188,13 +219,126 @@ void OutlierDetector::eject(const Member& m, const Cluster& cluster, Clock::time
           .count(),
       kRelaxed);
   state.consecutive_failures.store(0, kRelaxed);
+  state.consecutive_local_failures.store(0, kRelaxed);
   state.position.store(Position::kOpen, kRelaxed);
   cluster.stats->counters.add(ClusterStats::kEjections);
   logs::registry().warn("endpoint {} of cluster '{}' ejected for {} ({})", m.address, cluster.name,
                         format_duration(duration),
-                        after_trial
-                            ? "its trial request failed"
+                        after_trial ? std::string("its trial request failed")
+                        : !why.empty()
+                            ? why
                             : std::to_string(cb.consecutive_failures) + " consecutive failures");
+}
+
+std::vector<size_t> success_rate_outliers(const std::vector<RateSample>& samples,
+                                          const config::SuccessRateEjection& cfg) {
+  std::vector<size_t> out;
+  double sum = 0, sum_sq = 0;
+  size_t n = 0;
+  for (const auto& s : samples) {
+    if (s.requests < cfg.request_volume) continue;
+    const double rate = 1.0 - static_cast<double>(s.failures) / static_cast<double>(s.requests);
+    sum += rate;
+    sum_sq += rate * rate;
+    ++n;
+  }
+  if (n == 0 || n < cfg.minimum_hosts) return out;
+  const double mean = sum / static_cast<double>(n);
+  const double variance = std::max(0.0, sum_sq / static_cast<double>(n) - mean * mean);
+  const double threshold = mean - cfg.stdev_factor * std::sqrt(variance);
+  for (size_t i = 0; i < samples.size(); ++i) {
+    const auto& s = samples[i];
+    if (s.requests < cfg.request_volume) continue;
+    const double rate = 1.0 - static_cast<double>(s.failures) / static_cast<double>(s.requests);
+    if (rate < threshold) out.push_back(i);
+  }
+  return out;
+}
+
+std::vector<size_t> failure_percentage_outliers(const std::vector<RateSample>& samples,
+                                                const config::FailurePercentageEjection& cfg) {
+  std::vector<size_t> out;
+  size_t n = 0;
+  for (const auto& s : samples) n += s.requests >= cfg.request_volume ? 1 : 0;
+  if (n == 0 || n < cfg.minimum_hosts) return out;
+  for (size_t i = 0; i < samples.size(); ++i) {
+    const auto& s = samples[i];
+    if (s.requests < cfg.request_volume) continue;
+    if (100.0 * static_cast<double>(s.failures) >=
+        cfg.threshold * static_cast<double>(s.requests)) {
+      out.push_back(i);
+    }
+  }
+  return out;
+}
+
+// The rate detectors (README, "Outlier detection by rates"): over the outcomes since the last
+// evaluation, per endpoint, all failures against all requests; with split_local_origin,
+// twice: the endpoint's own answers (5xx against responses) and local-origin failures
+// (connect, reset, timeout against tries), each judged on its own. An endpoint already
+// ejected is left out of the statistics; ejections go through eject() and so through
+// max_ejected_fraction.
+void OutlierDetector::evaluate_rates(size_t ci, Clock::time_point now) {
+  const Cluster& cluster = clusters_[ci];
+  const auto& cb = cluster.config;
+  std::vector<RateSample> all, external, local;
+  std::vector<size_t> members;
+  for (size_t i = 0; i < cluster.members.size(); ++i) {
+    auto& st = *cluster.members[i].state;
+    const uint64_t ok = st.successes.load(kRelaxed);
+    const uint64_t failed = st.failures.load(kRelaxed);
+    const uint64_t lfailed = st.local_failures.load(kRelaxed);
+    const uint64_t d_ok = ok - st.rated_successes;
+    const uint64_t d_failed = failed - st.rated_failures;
+    const uint64_t d_local = std::min(lfailed - st.rated_local, d_failed);
+    st.rated_successes = ok;
+    st.rated_failures = failed;
+    st.rated_local = lfailed;
+    if (st.ejected()) continue;
+    members.push_back(i);
+    all.push_back({d_ok + d_failed, d_failed});
+    external.push_back({d_ok + d_failed - d_local, d_failed - d_local});
+    local.push_back({d_ok + d_failed, d_local});
+  }
+  std::vector<std::pair<size_t, std::string>> verdicts;
+  auto judge = [&](const std::vector<RateSample>& samples, const char* kind) {
+    if (cb.success_rate) {
+      for (size_t k : success_rate_outliers(samples, *cb.success_rate)) {
+        const auto& s = samples[k];
+        verdicts.emplace_back(members[k],
+                              fmt::format("{}success rate {:.1f}% over {} requests, below the "
+                                          "cluster's mean - {} x stdev",
+                                          kind, 100.0 - 100.0 * s.failures / s.requests, s.requests,
+                                          cb.success_rate->stdev_factor));
+      }
+    }
+    if (cb.failure_percentage) {
+      for (size_t k : failure_percentage_outliers(samples, *cb.failure_percentage)) {
+        const auto& s = samples[k];
+        verdicts.emplace_back(members[k],
+                              fmt::format("{}failures {:.1f}% of {} requests, at least {}%", kind,
+                                          100.0 * s.failures / s.requests, s.requests,
+                                          cb.failure_percentage->threshold));
+      }
+    }
+  };
+  if (cb.split_local_origin) {
+    judge(external, "");
+    judge(local, "local-origin ");
+  } else {
+    judge(all, "");
+  }
+  for (const auto& [i, why] : verdicts) {
+    const Member& m = cluster.members[i];
+    if (m.state->ejected()) continue;  // judged twice in this round
+    const bool by_rate = why.find("success rate") != std::string::npos;
+    const uint64_t before = cluster.stats->counters.value(ClusterStats::kEjections);
+    eject(m, cluster, now, false, why);
+    if (cluster.stats->counters.value(ClusterStats::kEjections) != before) {
+      cluster.stats->counters.add(by_rate ? ClusterStats::kEjectionsSuccessRate
+                                          : ClusterStats::kEjectionsFailurePercentage);
+    }
+  }
 }
 
 void OutlierDetector::readmit(const Member& m, const Cluster& cluster, Clock::time_point now,
@@ -258,6 +402,14 @@ void OutlierDetector::tick(Clock::time_point now) {
   if (now - last_score_ >= kScoreInterval) {
     last_score_ = now;
     update_health_scores();
+  }
+  last_rates_.resize(clusters_.size(), now);
+  for (size_t ci = 0; ci < clusters_.size(); ++ci) {
+    const auto& cb = clusters_[ci].config;
+    if (!cb.success_rate && !cb.failure_percentage) continue;
+    if (now - last_rates_[ci] < cb.interval) continue;
+    last_rates_[ci] = now;
+    evaluate_rates(ci, now);
   }
 }
 

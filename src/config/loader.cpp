@@ -174,6 +174,27 @@ const BlockSpec<Route> kMatch{{
      }},
 }};
 
+const BlockSpec<Hedge> kHedge{{
+    {"delay",
+     [](const Value& v, Hedge& h) {
+       const std::string text = v.node().IsScalar() ? v.node().Scalar() : "";
+       if (!text.empty() && (text[0] == 'p' || text[0] == 'P')) {
+         double p = 0;
+         const char* end = text.data() + text.size();
+         auto [ptr, ec] = std::from_chars(text.data() + 1, end, p);
+         if (ec != std::errc() || ptr != end || p < 50 || p > 99.99) {
+           v.error("expected a duration (20ms) or a percentile from p50 to p99.99 (p95)");
+           return;
+         }
+         h.percentile = p;
+         return;
+       }
+       if (v.duration(&h.delay) && h.delay.count() == 0) v.error("must be more than 0");
+     },
+     /*required=*/true},
+    {"min_delay", [](const Value& v, Hedge& h) { v.duration(&h.min_delay); }},
+}};
+
 const BlockSpec<Route> kRoute{{
     {"match", [](const Value& v, Route& r) { read_block(v, kMatch, r); }},
     {"cluster",
@@ -191,6 +212,12 @@ const BlockSpec<Route> kRoute{{
      /*required=*/true},
     {"timeout", [](const Value& v, Route& r) { v.duration(&r.timeout, /*allow_zero=*/true); }},
     {"retries", [](const Value& v, Route& r) { read_block(v, kRetries, r.retries); }},
+    {"hedge",
+     [](const Value& v, Route& r) {
+       Hedge h;
+       read_block(v, kHedge, h);
+       r.hedge = h;
+     }},
     {"cross_region",
      [](const Value& v, Route& r) {
        v.choice(&r.cross_region, {{"allow", CrossRegion::kAllow},
@@ -449,7 +476,9 @@ const BlockSpec<HealthCheck> kHealthCheck{{
 
 const BlockSpec<SuccessRateEjection> kSuccessRate{{
     {"minimum_hosts",
-     [](const Value& v, SuccessRateEjection& s) { v.integer<uint32_t>(&s.minimum_hosts, 1, 100000); }},
+     [](const Value& v, SuccessRateEjection& s) {
+       v.integer<uint32_t>(&s.minimum_hosts, 1, 100000);
+     }},
     {"request_volume",
      [](const Value& v, SuccessRateEjection& s) {
        v.integer<uint32_t>(&s.request_volume, 1, 100000000);
@@ -602,9 +631,8 @@ BlockSpec<Cluster> cluster_spec(const Schema& schema, Value* endpoints_seen) {
                          read_block(v, kSlowStart, s);
                          c.slow_start = s;
                        }});
-  spec.keys.push_back({"panic_threshold", [](const Value& v, Cluster& c) {
-                         v.number(&c.panic_threshold, 0, 100);
-                       }});
+  spec.keys.push_back({"panic_threshold",
+                       [](const Value& v, Cluster& c) { v.number(&c.panic_threshold, 0, 100); }});
   spec.keys.push_back(
       {"upstream", [](const Value& v, Cluster& c) { read_block(v, kUpstream, c.upstream); }});
   spec.keys.push_back(

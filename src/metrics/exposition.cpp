@@ -117,6 +117,12 @@ std::string render(const proxy::SnapshotStats& stats, const ProcessCounters& pro
             lb.counters.value(BS::kNoEndpoint));
     counter("switchyard_upstream_retries_total", "Upstream tries that were retries",
             proxy_stats.counters.value(PS::kRetries));
+    counter("switchyard_upstream_hedges_total",
+            "Backup tries sent because the first had not answered within the hedge delay",
+            proxy_stats.counters.value(PS::kHedges));
+    counter("switchyard_upstream_hedge_wins_total",
+            "Requests answered by their backup try (the first try was cancelled)",
+            proxy_stats.counters.value(PS::kHedgeWins));
     counter("switchyard_upstream_retry_budget_exhausted_total",
             "Retries not made because the retry budget was spent",
             proxy_stats.counters.value(PS::kRetryBudgetExhausted));
@@ -128,6 +134,15 @@ std::string render(const proxy::SnapshotStats& stats, const ProcessCounters& pro
     counter("switchyard_outlier_ejections_skipped_total",
             "Ejections not made because of max_ejected_fraction",
             ejections.value(ES::kEjectionsSkipped));
+    for (auto [detector, slot] : {std::pair{"success_rate", ES::kEjectionsSuccessRate},
+                                  std::pair{"failure_percentage", ES::kEjectionsFailurePercentage},
+                                  std::pair{"local_origin", ES::kEjectionsLocalOrigin}}) {
+      Labels dl = cl;
+      dl.push_back({"detector", detector});
+      b.counter("switchyard_outlier_ejections_detected_total",
+                "Ejections made by a rate detector or by a run of local-origin failures", dl,
+                static_cast<double>(ejections.value(slot)));
+    }
     b.histogram("switchyard_hash_ring_rebuild_seconds",
                 "Time to build a cluster's hash ring or Maglev table", cl, lb.ring_rebuild);
     for (size_t r = 0; r < 4; ++r) {
@@ -181,8 +196,8 @@ std::string render(const proxy::SnapshotStats& stats, const ProcessCounters& pro
       b.gauge("switchyard_endpoint_load_report_age_seconds",
               "Age of the endpoint's last load report; -1 before the first", el, load.report_age_s);
       b.gauge("switchyard_endpoint_latency_ewma_seconds",
-              "Peak-EWMA time to the response head, failures as penalties; -1 before the first",
-              el, load.latency_ms < 0 ? -1 : load.latency_ms / 1000);
+              "Peak-EWMA time to the response head, failures as penalties; -1 before the first", el,
+              load.latency_ms < 0 ? -1 : load.latency_ms / 1000);
     }
     for (const auto& r : cluster.regions()) {
       const Labels rl{{"cluster", name}, {"region", r.name}};

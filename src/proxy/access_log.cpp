@@ -130,15 +130,19 @@ void AccessLog::append(const AccessEntry& e, config::AccessLogFormat format) {
     fmt::format_to(out, "\",\"protocol\":\"HTTP/{}.{}\",\"status\":{},\"bytes\":{},\"cluster\":\"",
                    e.version / 10, e.version % 10, e.status, e.bytes_sent);
     append_escaped(line_, cluster);
-    fmt::format_to(out, "\",\"endpoint\":\"{}\",\"duration_ms\":{:.3f}}}\n", endpoint, duration_ms);
+    fmt::format_to(out, "\",\"endpoint\":\"{}\",\"duration_ms\":{:.3f}", endpoint, duration_ms);
+    if (!e.hedge.empty()) fmt::format_to(out, ",\"hedge\":\"{}\"", e.hedge);
+    fmt::format_to(out, "}}\n");
   } else {
     fmt::format_to(out, "{}.{:03}Z {} {} \"", cached_time_, ms % 1000, e.listener, e.client);
     append_escaped(line_, e.method);
     line_.push_back(' ');
     append_escaped(line_, e.target);
-    fmt::format_to(out, " HTTP/{}.{}\" {} {} cluster={} endpoint={} duration_ms={:.3f}\n",
+    fmt::format_to(out, " HTTP/{}.{}\" {} {} cluster={} endpoint={} duration_ms={:.3f}",
                    e.version / 10, e.version % 10, e.status, e.bytes_sent, cluster, endpoint,
                    duration_ms);
+    if (!e.hedge.empty()) fmt::format_to(out, " hedge={}", e.hedge);
+    line_.push_back('\n');
   }
   if (!ring_->push(std::string_view(line_.data(), line_.size()))) stats_->access_log_dropped(1);
 }

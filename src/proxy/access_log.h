@@ -30,6 +30,9 @@ struct AccessEntry {
   std::string_view cluster;
   std::string_view endpoint;
   std::chrono::steady_clock::duration duration{};
+  // Hedged requests: "sent" (a backup try went out, the first try answered) or "won" (the
+  // backup answered); empty when no backup was sent. Shown only when not empty.
+  std::string_view hedge;
 };
 
 // A single-producer, single-consumer byte ring of whole lines.

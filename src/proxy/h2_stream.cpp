@@ -469,6 +469,7 @@ void H2Stream::log_request(unsigned status) {
   entry.bytes_sent = response_bytes_;
   if (cluster_) entry.cluster = cluster_->config().name;
   if (const auto* ep = attempt_.endpoint()) entry.endpoint = ep->address_text;
+  entry.hedge = attempt_.hedge_outcome();
   entry.duration = Clock::now() - start_;
   session_.worker().access_log().append(entry, cfg.access_log.format);
 }

@@ -53,8 +53,39 @@ std::pair<unsigned, std::string_view> UpstreamAttempt::failure_text(Failure kind
   return {502, "upstream failure"};
 }
 
+// The backup try's sink: what it answers goes to the first try, which decides (the first
+// answer wins) and passes it on to the real sink.
+class UpstreamAttempt::HedgeSink final : public AttemptSink {
+ public:
+  explicit HedgeSink(UpstreamAttempt& primary) : primary_(primary) {}
+  void want_request_body() override {}  // never: only requests without a body are hedged
+  void on_response_head(ResponseHead& head, http1::BodyPieces& body, bool last) override {
+    primary_.hedge_answered(head, body, last);
+  }
+  void on_response_body(http1::BodyPieces& body, bool last) override {
+    primary_.sink_->on_response_body(body, last);
+  }
+  void on_attempt_failed(unsigned status, std::string_view reason) override {
+    primary_.hedge_failed(status, reason);
+  }
+  void on_response_broken(unsigned status, std::string_view reason) override {
+    primary_.sink_->on_response_broken(status, reason);
+  }
+  void on_upgraded(ResponseHead&, std::unique_ptr<UpstreamConnection>, std::string_view) override {
+  }  // never: upgrades are not hedged
+  Socket* splice_target() override { return primary_.sink_->splice_target(); }
+  void on_response_spliced(uint64_t bytes, bool last) override {
+    primary_.sink_->on_response_spliced(bytes, last);
+  }
+
+ private:
+  UpstreamAttempt& primary_;
+};
+
 UpstreamAttempt::UpstreamAttempt(Worker& worker)
-    : worker_(worker), timer_(worker.ioc().get_executor()) {}
+    : worker_(worker),
+      timer_(worker.ioc().get_executor()),
+      hedge_timer_(worker.ioc().get_executor()) {}
 
 UpstreamAttempt::~UpstreamAttempt() {
   h2_release();
@@ -97,8 +128,99 @@ void UpstreamAttempt::start(const AttemptRequest& request, AttemptSink* sink,
       (fwd.framing != Framing::kContentLength || fwd.content_length <= retries.max_body_bytes);
   stats_ = req_.view->stats->clusters[req_.cluster_index].get();
   memo_.reset();
-  req_.view->retry_budgets[req_.cluster_index].on_request();
+  if (req_.avoid != nullptr) {  // a backup try: not where the first one went
+    memo_.tried = req_.avoid->tried;
+    memo_.tried_count = req_.avoid->tried_count;
+  }
+  hedge_state_ = HedgeState::kNone;
+  if (!req_.hedged_try) req_.view->retry_budgets[req_.cluster_index].on_request();
   try_once();
+  if (active_ && retries_done_ == 0) arm_hedge();
+}
+
+// --- hedging -----------------------------------------------------------------------------------
+
+// A request that may be sent twice (idempotent, no body, no upgrade) on a route with a hedge:
+// after the delay, if the first try has not answered, a backup goes to another endpoint.
+void UpstreamAttempt::arm_hedge() {
+  const auto& hedge = req_.route->hedge;
+  if (!hedge || req_.hedged_try || req_.has_body || !req_.forward->upgrade.empty() ||
+      !idempotent(req_.head->method)) {
+    return;
+  }
+  const Duration delay = hedge_delay(*hedge, req_.view->latencies[req_.cluster_index]);
+  if (delay.count() <= 0) return;
+  hedge_state_ = HedgeState::kArmed;
+  hedge_timer_.expires_at(try_start_ + delay);
+  hedge_timer_.async_wait([this, keep = owner_.lock(), g = ++hedge_generation_](
+                              boost::system::error_code ec) { on_hedge_timer(ec, g); });
+}
+
+void UpstreamAttempt::on_hedge_timer(boost::system::error_code ec, uint64_t generation) {
+  if (ec || generation != hedge_generation_ || !active_ || hedge_state_ != HedgeState::kArmed)
+    return;
+  if (head_parsed_ || head_delivered_ || upstream_done_) return;  // answered meanwhile
+  // A backup try is a retry as far as the budget goes: it cannot multiply an outage's load.
+  if (!take_retry_token()) {
+    hedge_state_ = HedgeState::kNone;
+    return;
+  }
+  stats_->counters.add(ClusterStats::kHedges);
+  hedge_state_ = HedgeState::kSent;
+  if (!hedge_) {
+    hedge_ = std::make_unique<UpstreamAttempt>(worker_);
+    hedge_sink_ = std::make_unique<HedgeSink>(*this);
+  }
+  AttemptRequest backup = req_;
+  backup.hedged_try = true;
+  backup.avoid = &memo_;
+  hedge_->start(backup, hedge_sink_.get(), owner_.lock());  // may fail at once (hedge_failed)
+}
+
+// The first try answered first (or the request ends): the backup goes.
+void UpstreamAttempt::cancel_hedge(HedgeState next) {
+  ++hedge_generation_;
+  hedge_timer_.cancel();
+  if (hedge_state_ == HedgeState::kSent || hedge_state_ == HedgeState::kPrimaryFailed ||
+      hedge_state_ == HedgeState::kHedgeWon) {
+    hedge_->cancel();
+  }
+  if (hedge_state_ != HedgeState::kNone) hedge_state_ = next;
+}
+
+void UpstreamAttempt::hedge_answered(ResponseHead& head, http1::BodyPieces& body, bool last) {
+  if (hedge_state_ != HedgeState::kSent && hedge_state_ != HedgeState::kPrimaryFailed) return;
+  if (hedge_state_ == HedgeState::kSent) {
+    // The first try loses: it gives up its connection and endpoint without an outcome (it did
+    // not fail; it was slower).
+    ++generation_;
+    disarm_timer();
+    end_splice(false);
+    drop_connection();
+    release_endpoint();
+  }
+  hedge_state_ = HedgeState::kHedgeWon;
+  stats_->counters.add(ClusterStats::kHedgeWins);
+  sink_->on_response_head(head, body, last);
+}
+
+void UpstreamAttempt::hedge_failed(unsigned status, std::string_view reason) {
+  if (hedge_state_ == HedgeState::kPrimaryFailed) return end_failed(status, reason);
+  // The first try is still under way: it decides alone.
+  if (hedge_state_ == HedgeState::kSent) hedge_state_ = HedgeState::kNone;
+}
+
+std::string_view UpstreamAttempt::hedge_outcome() const {
+  switch (hedge_state_) {
+    case HedgeState::kHedgeWon:
+      return "won";
+    case HedgeState::kSent:
+    case HedgeState::kPrimaryFailed:
+    case HedgeState::kPrimaryWon:
+      return "sent";
+    default:
+      return {};
+  }
 }
 
 // --- picking ---------------------------------------------------------------------------------
@@ -372,6 +494,7 @@ bool UpstreamAttempt::accept_final_head() {
     pick_.ref->load->peak.observe_failure(now_ns);
   } else {
     pick_.ref->load->peak.observe(ms, now_ns);
+    req_.view->latencies[req_.cluster_index].add(ms);  // hedge delays at a percentile
   }
   // Load reports are for the proxy, never for the client (DESIGN.md, Backend load reports):
   // the first one counts, a repeat is dropped with it (plan_response drops them all).
@@ -380,6 +503,7 @@ bool UpstreamAttempt::accept_final_head() {
   req_.balancer->report(pick_, status < 500);
   if (try_retry(RetryReason::kStatus, status)) return false;
   head_parsed_ = true;
+  if (hedge_state_ != HedgeState::kNone) cancel_hedge(HedgeState::kPrimaryWon);
   return true;
 }
 
@@ -412,6 +536,7 @@ void UpstreamAttempt::parse_body() {
 }
 
 void UpstreamAttempt::resume() {
+  if (hedge_state_ == HedgeState::kHedgeWon) return hedge_->resume();
   if (!active_ || upstream_done_) return;
   if (h2_mode_) return h2_resume();
   if (broken_after_head_) return fail({}, Failure::kClosed);  // the head went out: now say so
@@ -577,6 +702,7 @@ void UpstreamAttempt::upstream_finished() {
 }
 
 void UpstreamAttempt::done() {
+  if (hedge_state_ == HedgeState::kHedgeWon) hedge_->done();
   if (!active_) return;
   let_go();
 }
@@ -586,6 +712,7 @@ void UpstreamAttempt::let_go() {
   active_ = false;
   ++generation_;
   disarm_timer();
+  if (hedge_state_ == HedgeState::kArmed) cancel_hedge(HedgeState::kNone);
   drop_connection();
   release_endpoint();
   release_retry();
@@ -594,6 +721,10 @@ void UpstreamAttempt::let_go() {
 }
 
 void UpstreamAttempt::cancel() {
+  if (hedge_state_ != HedgeState::kNone && hedge_state_ != HedgeState::kPrimaryWon) {
+    const bool won = hedge_state_ == HedgeState::kHedgeWon;
+    cancel_hedge(won ? HedgeState::kHedgeWon : HedgeState::kPrimaryWon);
+  }
   if (!active_) return;
   active_ = false;
   ++generation_;  // handlers still pending see a stale generation and return
@@ -661,9 +792,20 @@ void UpstreamAttempt::fail(error_code ec, Failure kind) {
     return connect();
   }
   if (pick_.ref != nullptr) {
-    req_.balancer->report(pick_, false);
+    // An invalid response is the endpoint's own answer; the rest failed the try itself.
+    req_.balancer->report(pick_, false, /*local_origin=*/kind != Failure::kInvalid);
     pick_.ref->load->peak.observe_failure(balancer::steady_now_ns());
   }
+  if (hedge_state_ == HedgeState::kSent) {
+    // The backup try is under way: it decides (its answer, or its failure, is the request's).
+    hedge_state_ = HedgeState::kPrimaryFailed;
+    ++generation_;
+    disarm_timer();
+    drop_connection();
+    release_endpoint();
+    return;
+  }
+  if (hedge_state_ == HedgeState::kArmed) cancel_hedge(HedgeState::kNone);
   const RetryReason reason = kind == Failure::kConnect   ? RetryReason::kConnectFailure
                              : kind == Failure::kTimeout ? RetryReason::kTimeout
                                                          : RetryReason::kReset;
@@ -678,6 +820,7 @@ void UpstreamAttempt::fail(error_code ec, Failure kind) {
 // (RFC 9110 §9.2.2, or retries.non_idempotent) and its body is kept whole. The next try avoids
 // the endpoints already tried while another is usable, and gets the full route timeout again.
 bool UpstreamAttempt::try_retry(RetryReason reason, unsigned status) {
+  if (req_.hedged_try) return false;  // a backup try is not retried: the first try is there
   const auto& policy = req_.route->retries;
   const bool may_repeat = idempotent(req_.head->method) || policy.non_idempotent;
   const bool body_ok = !req_.has_body || !body_touched_ || (replay_ok_ && body_done_);

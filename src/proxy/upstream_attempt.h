@@ -67,6 +67,10 @@ struct AttemptRequest {
   // Each try's timeout: 0 = the route's (itself 0 for a stream: then only silences are bounded).
   // A gRPC call's grpc-timeout when it is shorter.
   Duration timeout{0};
+  // A hedge (the backup try of routes[].hedge): no retries and no hedge of its own; it avoids
+  // the endpoints in `avoid` (the first try's) while another is usable.
+  bool hedged_try = false;
+  const balancer::PickMemo* avoid = nullptr;
 };
 
 class UpstreamAttempt final : private H2ClientStream {
@@ -89,11 +93,19 @@ class UpstreamAttempt final : private H2ClientStream {
 
   bool active() const { return active_; }
   // Forgets the last exchange (its endpoint) before the next request starts.
-  void clear() { pick_.ref = nullptr; }
-  // The endpoint of the current (last) try, for the access log and debug headers.
+  void clear() {
+    pick_.ref = nullptr;
+    hedge_state_ = HedgeState::kNone;
+  }
+  // The endpoint of the current (last) try, for the access log and debug headers: the backup
+  // try's when it answered.
   const registry::Endpoint* endpoint() const {
+    if (hedge_state_ == HedgeState::kHedgeWon) return hedge_->endpoint();
     return pick_.ref != nullptr ? pick_.ref->endpoint : nullptr;
   }
+  // For the access log: "won" (the backup try answered), "sent" (a backup went out, the first
+  // try answered), "" (no backup).
+  std::string_view hedge_outcome() const;
 
  private:
   enum class Failure { kConnect, kClosed, kTimeout, kInvalid, kOther };
@@ -159,6 +171,23 @@ class UpstreamAttempt final : private H2ClientStream {
 
   void disarm_timer();
   void on_timer(boost::system::error_code ec, uint64_t generation);
+
+  // --- hedging (routes[].hedge; upstream_attempt.cpp) ---
+  class HedgeSink;
+  enum class HedgeState : uint8_t {
+    kNone,           // no hedge for this request (or no more)
+    kArmed,          // the hedge timer runs
+    kSent,           // the backup try is in flight beside the first
+    kPrimaryFailed,  // the first try failed: the backup decides
+    kHedgeWon,       // the backup answered first: the sink hears it
+    kPrimaryWon,     // the first answered first: the backup was cancelled
+  };
+  void arm_hedge();
+  void on_hedge_timer(boost::system::error_code ec, uint64_t generation);
+  void cancel_hedge(HedgeState next);
+  // The backup's outcomes, through HedgeSink.
+  void hedge_answered(ResponseHead& head, http1::BodyPieces& body, bool last);
+  void hedge_failed(unsigned status, std::string_view reason);
 
   Worker& worker_;
   AttemptRequest req_;
@@ -253,6 +282,14 @@ class UpstreamAttempt final : private H2ClientStream {
   Clock::time_point deadline_;
   Clock::time_point try_start_;
   Clock::time_point progress_at_;  // routes without a timeout: the endpoint's last bytes
+
+  // The backup try and its sink: made on first use and kept for the session's later requests
+  // (never destroyed while a handler of theirs may be pending: cancelled, they ignore it).
+  std::unique_ptr<UpstreamAttempt> hedge_;
+  std::unique_ptr<HedgeSink> hedge_sink_;
+  HedgeState hedge_state_ = HedgeState::kNone;
+  Timer hedge_timer_;
+  uint64_t hedge_generation_ = 0;
 };
 
 }  // namespace switchyard::proxy

@@ -92,10 +92,13 @@ void Worker::publish(std::shared_ptr<const control::Snapshot> snapshot,
                        (uint64_t(rd()) << 32) ^ rd() ^ (uint64_t(index_) << 48));
       // A cluster that persists keeps its saved retry tokens.
       auto& budget = view->retry_budgets.emplace_back();
+      auto& latency = view->latencies.emplace_back();
       if (view_) {
         const auto& old = view_->snapshot->clusters;
         for (size_t i = 0; i < old.size(); ++i) {
-          if (old[i]->config().name == cluster->config().name) budget = view_->retry_budgets[i];
+          if (old[i]->config().name != cluster->config().name) continue;
+          budget = view_->retry_budgets[i];
+          latency = view_->latencies[i];
         }
       }
     }

@@ -18,6 +18,7 @@
 #include "stream.h"
 #include "switchyard/balancer/front_door.h"
 #include "switchyard/control/runtime.h"
+#include "switchyard/proxy/hedge.h"
 #include "switchyard/proxy/retry.h"
 #include "switchyard/proxy/stats.h"
 
@@ -52,6 +53,7 @@ struct WorkerView {
   std::shared_ptr<const SnapshotStats> stats;  // the proxy's counters, same order
   std::vector<balancer::WorkerCluster> lb;     // by cluster index
   std::vector<RetryBudget> retry_budgets;      // by cluster index
+  std::vector<LatencyQuantiles> latencies;     // by cluster index: hedge delays at percentiles
 };
 
 // Process-wide state shared by all workers.

@@ -169,8 +169,9 @@ class ClusterBalancer {
   // The next try's endpoint. memo carries the request's tries.
   void pick(const PickRequest& req, PickMemo& memo, WorkerCluster& worker, Pick& out) const;
   // The try's outcome (success: any response below 500), for the circuit breaker and the
-  // health score; once per pick.
-  void report(Pick& pick, bool success) const;
+  // health score; once per pick. local_origin: a failure of the try itself (connect failure,
+  // reset, timeout) rather than the endpoint's 5xx (circuit_breaker.split_local_origin).
+  void report(Pick& pick, bool success, bool local_origin = false) const;
   // The try is over: no longer in flight (a trial without an outcome is given back).
   void release(Pick& pick) const;
   // A load report received from the pick's endpoint: parsed, applied, counted.

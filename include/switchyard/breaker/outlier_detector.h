@@ -43,8 +43,11 @@ enum class Position : uint8_t {
 struct alignas(64) EndpointBreaker {
   std::atomic<Position> position{Position::kClosed};
   std::atomic<uint64_t> successes{0};
-  std::atomic<uint64_t> failures{0};
+  std::atomic<uint64_t> failures{0};        // every failure: 5xx and local origin
+  std::atomic<uint64_t> local_failures{0};  // of which local origin: connect, reset, timeout
   std::atomic<uint32_t> consecutive_failures{0};
+  // split_local_origin: the run of local-origin failures, counted apart.
+  std::atomic<uint32_t> consecutive_local_failures{0};
   // Set by the worker that asks the control thread to eject this endpoint; cleared there.
   std::atomic<bool> ejection_requested{false};
   // In (0, 1]: EWMA of request outcomes and check results (control thread writes).
@@ -69,13 +72,25 @@ struct alignas(64) EndpointBreaker {
   uint64_t scored_failures = 0;
   uint32_t checks_passed = 0;  // check results since the last health score update
   uint32_t checks_failed = 0;
+  // Totals at the last rate evaluation (success_rate, failure_percentage).
+  uint64_t rated_successes = 0;
+  uint64_t rated_failures = 0;
+  uint64_t rated_local = 0;
 };
 
 const char* to_string(Position p);
 
-// Per cluster: ejections made and skipped (max_ejected_fraction).
+// Per cluster: ejections made and skipped (max_ejected_fraction), and of the ejections made,
+// those the rate detectors decided.
 struct ClusterStats {
-  enum : size_t { kEjections, kEjectionsSkipped, kCount };
+  enum : size_t {
+    kEjections,
+    kEjectionsSkipped,
+    kEjectionsSuccessRate,
+    kEjectionsFailurePercentage,
+    kEjectionsLocalOrigin,  // split_local_origin: a run of local-origin failures
+    kCount
+  };
   stats::Counters<kCount> counters;
 };
 
@@ -85,8 +100,12 @@ struct ClusterStats {
 
 // A response that is not 5xx. `trial`: this request holds the endpoint's half-open trial.
 bool record_success(EndpointBreaker& state, bool trial);
-// A 5xx, connect failure, reset or timeout. consecutive_limit 0 = never eject.
-bool record_failure(EndpointBreaker& state, uint32_t consecutive_limit, bool trial);
+// A 5xx, connect failure, reset or timeout. consecutive_limit 0 = never eject. With
+// split_local_origin, a local-origin failure (connect, reset, timeout) runs against
+// local_limit on its own count instead of consecutive_failures.
+bool record_failure(EndpointBreaker& state, uint32_t consecutive_limit, bool trial,
+                    bool local_origin = false, bool split_local_origin = false,
+                    uint32_t local_limit = 0);
 // A pick landed on a half-open endpoint: true if this request now holds its trial, false if
 // another request already does (pick another endpoint).
 bool claim_trial(EndpointBreaker& state);
@@ -130,6 +149,9 @@ class OutlierDetector {
   // Control thread. Visible for tests; normally driven by notify() and the tick.
   void evaluate(EndpointBreaker& state, std::chrono::steady_clock::time_point now);
   void update_health_scores();
+  // Control thread, every circuit_breaker.interval per cluster (from tick): the rate
+  // detectors over the outcomes since the last evaluation. Visible for tests.
+  void evaluate_rates(size_t cluster, std::chrono::steady_clock::time_point now);
 
  private:
   struct Found {
@@ -138,7 +160,7 @@ class OutlierDetector {
   };
   Found find(const EndpointBreaker& state) const;
   void eject(const Member& m, const Cluster& cluster, std::chrono::steady_clock::time_point now,
-             bool after_trial);
+             bool after_trial, const std::string& why = {});
   void readmit(const Member& m, const Cluster& cluster, std::chrono::steady_clock::time_point now,
                const char* how);
 
@@ -149,7 +171,23 @@ class OutlierDetector {
   std::map<std::string, std::shared_ptr<EndpointBreaker>> states_;
   std::map<std::string, std::shared_ptr<ClusterStats>> stats_;
   std::chrono::steady_clock::time_point last_score_{};
+  std::vector<std::chrono::steady_clock::time_point> last_rates_;  // by cluster
 };
+
+// The rate detectors' verdicts on one interval's outcomes (Envoy's success_rate and
+// failure_percentage outlier detectors). Pure; any thread.
+struct RateSample {
+  uint64_t requests = 0;
+  uint64_t failures = 0;
+};
+// Members whose success rate is below mean - stdev_factor x stdev of those with at least
+// request_volume requests, when at least minimum_hosts have that many.
+std::vector<size_t> success_rate_outliers(const std::vector<RateSample>& samples,
+                                          const config::SuccessRateEjection& cfg);
+// Members with at least request_volume requests failing at least threshold percent of them,
+// when at least minimum_hosts have that many requests.
+std::vector<size_t> failure_percentage_outliers(const std::vector<RateSample>& samples,
+                                                const config::FailurePercentageEjection& cfg);
 
 // Health score update step: the EWMA of the success fraction of the outcomes seen since the
 // last step. Floors at kMinHealthScore so that the score stays in (0, 1].

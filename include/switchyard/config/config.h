@@ -131,6 +131,17 @@ struct Retries {
   bool non_idempotent = false;
 };
 
+// Extension: hedged requests (README, "Hedged requests"). A request that may be sent twice
+// (an idempotent method, no body, no upgrade) gets one backup try on another endpoint when the
+// first has not answered within the delay; the first answer wins and the other try is
+// cancelled. The delay is fixed, or the cluster's observed percentile of the time to the
+// response head (at least min_delay).
+struct Hedge {
+  Duration delay = 0ms;      // fixed delay (percentile == 0)
+  double percentile = 0;     // e.g. 95 for `delay: p95`
+  Duration min_delay = 1ms;  // floor of a percentile delay
+};
+
 struct Route {
   std::optional<std::string> host;  // lower-cased; "*.example.com" matches subdomains
   std::optional<std::string> path_prefix;
@@ -139,6 +150,7 @@ struct Route {
   Duration timeout = 15s;
   Retries retries;
   CrossRegion cross_region = CrossRegion::kAllow;
+  std::optional<Hedge> hedge;  // absent: no hedging
   // TLS listeners with client certificates: the route matches only a verified client whose
   // certificate has this URI SAN (exact, or a prefix when it ends in '*').
   std::optional<std::string> client_san;
@@ -243,7 +255,7 @@ struct SuccessRateEjection {
   double stdev_factor = 1.9;      // ejected below mean - stdev_factor x stdev
 };
 struct FailurePercentageEjection {
-  double threshold = 85;          // percent of failed requests that ejects
+  double threshold = 85;  // percent of failed requests that ejects
   uint32_t minimum_hosts = 3;
   uint32_t request_volume = 50;
 };

@@ -38,6 +38,8 @@ struct ClusterStats {
     kRetries,               // tries that were retries
     kRetryBudgetExhausted,  // retries not made: budget spent
     kWarmConnections,       // opened ahead of a failover
+    kHedges,                // backup tries sent (routes[].hedge)
+    kHedgeWins,             // requests answered by their backup try
     kCount,
   };
   ClusterStats() : upstream_duration(kDurationBounds) {}

@@ -173,5 +173,75 @@ TEST(HealthScore, DetectorUpdatesScores) {
   EXPECT_DOUBLE_EQ(f.state(0).health_score, 1.0 - kHealthScoreAlpha);
 }
 
+// --- rate detectors ----------------------------------------------------------------------
+
+// Envoy's success-rate rule: below mean - stdev_factor x stdev of the endpoints with enough
+// requests, when enough endpoints have them.
+TEST(RateDetectors, SuccessRateFindsTheOutlier) {
+  config::SuccessRateEjection cfg;  // 3 hosts, 100 requests, 1.9
+  std::vector<RateSample> s{{200, 0}, {200, 0}, {200, 0}, {200, 60}};
+  // rates 1, 1, 1, .70: mean .925, stdev .130, threshold .678: none below with 1.9...
+  EXPECT_TRUE(success_rate_outliers(s, cfg).empty());
+  cfg.stdev_factor = 1.0;  // threshold .795: the fourth
+  EXPECT_EQ(success_rate_outliers(s, cfg), std::vector<size_t>{3});
+  s[3].requests = 99;  // too few requests: not judged; the three left are all alike
+  EXPECT_TRUE(success_rate_outliers(s, cfg).empty());
+  cfg.minimum_hosts = 4;
+  s[3].requests = 200;
+  s[0].requests = 50;  // three with enough requests: fewer than minimum_hosts
+  EXPECT_TRUE(success_rate_outliers(s, cfg).empty());
+}
+
+TEST(RateDetectors, FailurePercentageAboveTheThreshold) {
+  config::FailurePercentageEjection cfg;  // 85%, 3 hosts, 50 requests
+  std::vector<RateSample> s{{100, 0}, {100, 84}, {100, 85}, {40, 40}};
+  EXPECT_EQ(failure_percentage_outliers(s, cfg), std::vector<size_t>{2});  // not 84, not 40/40
+  cfg.minimum_hosts = 4;
+  EXPECT_TRUE(failure_percentage_outliers(s, cfg).empty());
+}
+
+// The detector judges the outcomes since its last look, ejects through max_ejected_fraction,
+// and with split_local_origin judges resets apart from 5xx.
+TEST(RateDetectors, EvaluateRatesEjectsAndRespectsTheFraction) {
+  Fixture f(4, 0.25, 0);
+  f.config.failure_percentage = config::FailurePercentageEjection{};
+  std::vector<OutlierDetector::Cluster> clusters;
+  OutlierDetector::Cluster c{"app", f.config, {}, f.detector.stats("app")};
+  for (int i = 0; i < 4; ++i) c.members.push_back({f.states[i], "ep" + std::to_string(i)});
+  clusters.push_back(std::move(c));
+  f.detector.update(std::move(clusters));
+  auto now = Clock::now();
+  for (int i = 0; i < 4; ++i) {
+    for (int k = 0; k < 100; ++k) {
+      if (i >= 2 && k < 90) {
+        record_failure(f.state(i), 0, false);
+      } else {
+        record_success(f.state(i), false);
+      }
+    }
+  }
+  f.detector.evaluate_rates(0, now);
+  // Both 90% endpoints are outliers; max_ejected_fraction 0.25 of 4 lets one out.
+  EXPECT_EQ(f.state(2).position, Breaker::kOpen);
+  EXPECT_EQ(f.state(3).position, Breaker::kClosed);
+  EXPECT_EQ(f.detector.stats("app")->counters.value(ClusterStats::kEjectionsFailurePercentage), 1u);
+  EXPECT_EQ(f.detector.stats("app")->counters.value(ClusterStats::kEjectionsSkipped), 1u);
+  // The next look sees only what came since: nothing.
+  f.detector.evaluate_rates(0, now + 1s);
+  EXPECT_EQ(f.state(3).position, Breaker::kClosed);
+}
+
+TEST(RateDetectors, LocalOriginRunsAreCountedApart) {
+  EndpointBreaker s;
+  // Split: resets run against the local limit (3); 5xx against consecutive_failures (5).
+  EXPECT_FALSE(record_failure(s, 5, false, /*local_origin=*/true, true, 3));
+  EXPECT_FALSE(record_failure(s, 5, false, false, true, 3));  // a 5xx: its own run
+  EXPECT_FALSE(record_failure(s, 5, false, true, true, 3));
+  EXPECT_TRUE(record_failure(s, 5, false, true, true, 3));  // third reset in a row
+  EXPECT_EQ(s.consecutive_failures, 1u);
+  EXPECT_EQ(s.local_failures, 3u);
+  EXPECT_EQ(s.failures, 4u);
+}
+
 }  // namespace
 }  // namespace switchyard::breaker

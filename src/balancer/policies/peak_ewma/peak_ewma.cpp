@@ -27,8 +27,7 @@ std::unique_ptr<balancer::Policy> make() { return std::make_unique<Policy>(); }
 
 double cost(double estimate_ms, double unmeasured_ms, int64_t active, double weight) {
   const double latency = (estimate_ms < 0 ? unmeasured_ms : estimate_ms) + kFloorMs;
-  return latency * static_cast<double>(std::max<int64_t>(active, 0) + 1) /
-         std::max(weight, 1e-3);
+  return latency * static_cast<double>(std::max<int64_t>(active, 0) + 1) / std::max(weight, 1e-3);
 }
 
 uint32_t Table::pick(const PickInput&, const Filter& filter, WorkerLbState& lb) const {
@@ -42,12 +41,12 @@ uint32_t Table::pick(const PickInput&, const Filter& filter, WorkerLbState& lb) 
   const double ea = ma.load->peak.estimate(now);
   const double eb = mb.load->peak.estimate(now);
   // An unmeasured endpoint borrows the other's estimate: in-flight counts decide.
-  const double ca = cost(ea, eb < 0 ? 0 : eb,
-                         ma.load->active_requests.load(std::memory_order_relaxed),
-                         effective_weight(ma));
-  const double cb = cost(eb, ea < 0 ? 0 : ea,
-                         mb.load->active_requests.load(std::memory_order_relaxed),
-                         effective_weight(mb));
+  const double ca =
+      cost(ea, eb < 0 ? 0 : eb, ma.load->active_requests.load(std::memory_order_relaxed),
+           effective_weight(ma));
+  const double cb =
+      cost(eb, ea < 0 ? 0 : ea, mb.load->active_requests.load(std::memory_order_relaxed),
+           effective_weight(mb));
   return cb < ca ? b : a;
 }
 

@@ -34,8 +34,8 @@ config::ClusterBlockReader block_reader() {
              }},
             {"score",
              [](const config::Value& x, Config& c) {
-               x.choice(&c.score, {{"fused", Config::Score::kFused},
-                                   {"seed", Config::Score::kSeed}});
+               x.choice(&c.score,
+                        {{"fused", Config::Score::kFused}, {"seed", Config::Score::kSeed}});
              }},
             {"max_report_age",
              [](const config::Value& x, Config& c) {

@@ -70,9 +70,8 @@ bool Table::claim_refresh(uint32_t i, int64_t now) const {
   auto& load = *members_[i].load;
   if (!model_.stale(load, now)) return false;
   int64_t due = load.refresh_at_ns.load(std::memory_order_relaxed);
-  return now >= due &&
-         load.refresh_at_ns.compare_exchange_strong(due, now + model_.refresh_interval_ns(),
-                                                    std::memory_order_relaxed);
+  return now >= due && load.refresh_at_ns.compare_exchange_strong(
+                           due, now + model_.refresh_interval_ns(), std::memory_order_relaxed);
 }
 
 uint32_t Table::pick_fused(const Filter& filter, WorkerLbState& lb, int64_t now) const {

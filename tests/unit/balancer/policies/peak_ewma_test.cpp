@@ -36,7 +36,7 @@ TEST(PeakEwmaEstimate, FailuresArePenalties) {
 }
 
 TEST(PeakEwmaCost, LatencyTimesInFlightPerWeight) {
-  EXPECT_DOUBLE_EQ(peak_ewma::cost(9.9, 0, 0, 1), 10.0);   // + the 0.1 ms floor
+  EXPECT_DOUBLE_EQ(peak_ewma::cost(9.9, 0, 0, 1), 10.0);  // + the 0.1 ms floor
   EXPECT_DOUBLE_EQ(peak_ewma::cost(9.9, 0, 4, 1), 50.0);
   EXPECT_DOUBLE_EQ(peak_ewma::cost(9.9, 0, 4, 2), 25.0);   // weight 2: half the cost
   EXPECT_DOUBLE_EQ(peak_ewma::cost(-1, 4.9, 1, 1), 10.0);  // unmeasured: borrowed latency

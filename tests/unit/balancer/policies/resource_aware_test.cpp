@@ -250,7 +250,7 @@ TEST(ResourceAwareFused, FastFailuresCountAsSlow) {
   Cluster c(fused({1, 1}));
   auto now = steady_now_ns();
   c.load(0).peak.observe(1.0, now);
-  c.load(1).peak.observe(0.2, now);  // faster...
+  c.load(1).peak.observe(0.2, now);     // faster...
   c.load(1).peak.observe_failure(now);  // ...but it fails
   EXPECT_GE(c.load(1).peak.estimate(now), PeakEwma::kFailurePenaltyMs);
   auto picks = c.histogram(1000);
