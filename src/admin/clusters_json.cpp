@@ -53,6 +53,7 @@ std::string clusters_json(const control::Snapshot& snapshot) {
           {"ejections", b.ejections_total.load(std::memory_order_relaxed)},
           {"health_score", b.health_score.load(std::memory_order_relaxed)},
           {"active_requests", l.active_requests.load(std::memory_order_relaxed)},
+          {"slow_start_factor", l.warm_factor.load(std::memory_order_relaxed)},
           {"successes", b.successes.load(std::memory_order_relaxed)},
           {"failures", b.failures.load(std::memory_order_relaxed)},
           {"consecutive_failures", b.consecutive_failures.load(std::memory_order_relaxed)},

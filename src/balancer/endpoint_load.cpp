@@ -23,11 +23,6 @@ int64_t steady_now_ns() {
       .count();
 }
 
-double PeakEwma::decay(int64_t elapsed_ns) {
-  if (elapsed_ns <= 0) return 1.0;
-  return std::exp(-static_cast<double>(elapsed_ns) / kDecayNs);
-}
-
 void apply_load_report(EndpointLoad& s, const LoadReport& report, int64_t now_ns) {
   const int64_t active = s.active_requests.load(std::memory_order_relaxed);
   const bool first = s.report_at_ns.load(std::memory_order_relaxed) == 0;

@@ -202,7 +202,7 @@ const ClusterBalancer::Region* ClusterBalancer::find(std::string_view name) cons
 const EndpointRef* ClusterBalancer::choose(const PickRequest& req, PickMemo& memo,
                                            WorkerCluster& worker, int64_t in_flight,
                                            LocalityOutcome& outcome) const {
-  const PickInput in{req.hash_key, req.has_hash_key, memo.attempt};
+  const PickInput in{req.hash_key, req.has_hash_key, memo.attempt, req.now_ns};
   outcome = LocalityOutcome::kNone;
   if (!locality_ || req.client_region.empty()) return pick_in(*all_, in, memo, worker, in_flight);
   const Region* local = find(req.client_region);
@@ -254,7 +254,7 @@ const EndpointRef* ClusterBalancer::choose(const PickRequest& req, PickMemo& mem
 const EndpointRef* ClusterBalancer::fallback(const Region* local, const PickRequest& req,
                                              PickMemo& memo, WorkerCluster& worker,
                                              int64_t in_flight, LocalityOutcome& outcome) const {
-  const PickInput in{req.hash_key, req.has_hash_key, memo.attempt};
+  const PickInput in{req.hash_key, req.has_hash_key, memo.attempt, req.now_ns};
   const EndpointRef* ep = nullptr;
   switch (fallback_) {
     case config::Fallback::kNone:
@@ -341,8 +341,18 @@ void ClusterBalancer::pick(const PickRequest& req, PickMemo& memo, WorkerCluster
     stats_->counters.add(ClusterStats::kPicksFallback);
   }
   ref->load->active_requests.fetch_add(1, kRelaxed);
+  if (traits_.uses_latency) {
+    ref->load->awaiting_head.fetch_add(1, kRelaxed);
+    out.awaiting = true;
+  }
   out.ref = ref;
   out.counted = true;
+}
+
+void ClusterBalancer::headed(Pick& pick) const {
+  if (!pick.awaiting) return;
+  pick.awaiting = false;
+  pick.ref->load->awaiting_head.fetch_sub(1, kRelaxed);
 }
 
 // The same choose() a request makes, on a worker state of its own: the answer a fresh worker
@@ -405,6 +415,7 @@ void ClusterBalancer::report(Pick& pick, bool success, bool local_origin) const 
 
 void ClusterBalancer::release(Pick& pick) const {
   if (!pick.counted) return;
+  headed(pick);
   pick.counted = false;
   if (pick.trial) {
     pick.trial = false;
@@ -421,7 +432,7 @@ void ClusterBalancer::accept_load_report(const Pick& pick, std::string_view head
 }
 
 LoadEstimate ClusterBalancer::load_estimate(const EndpointRef& ref, int64_t now_ns) const {
-  return load_model_->model.estimate(ref, now_ns);
+  return load_model_->model.describe(ref, now_ns);
 }
 
 // --- control thread ------------------------------------------------------------------------

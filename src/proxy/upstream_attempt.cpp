@@ -226,6 +226,10 @@ std::string_view UpstreamAttempt::hedge_outcome() const {
 // --- picking ---------------------------------------------------------------------------------
 
 void UpstreamAttempt::try_once() {
+  // One clock read serves the pick (latency-aware policies) and the try's start.
+  const auto now = Clock::now();
+  req_.pick.now_ns =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch()).count();
   req_.balancer->pick(req_.pick, memo_, req_.view->lb[req_.cluster_index], pick_);
   if (pick_.ref == nullptr) return end_failed(pick_.status, pick_.reason);
   reached_ = false;
@@ -236,7 +240,7 @@ void UpstreamAttempt::try_once() {
   read_pending_ = false;
   write_pending_ = false;
   head_pending_ = true;
-  try_start_ = Clock::now();
+  try_start_ = now;
   // The route timeout runs from the end of the request (Envoy's rule): while the body streams,
   // each upstream write gets it instead.
   if (body_done_ || replaying_) arm_timer(exchange_deadline(try_start_));
@@ -482,6 +486,7 @@ void UpstreamAttempt::on_response_head() {
 // and a retry on its status. False when a retry took over.
 bool UpstreamAttempt::accept_final_head() {
   const unsigned status = head_.status;
+  req_.balancer->headed(pick_);
   const auto now = Clock::now();
   const double ms = std::chrono::duration<double, std::milli>(now - try_start_).count();
   pick_.ref->load->observe_latency(ms);

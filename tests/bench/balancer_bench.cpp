@@ -95,6 +95,25 @@ void build_hashed(benchmark::State& state) {
   state.counters["bytes"] = static_cast<double>(bytes);
 }
 
+// Latency-aware picks with every endpoint measured (a latency sample and a load report each):
+// what a request pays once traffic has flowed. Two draws and two cost reads, whatever n.
+void pick_measured(benchmark::State& state, const char* strategy, const char* blocks,
+                   bool weighted) {
+  Bench b(static_cast<size_t>(state.range(0)), strategy, weighted, blocks);
+  const int64_t now = balancer::steady_now_ns();
+  for (const auto& m : b.front->members()) {
+    m.load->peak.observe(1.0 + static_cast<double>(m.index % 7), now);
+    balancer::LoadReport report;
+    report.cpu = 0.1 * static_cast<double>(m.index % 9);
+    report.memory = 0.3;
+    balancer::apply_load_report(*m.load, report, now);
+  }
+  // The attempt reads the clock once per try for its start time and hands it to the pick.
+  balancer::PickRequest req;
+  req.now_ns = now;
+  for (auto _ : state) b.pick(req);
+}
+
 }  // namespace
 
 BENCHMARK_CAPTURE(pick_hashed, consistent_hash, "consistent_hash", 8)->Arg(10)->Arg(100)->Arg(1000);
@@ -115,3 +134,20 @@ BENCHMARK_CAPTURE(pick, least_request_weighted, "least_request", true)
     ->Arg(1000);
 // Every endpoint scored up to 32, 16 random samples beyond (no reports: base values).
 BENCHMARK_CAPTURE(pick, resource_aware, "resource_aware", false)->Arg(10)->Arg(100)->Arg(1000);
+// Latency-aware (issue 23): peak_ewma and resource_aware's fused pick are two draws and two
+// cost computations (equal weights: uniform draws; weighted: prefix sums and a binary search);
+// the seed pick scores every endpoint up to 32.
+BENCHMARK_CAPTURE(pick_measured, peak_ewma, "peak_ewma", "", false)->Arg(10)->Arg(100)->Arg(1000);
+BENCHMARK_CAPTURE(pick_measured, peak_ewma_weighted, "peak_ewma", "", true)
+    ->Arg(10)
+    ->Arg(100)
+    ->Arg(1000);
+BENCHMARK_CAPTURE(pick_measured, resource_aware_fused, "resource_aware", "", false)
+    ->Arg(10)
+    ->Arg(100)
+    ->Arg(1000);
+BENCHMARK_CAPTURE(pick_measured, resource_aware_seed, "resource_aware",
+                  "resource_aware: { score: seed }", false)
+    ->Arg(10)
+    ->Arg(100)
+    ->Arg(1000);

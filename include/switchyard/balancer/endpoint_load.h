@@ -34,11 +34,17 @@ struct PeakEwma {
   std::atomic<double> ms{-1};  // -1: no sample yet
   std::atomic<int64_t> at_ns{0};
 
-  // The estimate at now_ns (decayed since its last sample), or -1 before the first sample.
-  double estimate(int64_t now_ns) const {
+  // The estimate at now_ns, or -1 before the first sample. With no request waiting for its
+  // head, it has decayed since its last sample. With some waiting, no news is not good news:
+  // the time since the endpoint last answered is a lower bound on what they take, so the
+  // estimate is at least that (an endpoint that stops answering, a black hole or a pause,
+  // costs more with every millisecond of silence instead of decaying toward 0).
+  double estimate(int64_t now_ns, int64_t awaiting_heads = 0) const {
     const double v = ms.load(std::memory_order_relaxed);
     if (v < 0) return v;
-    return v * decay(now_ns - at_ns.load(std::memory_order_relaxed));
+    const int64_t silent_ns = now_ns - at_ns.load(std::memory_order_relaxed);
+    if (awaiting_heads > 0) return std::max(v, static_cast<double>(silent_ns) / 1e6);
+    return v * decay(silent_ns);
   }
   void observe(double sample_ms, int64_t now_ns) {
     const double v = ms.load(std::memory_order_relaxed);
@@ -54,11 +60,21 @@ struct PeakEwma {
     const double e = estimate(now_ns);
     observe(std::max(kFailurePenaltyMs, kFailurePenaltyFactor * std::max(e, 0.0)), now_ns);
   }
-  static double decay(int64_t elapsed_ns);
+  // exp(-elapsed / kDecayNs), approximated (a rational function within 1% of it where it
+  // matters, x < 3, and falling to 0 beyond): an estimate needs no more, and a pick reads two.
+  static double decay(int64_t elapsed_ns) {
+    if (elapsed_ns <= 0) return 1.0;
+    const double x = static_cast<double>(elapsed_ns) / kDecayNs;
+    // 1 / (1 + x + x^2/2 + x^3/6 + x^4/24): the reciprocal of exp's Taylor polynomial.
+    return 1.0 / (1.0 + x * (1.0 + x * (0.5 + x * (1.0 / 6 + x * (1.0 / 24)))));
+  }
 };
 
 struct alignas(64) EndpointLoad {
   std::atomic<int64_t> active_requests{0};
+  // Of those, the tries still waiting for their response head (a stream that got its head is
+  // in flight but no longer waiting): the latency estimate's silence rule counts only these.
+  std::atomic<int64_t> awaiting_head{0};
   // The applied load report (README, "Resource-aware balancing"). Fields may come from two
   // reports racing; the score tolerates that. report_at_ns == 0: no report yet.
   std::atomic<double> report_cpu{0};

@@ -72,6 +72,8 @@ struct PickRequest {
   std::string_view client_region;
   std::string_view client_zone;
   config::CrossRegion cross_region = config::CrossRegion::kAllow;
+  // The steady clock now (ns), when the caller has read it anyway (0: policies read it).
+  int64_t now_ns = 0;
 };
 
 // A request's memory across its tries: the endpoints tried (avoided while another is usable).
@@ -86,8 +88,9 @@ struct PickMemo {
 // One try's endpoint, or why there is none.
 struct Pick {
   const EndpointRef* ref = nullptr;
-  bool trial = false;    // holds the endpoint's half-open trial
-  bool counted = false;  // counted in flight (release() uncounts it)
+  bool trial = false;     // holds the endpoint's half-open trial
+  bool counted = false;   // counted in flight (release() uncounts it)
+  bool awaiting = false;  // counted as waiting for its response head (headed() uncounts it)
   bool reported = false;
   LocalityOutcome locality = LocalityOutcome::kNone;
   unsigned status = 0;  // when ref is null: 503
@@ -172,6 +175,9 @@ class ClusterBalancer {
   // health score; once per pick. local_origin: a failure of the try itself (connect failure,
   // reset, timeout) rather than the endpoint's 5xx (circuit_breaker.split_local_origin).
   void report(Pick& pick, bool success, bool local_origin = false) const;
+  // The try's response head arrived: it no longer waits for one (the latency estimate's
+  // silence rule). release() does it too when no head came.
+  void headed(Pick& pick) const;
   // The try is over: no longer in flight (a trial without an outcome is given back).
   void release(Pick& pick) const;
   // A load report received from the pick's endpoint: parsed, applied, counted.

@@ -120,6 +120,10 @@ struct PickInput {
   std::string_view hash_key;  // routing extracted it (hashing policies); may be missing
   bool has_hash_key = false;
   uint32_t attempt = 0;  // 0 for the first try
+  // The caller's steady clock reading (ns), so that a policy that needs the time reads no
+  // clock of its own; 0: read it (now() does).
+  int64_t now_ns = 0;
+  int64_t now() const { return now_ns != 0 ? now_ns : steady_now_ns(); }
 };
 
 class PolicyTable {
@@ -147,6 +151,9 @@ struct PolicyTraits {
   // Whether it applies slow start itself, through effective_weight() in its comparisons;
   // otherwise the front door's Filter rejects warming members by their factor.
   bool weighs_slow_start = false;
+  // Whether it reads the latency estimate's silence rule (EndpointLoad::awaiting_head): the
+  // front door keeps that count only for such policies (two atomic adds per try).
+  bool uses_latency = false;
 };
 
 class Policy {

@@ -1,5 +1,8 @@
 #include "peak_ewma.h"
 
+#include <algorithm>
+#include <cmath>
+
 namespace switchyard::balancer::peak_ewma {
 namespace {
 
@@ -13,6 +16,7 @@ class Policy final : public balancer::Policy {
   PolicyTraits traits(const config::Cluster&) const override {
     PolicyTraits t;
     t.weighs_slow_start = true;
+    t.uses_latency = true;
     return t;
   }
   std::unique_ptr<PolicyTable> build(const config::Cluster&,
@@ -27,26 +31,28 @@ std::unique_ptr<balancer::Policy> make() { return std::make_unique<Policy>(); }
 
 double cost(double estimate_ms, double unmeasured_ms, int64_t active, double weight) {
   const double latency = (estimate_ms < 0 ? unmeasured_ms : estimate_ms) + kFloorMs;
-  return latency * static_cast<double>(std::max<int64_t>(active, 0) + 1) / std::max(weight, 1e-3);
+  // latency^1.5: see peak_ewma.h for why not Linkerd's plain product.
+  return latency * std::sqrt(latency) * static_cast<double>(std::max<int64_t>(active, 0) + 1) /
+         std::max(weight, 1e-3);
 }
 
-uint32_t Table::pick(const PickInput&, const Filter& filter, WorkerLbState& lb) const {
+uint32_t Table::pick(const PickInput& in, const Filter& filter, WorkerLbState& lb) const {
   const uint32_t a = draw_.draw(filter, lb, kNone);
   if (a == kNone) return kNone;
   const uint32_t b = draw_.draw(filter, lb, a);
   if (b == kNone) return a;
-  const int64_t now = steady_now_ns();
+  const int64_t now = in.now();
   const auto& ma = members_[a];
   const auto& mb = members_[b];
-  const double ea = ma.load->peak.estimate(now);
-  const double eb = mb.load->peak.estimate(now);
+  const int64_t active_a = ma.load->active_requests.load(std::memory_order_relaxed);
+  const int64_t active_b = mb.load->active_requests.load(std::memory_order_relaxed);
+  const double ea =
+      ma.load->peak.estimate(now, ma.load->awaiting_head.load(std::memory_order_relaxed));
+  const double eb =
+      mb.load->peak.estimate(now, mb.load->awaiting_head.load(std::memory_order_relaxed));
   // An unmeasured endpoint borrows the other's estimate: in-flight counts decide.
-  const double ca =
-      cost(ea, eb < 0 ? 0 : eb, ma.load->active_requests.load(std::memory_order_relaxed),
-           effective_weight(ma));
-  const double cb =
-      cost(eb, ea < 0 ? 0 : ea, mb.load->active_requests.load(std::memory_order_relaxed),
-           effective_weight(mb));
+  const double ca = cost(ea, eb < 0 ? 0 : eb, active_a, effective_weight(ma));
+  const double cb = cost(eb, ea < 0 ? 0 : ea, active_b, effective_weight(mb));
   return cb < ca ? b : a;
 }
 

@@ -1,11 +1,20 @@
 #pragma once
 
 // `strategy: peak_ewma` (extension; README, "Latency-aware balancing"): power of two choices on
-// cost = peak-EWMA latency x (requests in flight + 1) / weight, as Finagle's and Linkerd's
-// balancers pick (Linkerd's "EWMA" balancer, tower::load::PeakEwma with P2C). For clusters
-// whose endpoints send no load reports: what each endpoint's answers took, and how many it
-// holds now, say how long the next request would wait there. Failures count as slow (a penalty
+// cost = latency^1.5 x (requests in flight + 1) / weight, latency being the peak-EWMA estimate
+// (Finagle's and Linkerd's balancers; tower::load::PeakEwma with P2C). For clusters whose
+// endpoints send no load reports: what each endpoint's answers took, and how many it holds
+// now, say how long the next request would wait there. Failures count as slow (a penalty
 // sample, balancer::PeakEwma), so an endpoint that fails fast is not mistaken for a fast one.
+//
+// Why latency^1.5 and not Linkerd's latency x (in flight + 1): that product prices each request
+// in flight as one whole service time of waiting, which is right for a backend that serves one
+// request at a time. Real backends serve several at once (a thread pool, slots), so the product
+// overstates the queue of a busy fast endpoint and sends a slow one more than it can serve
+// without queueing; its answers then set the tail. Weighing latency by its 1.5th power
+// (equivalently, in-flight by its 2/3rd) measured best on ../shared/bench/hetero_bench.sh:
+// two 5 ms backends and one of 15 ms, 8 slots each, p99 0.57x / 0.51x / 0.52x HAProxy
+// leastconn's for exponents 1 / 1.5 / 2, at 1.01x / 0.99x / 0.97x its req/s (README).
 
 #include <memory>
 
@@ -15,8 +24,8 @@ namespace switchyard::balancer::peak_ewma {
 
 // The cost of sending one more request to an endpoint: its latency estimate (ms; an
 // unmeasured one borrows `unmeasured_ms`, so that a new endpoint competes on its in-flight
-// count) times (active + 1), per unit of weight (the slow-start weight, effective_weight()).
-// Pure.
+// count) to the power 1.5, times (active + 1), per unit of weight (the slow-start weight,
+// effective_weight()). Pure.
 double cost(double estimate_ms, double unmeasured_ms, int64_t active, double weight);
 
 // Two weighted draws (distinct); the lower cost wins, a tie keeps the first draw (so idle

@@ -111,8 +111,39 @@ LoadEstimate LoadModel::estimate(const EndpointRef& ref, int64_t now_ns) const {
   const double health = std::max(ref.breaker->health_score.load(std::memory_order_relaxed), 0.01);
   e.score = (e.cpu * cpu_weight_ + e.memory * memory_weight_ + e.connections * connection_weight_) /
             health;
-  e.latency_ms = s.peak.estimate(now_ns);
-  e.latency_cost = peak_ewma::cost(e.latency_ms, 0, active, effective_weight(ref));
+  return e;
+}
+
+double LoadModel::score(const EndpointRef& ref, int64_t now_ns) const {
+  const auto& s = *ref.load;
+  const auto& ep = *ref.endpoint;
+  const int64_t active = s.active_requests.load(std::memory_order_relaxed);
+  const double capacity = capacity_ * ep.weight;
+  double cpu = ep.base_cpu;
+  double memory = ep.base_memory;
+  const int64_t at = s.report_at_ns.load(std::memory_order_relaxed);
+  if (at != 0) {
+    const double weight = influence(now_ns - at);
+    double slope = s.cpu_per_request.load(std::memory_order_relaxed);
+    if (slope < 0) slope = 1.0 / capacity;
+    const auto since =
+        static_cast<double>(active - s.report_active.load(std::memory_order_relaxed));
+    const double predicted =
+        std::clamp(s.report_cpu.load(std::memory_order_relaxed) + slope * since, 0.0, 1.0);
+    cpu += weight * (predicted - cpu);
+    memory += weight * (s.report_memory.load(std::memory_order_relaxed) - memory);
+  }
+  const double connections = static_cast<double>(std::max<int64_t>(active, 0)) / capacity;
+  const double health = std::max(ref.breaker->health_score.load(std::memory_order_relaxed), 0.01);
+  return (cpu * cpu_weight_ + memory * memory_weight_ + connections * connection_weight_) / health;
+}
+
+LoadEstimate LoadModel::describe(const EndpointRef& ref, int64_t now_ns) const {
+  LoadEstimate e = estimate(ref, now_ns);
+  const auto& s = *ref.load;
+  e.latency_ms = s.peak.estimate(now_ns, s.awaiting_head.load(std::memory_order_relaxed));
+  e.latency_cost = peak_ewma::cost(
+      e.latency_ms, 0, s.active_requests.load(std::memory_order_relaxed), effective_weight(ref));
   e.fused_cost = fused_cost(e.latency_cost, e.score);
   return e;
 }

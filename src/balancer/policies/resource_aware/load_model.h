@@ -49,7 +49,12 @@ class LoadModel {
  public:
   explicit LoadModel(const Config& cfg);
 
+  // The load part alone.
   LoadEstimate estimate(const EndpointRef& ref, int64_t now_ns) const;
+  // Its score only, the same number without the rest (what a pick needs).
+  double score(const EndpointRef& ref, int64_t now_ns) const;
+  // That and the latency signal's parts (what admin, explain and metrics show).
+  LoadEstimate describe(const EndpointRef& ref, int64_t now_ns) const;
   // Weight in [0, 1] of a report age_ns old.
   double influence(int64_t age_ns) const;
   // Whether an endpoint's report is missing or older than max_report_age / 2.

@@ -22,6 +22,7 @@ class Policy final : public balancer::Policy {
   PolicyTraits traits(const config::Cluster&) const override {
     PolicyTraits t;
     t.weighs_slow_start = true;
+    t.uses_latency = true;
     return t;
   }
 };
@@ -48,9 +49,7 @@ double share_weight(double score, double lowest_score, double response_ms, doubl
   return weight * headroom * headroom;
 }
 
-double fused_cost(double latency_cost, double score) {
-  return latency_cost * (1 + std::clamp(score, 0.0, 2.0));
-}
+double fused_cost(double latency_cost, double score) { return latency_cost * load_factor(score); }
 
 Table::Table(const config::Cluster& cluster, const Members& members)
     : members_(members),
@@ -60,9 +59,9 @@ Table::Table(const config::Cluster& cluster, const Members& members)
 
 void Table::prepare(WorkerLbState& lb) const { lb.credit.assign(members_.size(), 0); }
 
-uint32_t Table::pick(const PickInput&, const Filter& filter, WorkerLbState& lb) const {
+uint32_t Table::pick(const PickInput& in, const Filter& filter, WorkerLbState& lb) const {
   if (members_.empty()) return kNone;
-  const int64_t now = steady_now_ns();
+  const int64_t now = in.now();
   return mode_ == Config::Score::kFused ? pick_fused(filter, lb, now) : pick_seed(filter, lb, now);
 }
 
@@ -74,6 +73,15 @@ bool Table::claim_refresh(uint32_t i, int64_t now) const {
                            due, now + model_.refresh_interval_ns(), std::memory_order_relaxed);
 }
 
+// The fused pick (README, "Latency-aware balancing"): two draws by configured weight; then
+//   - both idle and about as quick (or unmeasured): nothing queues on either and their latency
+//     says nothing apart, so the reports decide as the seed's pick would: a smooth weighted
+//     round robin between the two over the seed's share weights (weight x headroom^2);
+//   - otherwise the lower latency cost (latency^1.5 x (in flight + 1) / weight) wins, and the
+//     reports' load counts in it (a factor of 1 / headroom^2 on each side) only where it agrees
+//     with the latency: the slower one is also the more loaded, or the two are about as
+//     quick. Where they disagree (the endpoint that reports more load answers faster: it is
+//     busier because it is quicker, a full queue of short requests), the latency decides.
 uint32_t Table::pick_fused(const Filter& filter, WorkerLbState& lb, int64_t now) const {
   const uint32_t a = draw_.draw(filter, lb, kNone);
   if (a == kNone) return kNone;
@@ -83,17 +91,54 @@ uint32_t Table::pick_fused(const Filter& filter, WorkerLbState& lb, int64_t now)
   if (claim_refresh(b, now)) return b;
   const auto& ma = members_[a];
   const auto& mb = members_[b];
-  const double ea = ma.load->peak.estimate(now);
-  const double eb = mb.load->peak.estimate(now);
-  const double ca = fused_cost(
-      peak_ewma::cost(ea, eb < 0 ? 0 : eb, ma.load->active_requests.load(std::memory_order_relaxed),
-                      effective_weight(ma)),
-      model_.estimate(ma, now).score);
-  const double cb = fused_cost(
-      peak_ewma::cost(eb, ea < 0 ? 0 : ea, mb.load->active_requests.load(std::memory_order_relaxed),
-                      effective_weight(mb)),
-      model_.estimate(mb, now).score);
+  const int64_t active_a = ma.load->active_requests.load(std::memory_order_relaxed);
+  const int64_t active_b = mb.load->active_requests.load(std::memory_order_relaxed);
+  const double ea =
+      ma.load->peak.estimate(now, ma.load->awaiting_head.load(std::memory_order_relaxed));
+  const double eb =
+      mb.load->peak.estimate(now, mb.load->awaiting_head.load(std::memory_order_relaxed));
+  const double sa = model_.score(ma, now);
+  const double sb = model_.score(mb, now);
+  const Verdict v = fused_verdict(ea, eb, active_a, active_b);
+  if (v == Verdict::kShare) {
+    if (lb.credit.size() < members_.size()) prepare(lb);
+    const double wa = share_weight(sa, sa, 0, 0, effective_weight(ma));
+    const double wb = share_weight(sb, sb, 0, 0, effective_weight(mb));
+    double& credit_a = lb.credit[a];
+    double& credit_b = lb.credit[b];
+    credit_a += wa;
+    credit_b += wb;
+    const uint32_t pick = credit_b > credit_a ? b : a;
+    lb.credit[pick] -= wa + wb;
+    return pick;
+  }
+  double ca = peak_ewma::cost(ea, eb < 0 ? 0 : eb, active_a, effective_weight(ma));
+  double cb = peak_ewma::cost(eb, ea < 0 ? 0 : ea, active_b, effective_weight(mb));
+  if (v == Verdict::kLoadCounts || (sa >= sb) == (ea >= eb)) {
+    // The reports agree with the latency: the seed's weight, slowdown and evidence included
+    // (a slower endpoint whose score is also 0.05 or more above the other's has its score
+    // multiplied by its slowdown), divides each cost.
+    const double lowest = std::min(sa, sb);
+    const double quickest = std::min(ea, eb);
+    ca /= share_weight(sa, lowest, ea, quickest, 1.0);
+    cb /= share_weight(sb, lowest, eb, quickest, 1.0);
+  }
   return cb < ca ? b : a;
+}
+
+Verdict fused_verdict(double latency_a, double latency_b, int64_t active_a, int64_t active_b) {
+  const bool unmeasured = latency_a < 0 || latency_b < 0;
+  const double hi = std::max(latency_a, latency_b);
+  const double lo = std::min(latency_a, latency_b);
+  const bool alike = unmeasured || hi <= lo * kAlikeLatency + kResponseFloorMs;
+  if (!alike) return Verdict::kLatency;
+  return active_a == 0 && active_b == 0 ? Verdict::kShare : Verdict::kLoadCounts;
+}
+
+double load_factor(double score) {
+  const double s = std::clamp(score, kMinShareScore, kMaxShareScore);
+  const double inverse_headroom = s / (1 - s);
+  return inverse_headroom * inverse_headroom;
 }
 
 uint32_t Table::pick_seed(const Filter& filter, WorkerLbState& lb, int64_t now) const {

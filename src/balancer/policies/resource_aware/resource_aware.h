@@ -33,14 +33,15 @@ double share_weight(double score, double lowest_score, double response_ms, doubl
 // one request every max_report_age / 4 (one worker wins the slot with a CAS), and its answer
 // refreshes the report. With health checks on, check responses keep reports fresh.
 //
-// With `score: fused` (the default) the pick is instead two weighted draws, the lower
-// fused_cost() wins: the load score from the reports (the seed formula, as above) scales what
-// the latency signal says (peak_ewma::cost: peak-EWMA latency with failures as penalties, times
-// requests in flight + 1). Reports alone cannot see an endpoint that is slower per request
-// (three times slower with the same busy fraction of its slots): least-connections balancing
-// sends it a third of a fast one's rate, and its latency sets the tail. The latency term sees
-// it; the load term still moves traffic off an endpoint whose reports say it fills up (or
-// whose health score fell) before its latency shows it. Refresh requests as above.
+// With `score: fused` (the default) the pick is instead two draws by configured weight and a
+// comparison (pick_fused in resource_aware.cpp; README, "Latency-aware balancing"): the
+// latency signal (peak_ewma::cost: peak-EWMA latency with failures as penalties, times
+// requests in flight + 1) decides, and the reports' load counts in it where it agrees with the
+// latency; two idle, equally quick endpoints share by the seed's weights. Reports alone cannot
+// see an endpoint that is slower per request (three times slower with the same busy fraction
+// of its slots): least-connections balancing sends it a third of a fast one's rate, and its
+// latency sets the tail. Latency alone cannot see an endpoint whose CPU is taken by a
+// neighbour before its queue grows. Refresh requests as above.
 class Table final : public PolicyTable {
  public:
   Table(const config::Cluster& cluster, const Members& members);
@@ -60,8 +61,20 @@ class Table final : public PolicyTable {
   WeightedDraw draw_;
 };
 
-// The fused cost: peak_ewma::cost(...) x (1 + score), score clamped to [0, 2]: a full load
-// score doubles an endpoint's cost, a health score of 0.5 (twice the score) as much again.
+// What decides between two drawn endpoints: kShare (both idle, latencies alike or unmeasured:
+// the seed's share weights), kLoadCounts (latencies alike: cost x load factor), kLatency
+// (latencies differ: cost, and the load factor only if the slower is also the more loaded).
+// Where the load counts, each cost is divided by the seed's share_weight of its score (with the
+// seed's slowdown and evidence), the same for both sides of the comparison.
+// Latencies are alike within kAlikeLatency of each other (plus kResponseFloorMs).
+enum class Verdict { kShare, kLoadCounts, kLatency };
+constexpr double kAlikeLatency = 1.25;
+Verdict fused_verdict(double latency_a, double latency_b, int64_t active_a, int64_t active_b);
+// The load part of the fused cost: 1 / headroom^2 = (s / (1 - s))^2, s the load score clamped to
+// [kMinShareScore, kMaxShareScore] (the seed's weight, inverted: 0.0625 at 0.2, 1 at 0.5, 81 at
+// 0.9).
+double load_factor(double score);
+// What /admin/clusters shows as fused_cost: the latency cost times the load factor.
 double fused_cost(double latency_cost, double score);
 
 std::unique_ptr<Policy> make();

@@ -19,10 +19,22 @@ TEST(PeakEwmaEstimate, PeakUpAtOnceDecayDown) {
   EXPECT_DOUBLE_EQ(p.estimate(1000 * kMs), 10.0);
   p.observe(50.0, 1001 * kMs);  // a pause: 50 at once
   EXPECT_DOUBLE_EQ(p.estimate(1001 * kMs), 50.0);
-  p.observe(10.0, 1001 * kMs + 5000 * kMs);  // 5 s later: weight exp(-1) on the old value
-  EXPECT_NEAR(p.estimate(6001 * kMs), 50 * std::exp(-1.0) + 10 * (1 - std::exp(-1.0)), 1e-9);
+  p.observe(10.0, 1001 * kMs + 5000 * kMs);      // 5 s later: weight exp(-1) on the old value
+  const double w = PeakEwma::decay(5000 * kMs);  // exp(-1), approximated within 1%
+  EXPECT_NEAR(w, std::exp(-1.0), 0.01 * std::exp(-1.0));
+  EXPECT_NEAR(p.estimate(6001 * kMs), 50 * w + 10 * (1 - w), 1e-9);
   const double v = p.estimate(6001 * kMs);
-  EXPECT_NEAR(p.estimate(11001 * kMs), v * std::exp(-1.0), 1e-9);  // idle: decays
+  EXPECT_NEAR(p.estimate(11001 * kMs), v * w, 1e-9);  // idle: decays
+}
+
+// With requests waiting for their heads, silence counts: 300 ms without an answer is at least
+// 300 ms, however quick the endpoint was before (a black hole or a pause shows at once).
+TEST(PeakEwmaEstimate, SilenceWithRequestsWaitingIsLatency) {
+  PeakEwma p;
+  p.observe(2.0, 1000 * kMs);
+  EXPECT_NEAR(p.estimate(1300 * kMs, /*awaiting_heads=*/0), 2.0 * std::exp(-0.06), 1e-3);
+  EXPECT_DOUBLE_EQ(p.estimate(1300 * kMs, 3), 300.0);
+  EXPECT_DOUBLE_EQ(p.estimate(1001 * kMs, 3), 2.0);  // 1 ms of silence: its own estimate
 }
 
 TEST(PeakEwmaEstimate, FailuresArePenalties) {
@@ -35,11 +47,12 @@ TEST(PeakEwmaEstimate, FailuresArePenalties) {
   EXPECT_DOUBLE_EQ(p.estimate(0), 8 * PeakEwma::kFailurePenaltyMs);
 }
 
-TEST(PeakEwmaCost, LatencyTimesInFlightPerWeight) {
-  EXPECT_DOUBLE_EQ(peak_ewma::cost(9.9, 0, 0, 1), 10.0);  // + the 0.1 ms floor
-  EXPECT_DOUBLE_EQ(peak_ewma::cost(9.9, 0, 4, 1), 50.0);
-  EXPECT_DOUBLE_EQ(peak_ewma::cost(9.9, 0, 4, 2), 25.0);   // weight 2: half the cost
-  EXPECT_DOUBLE_EQ(peak_ewma::cost(-1, 4.9, 1, 1), 10.0);  // unmeasured: borrowed latency
+TEST(PeakEwmaCost, LatencyToTheOneAndAHalfTimesInFlightPerWeight) {
+  const double l = 10.0 * std::sqrt(10.0);  // 9.9 + the 0.1 ms floor, ^1.5
+  EXPECT_DOUBLE_EQ(peak_ewma::cost(9.9, 0, 0, 1), l);
+  EXPECT_DOUBLE_EQ(peak_ewma::cost(9.9, 0, 4, 1), 5 * l);
+  EXPECT_DOUBLE_EQ(peak_ewma::cost(9.9, 0, 4, 2), 2.5 * l);  // weight 2: half the cost
+  EXPECT_DOUBLE_EQ(peak_ewma::cost(-1, 4.9, 1, 1), 2 * 5 * std::sqrt(5.0));  // borrowed
 }
 
 testing::Spec spec(std::vector<uint32_t> w) { return testing::weights(std::move(w), "peak_ewma"); }
@@ -47,7 +60,7 @@ testing::Spec spec(std::vector<uint32_t> w) { return testing::weights(std::move(
 // Pinned: with seed 1 the first picks of three idle, unmeasured endpoints.
 TEST(PeakEwmaPolicy, PinnedPicksAndTheLowerCostWins) {
   Cluster c(spec({1, 1, 1}));
-  EXPECT_EQ(c.sequence(12), "acbbcabbacbc");
+  EXPECT_EQ(c.sequence(12), "cccacccaacab");
   auto now = steady_now_ns();
   c.load(0).peak.observe(5.0, now);
   c.load(1).peak.observe(5.0, now);

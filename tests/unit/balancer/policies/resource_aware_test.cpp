@@ -217,32 +217,65 @@ TEST(ResourceAware, ManyEndpointsAreSampled) {
   EXPECT_GT(low, 1900);
 }
 
-// The fused cost: latency x (in flight + 1) / weight, times (1 + score).
-TEST(ResourceAwareFused, CostIsLatencyTimesInFlightTimesLoad) {
-  EXPECT_DOUBLE_EQ(resource_aware::fused_cost(10.0, 0.5), 15.0);
-  EXPECT_DOUBLE_EQ(resource_aware::fused_cost(10.0, 5.0), 30.0);  // score clamped at 2
-  EXPECT_DOUBLE_EQ(resource_aware::fused_cost(10.0, -1.0), 10.0);
+// The load factor is the seed's weight inverted: (s / (1 - s))^2.
+TEST(ResourceAwareFused, LoadFactorAndVerdicts) {
+  EXPECT_DOUBLE_EQ(resource_aware::load_factor(0.5), 1.0);
+  EXPECT_DOUBLE_EQ(resource_aware::load_factor(0.2), 0.0625);
+  EXPECT_NEAR(resource_aware::load_factor(0.9), 81.0, 1e-9);
+  EXPECT_DOUBLE_EQ(resource_aware::fused_cost(10.0, 0.5), 10.0);
+  using resource_aware::Verdict;
+  EXPECT_EQ(resource_aware::fused_verdict(5, 6, 0, 0), Verdict::kShare);   // idle, alike
+  EXPECT_EQ(resource_aware::fused_verdict(-1, 6, 0, 0), Verdict::kShare);  // unmeasured
+  EXPECT_EQ(resource_aware::fused_verdict(5, 6, 1, 0), Verdict::kLoadCounts);
+  EXPECT_EQ(resource_aware::fused_verdict(5, 15, 0, 0), Verdict::kLatency);    // 5 x 1.25 + 2 < 15
+  EXPECT_EQ(resource_aware::fused_verdict(5, 8, 3, 3), Verdict::kLoadCounts);  // within the band
 }
 
-// Equal reports (busy slots say nothing of per-request cost), one endpoint three times slower:
-// the fast ones take most requests. With the seed pick the three would share equally.
-TEST(ResourceAwareFused, ASlowerEndpointGetsLessWhenReportsAgree) {
+// Reports that disagree with latency (the slower one reports less load: its slots are free
+// because it is slow) do not count: latency and in-flight decide, and the slow one gets less.
+TEST(ResourceAwareFused, ASlowerEndpointGetsLessWhenReportsDisagree) {
   Cluster c(fused({1, 1, 1}));
   auto now = steady_now_ns();
   for (size_t i = 0; i < 3; ++i) {
-    apply_load_report(c.load(i), report(0.5, 0.3), now);
+    apply_load_report(c.load(i), report(i == 2 ? 0.5 : 1.0, 0.3), now);  // fast ones "full"
     c.load(i).peak.observe(i == 2 ? 15.0 : 5.0, now);
     c.load(i).active_requests = 4;
   }
-  auto picks = c.histogram(3000);
-  // P2C: the slow one wins no pair (its cost is 3x), so it is picked only when drawn twice...
-  // it never is (draws are distinct): 0.
-  EXPECT_EQ(picks["c"], 0);
-  EXPECT_NEAR(picks["a"], 1500, 150);
-  // ... until its in-flight count is low enough: 1 in flight against 4 and 4.
-  c.load(2).active_requests = 0;
-  picks = c.histogram(3000);
-  EXPECT_GT(picks["c"], 900);  // cost 15 x 1 against 5 x 5: it wins its pairs
+  // 15^1.5 x 5 = 290 against 5^1.5 x 5 = 56: the slow one wins no pair.
+  EXPECT_EQ(c.histogram(3000)["c"], 0);
+  c.load(0).active_requests = 6;
+  c.load(1).active_requests = 6;
+  c.load(2).active_requests = 0;  // 58 x 1 against 11.2 x 7 = 78: now it wins its pairs
+  EXPECT_GT(c.histogram(3000)["c"], 1500);
+}
+
+// Reports that agree with latency (the slower one is also the more loaded: a neighbour holds its
+// CPU) count fully, with the seed's slowdown: it gets nothing even while the others hold many
+// requests (scores 0.45 vs 0.22, three times slower: its score becomes 1.2, its weight 1e-4).
+TEST(ResourceAwareFused, ASlowerEndpointThatReportsItGetsNearlyNothing) {
+  Cluster c(fused({1, 1, 1}));
+  auto now = steady_now_ns();
+  for (size_t i = 0; i < 3; ++i) {
+    apply_load_report(c.load(i), report(i == 2 ? 0.9 : 0.1, 0.3), now);
+    c.load(i).peak.observe(i == 2 ? 30.0 : 10.0, now);
+    c.load(i).active_requests = i == 2 ? 0 : 30;
+  }
+  EXPECT_EQ(c.histogram(3000)["c"], 0);
+}
+
+// Idle and equally quick: the reports share as the seed does, pairwise: 0.30 / 0.33 / 0.36 give
+// about 39 / 33 / 28% (the seed's smooth round robin gives 41 / 33 / 26%), never none.
+TEST(ResourceAwareFused, IdleEndpointsShareByTheSeedsWeights) {
+  Cluster c(fused({1, 1, 1}));
+  auto now = steady_now_ns();
+  apply_load_report(c.load(0), report(0.30, 0.30), now);
+  apply_load_report(c.load(1), report(0.33, 0.33), now);
+  apply_load_report(c.load(2), report(0.36, 0.36), now);
+  for (size_t i = 0; i < 3; ++i) c.load(i).peak.observe(1.0, now);
+  auto picks = c.histogram(6000);
+  EXPECT_NEAR(picks["a"], 6000 * 0.39, 150);
+  EXPECT_NEAR(picks["b"], 6000 * 0.33, 150);
+  EXPECT_NEAR(picks["c"], 6000 * 0.28, 150);
 }
 
 // A failure is a penalty sample: an endpoint that answers 503 at once looks slow.
