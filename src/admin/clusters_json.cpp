@@ -1,6 +1,7 @@
 #include <boost/json.hpp>
 
 #include "switchyard/admin/admin_server.h"
+#include "balancing_json.h"
 
 namespace switchyard::admin {
 
@@ -29,6 +30,37 @@ boost::json::value load_report(const balancer::EndpointLoad& s,
 }
 
 }  // namespace
+
+boost::json::value resource_weights_json(const balancer::ClusterBalancer& cluster) {
+  const balancer::ResourceWeights w = cluster.resource_weights();
+  boost::json::object out{
+      {"mode", cluster.learns_weights() ? "adaptive" : "static"},
+      {"cpu", w.cpu},
+      {"memory", w.memory},
+      {"connections", w.connections},
+  };
+  if (cluster.learns_weights()) {
+    const auto& l = cluster.learned_weights();
+    out["learned"] = l.cpu.load(std::memory_order_relaxed) >= 0;
+    out["r2"] = l.r2.load(std::memory_order_relaxed);
+    out["samples"] = l.samples.load(std::memory_order_relaxed);
+    out["confidence"] = l.confidence.load(std::memory_order_relaxed);
+  }
+  return out;
+}
+
+boost::json::value region_prediction(const balancer::RegionStatus& r) {
+  if (r.predicted_healthy < 0) return nullptr;
+  auto ms = [](double v) { return v < 0 ? boost::json::value(nullptr) : boost::json::value(v); };
+  return boost::json::object{
+      {"predicted_healthy_fraction", r.predicted_healthy},
+      {"baseline_ms", ms(r.baseline_ms)},
+      {"trend_ms_per_s", r.trend_ms_per_s},
+      {"predicted_ms", ms(r.predicted_ms)},
+      {"error_rate", r.error_rate},
+      {"failing_endpoints", r.failing},
+  };
+}
 
 std::string clusters_json(const control::Snapshot& snapshot) {
   boost::json::array clusters;
@@ -75,6 +107,9 @@ std::string clusters_json(const control::Snapshot& snapshot) {
         {"strategy", cluster->policy().name()},
         {"endpoints", std::move(endpoints)},
     };
+    if (cluster->policy().name() == "resource_aware") {
+      entry["resource_weights"] = resource_weights_json(*cluster);
+    }
     if (cluster->config().locality) {
       boost::json::array regions;
       for (const auto& r : cluster->regions()) {
@@ -86,6 +121,9 @@ std::string clusters_json(const control::Snapshot& snapshot) {
             {"spill", r.spill},
             {"latency_ms", r.latency_ms},
             {"nearest", r.nearest},
+            {"spill_cause", r.spill_cause.empty() ? boost::json::value(nullptr)
+                                                  : boost::json::value(r.spill_cause)},
+            {"prediction", region_prediction(r)},
         });
       }
       entry["regions"] = std::move(regions);

@@ -1,9 +1,12 @@
 // GET /admin/explain?listener=L&host=H&path=P&header=K:V&client=IP: proxy::explain() as JSON.
 
 #include <boost/json.hpp>
+#include <cstdio>
+#include <string>
 
 #include "switchyard/admin/admin_server.h"
 #include "switchyard/proxy/explain.h"
+#include "balancing_json.h"
 
 namespace switchyard::admin {
 
@@ -72,6 +75,42 @@ const char* locality_name(balancer::LocalityOutcome o) {
       break;
   }
   return "none";
+}
+
+// One sentence on the locality decision: why this region, and what its trend predicts.
+std::string locality_why(const balancer::PickExplanation& p) {
+  char buf[256];
+  const auto& r = p.region;
+  if (p.locality == balancer::LocalityOutcome::kNone) {
+    return p.region_known ? "no locality decision" : "the client's region has no endpoints";
+  }
+  if (p.locality == balancer::LocalityOutcome::kDenied) {
+    return "the client's region has nothing usable and the route denies cross-region traffic";
+  }
+  const char* where = p.locality == balancer::LocalityOutcome::kLocal ? "stays in" : "leaves";
+  if (r.spill_cause == "predicted") {
+    std::snprintf(buf, sizeof buf,
+                  "%s the client's region: its endpoints are predicted to fail (latency %.1f ms "
+                  "against a baseline of %.1f ms, %+.1f ms/s; %.0f%% errors; predicted healthy "
+                  "%.0f%%), so %.0f%% of its traffic goes to %s",
+                  where, r.predicted_ms, r.baseline_ms, r.trend_ms_per_s, r.error_rate * 100,
+                  r.predicted_healthy * 100, r.spill * 100,
+                  r.nearest.empty() ? "the nearest healthy region" : r.nearest.c_str());
+  } else if (r.spill_cause == "unhealthy") {
+    std::snprintf(buf, sizeof buf,
+                  "%s the client's region: %u of %u endpoints usable, below the minimum healthy "
+                  "fraction, so %.0f%% of its traffic goes to %s",
+                  where, r.usable, r.endpoints, r.spill * 100,
+                  r.nearest.empty() ? "the nearest healthy region" : r.nearest.c_str());
+  } else if (r.predicted_healthy >= 0) {
+    std::snprintf(buf, sizeof buf,
+                  "%s the client's region: healthy, and its trend predicts it stays so "
+                  "(predicted healthy %.0f%%)",
+                  where, r.predicted_healthy * 100);
+  } else {
+    std::snprintf(buf, sizeof buf, "%s the client's region: healthy", where);
+  }
+  return buf;
 }
 
 json::object endpoint_json(const balancer::ClusterBalancer& cluster,
@@ -191,8 +230,15 @@ std::string explain_json(const control::Snapshot& snapshot, std::string_view que
         {"spill_fraction", p.spill},
         {"spill_region",
          p.spill_region.empty() ? json::value(nullptr) : json::value(p.spill_region)},
+        {"spill_cause",
+         p.region.spill_cause.empty() ? json::value(nullptr) : json::value(p.region.spill_cause)},
+        {"prediction", p.region_known ? region_prediction(p.region) : json::value(nullptr)},
+        {"why", locality_why(p)},
     };
     doc["locality"] = std::move(locality);
+  }
+  if (cluster.policy().name() == "resource_aware") {
+    doc["resource_weights"] = resource_weights_json(cluster);
   }
   if (cluster.hash_key() != nullptr) {
     doc["hash_key"] = json::object{

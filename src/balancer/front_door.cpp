@@ -5,7 +5,9 @@
 #include <map>
 
 #include "policies/resource_aware/load_model.h"
+#include "region_forecast.h"
 #include "switchyard/common/siphash.h"
+#include "weight_learner.h"
 
 namespace switchyard::balancer {
 namespace {
@@ -36,7 +38,8 @@ ClusterStats::ClusterStats()
     : ring_rebuild(std::array<double, 9>{0.0001, 0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1}) {}
 
 struct ClusterBalancer::LoadModelHolder {
-  explicit LoadModelHolder(const config::Cluster& c) : model(resource_aware::config_of(c)) {}
+  LoadModelHolder(const config::Cluster& c, const ClusterState& state)
+      : model(resource_aware::config_of(c), &state.weights) {}
   resource_aware::LoadModel model;
 };
 
@@ -49,11 +52,11 @@ struct ClusterBalancer::Group {
   size_t slot = 0;  // its WorkerLbState in WorkerCluster::groups
   std::atomic<uint32_t> usable{0};
 
-  Group(std::string n, const config::Cluster& cluster, const Policy& policy, Members m, size_t s,
-        ClusterStats* timed)
+  Group(std::string n, const config::Cluster& cluster, const Policy& policy,
+        const ClusterState& state, Members m, size_t s, ClusterStats* timed)
       : name(std::move(n)), members(std::move(m)), slot(s) {
     auto started = std::chrono::steady_clock::now();
-    table = policy.build(cluster, members);
+    table = policy.build(cluster, members, state);
     if (timed != nullptr) {
       timed->ring_rebuild.observe_ns(
           static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -84,7 +87,14 @@ struct ClusterBalancer::Region {
   std::atomic<double> spill{0};
   std::atomic<double> latency_ms{-1};
   std::atomic<int32_t> nearest{-1};  // index in regions_
-  bool was_healthy = false;          // control thread: hysteresis only after a first healthy
+  std::atomic<double> predicted{-1};  // predicted healthy fraction (-1: prediction off)
+  std::atomic<uint8_t> cause{0};      // 0 none, 1 unhealthy, 2 predicted
+  bool was_healthy = false;           // control thread: hysteresis only after a first healthy
+  // A region that is usable-healthy and, with prediction on, predicted so.
+  bool sound(double min_healthy) const {
+    const double p = predicted.load(kRelaxed);
+    return group->healthy(min_healthy) && (p < 0 || p >= min_healthy);
+  }
 };
 
 ClusterBalancer::ClusterBalancer(const registry::ClusterSnapshot& cluster, const Policy& policy,
@@ -98,7 +108,7 @@ ClusterBalancer::ClusterBalancer(const registry::ClusterSnapshot& cluster, const
       stats_(std::move(stats)),
       notify_(notify),
       traits_(policy.traits(*cluster.config)),
-      load_model_(std::make_unique<LoadModelHolder>(*cluster.config)) {
+      load_model_(std::make_unique<LoadModelHolder>(*cluster.config, *state_)) {
   const config::Cluster& cc = *cluster.config;
   for (size_t i = 0; i < cluster.endpoints.size(); ++i) {
     members_.push_back(EndpointRef{&cluster.endpoints[i], owned_.health[i].get(),
@@ -106,9 +116,12 @@ ClusterBalancer::ClusterBalancer(const registry::ClusterSnapshot& cluster, const
                                    static_cast<uint32_t>(i)});
   }
   ClusterStats* timed = traits_.timed_build ? stats_.get() : nullptr;
-  all_ = std::make_unique<Group>("", cc, policy, members_, groups_++, timed);
+  all_ = std::make_unique<Group>("", cc, policy, *state_, members_, groups_++, timed);
+  learns_ = cc.strategy == "resource_aware" &&
+            resource_aware::config_of(cc).weights == resource_aware::Config::Weights::kAdaptive;
   if (!cc.locality) return;
   locality_ = true;
+  predictive_ = cc.locality->predictive.enabled;
   min_healthy_ = cc.locality->min_healthy_fraction;
   fallback_ = cc.locality->fallback;
   zones_ = traits_.zones;
@@ -122,11 +135,12 @@ ClusterBalancer::ClusterBalancer(const registry::ClusterSnapshot& cluster, const
         if (!m.endpoint->zone.empty()) by_zone[m.endpoint->zone].push_back(m);
       }
       for (auto& [zone, zrefs] : by_zone) {
-        region->zones.push_back(
-            std::make_unique<Group>(zone, cc, policy, std::move(zrefs), groups_++, nullptr));
+        region->zones.push_back(std::make_unique<Group>(zone, cc, policy, *state_,
+                                                        std::move(zrefs), groups_++, nullptr));
       }
     }
-    region->group = std::make_unique<Group>(name, cc, policy, std::move(refs), groups_++, nullptr);
+    region->group =
+        std::make_unique<Group>(name, cc, policy, *state_, std::move(refs), groups_++, nullptr);
     regions_.push_back(std::move(region));
   }
 }
@@ -272,7 +286,7 @@ const EndpointRef* ClusterBalancer::fallback(const Region* local, const PickRequ
         for (size_t i = 0; i < regions_.size(); ++i) {
           const auto& r = *regions_[i];
           double l = r.latency_ms.load(kRelaxed);
-          if (!r.group->healthy(min_healthy_)) continue;
+          if (!r.sound(min_healthy_)) continue;
           if (nearest < 0 || (l >= 0 && (best < 0 || l < best))) {
             nearest = static_cast<int32_t>(i);
             best = l;
@@ -369,6 +383,7 @@ PickExplanation ClusterBalancer::explain(const PickRequest& req) const {
     if (const Region* local = find(req.client_region)) {
       out.region_known = true;
       out.region_healthy = local->group->healthy(min_healthy_);
+      out.region = status_of(*local);
       out.spill = req.cross_region == config::CrossRegion::kDeny ? 0 : local->spill.load(kRelaxed);
       if (fallback_ == config::Fallback::kNearest) {
         if (int32_t n = local->nearest.load(kRelaxed); n >= 0) {
@@ -442,23 +457,94 @@ void ClusterBalancer::tick() {
   for (const auto& m : members_) usable += m.usable() ? 1 : 0;
   state_->usable_endpoints.store(usable, kRelaxed);
   tick_endpoints(usable);
-  if (!locality_) return;
+  if (learns_) tick_learning(steady_now_ns());
+  if (locality_) tick_regions();
+}
+
+// Adaptive weights (weight_learner.h): a sample per endpoint that answered since the last
+// tick, then the learner's update (it fits at most every 500 ms).
+void ClusterBalancer::tick_learning(int64_t now_ns) {
+  if (!state_->learner) state_->learner = std::make_unique<WeightLearner>();
+  const auto& rc = resource_aware::config_of(*cluster_.config);
+  const auto& model = load_model_->model;
+  for (const auto& m : members_) {
+    auto& l = *m.load;
+    const uint64_t heads = l.heads.load(kRelaxed);
+    const uint64_t us = l.head_us.load(kRelaxed);
+    const uint64_t active = l.head_active.load(kRelaxed);
+    const uint64_t dh = heads - l.learned_heads;
+    if (dh > 0 && heads > l.learned_heads && m.usable()) {
+      WeightSample sample;
+      sample.at_ns = now_ns;
+      model.signals(m, now_ns, &sample.cpu, &sample.memory);
+      const double capacity =
+          std::max<double>(1, rc.connection_capacity) * static_cast<double>(m.endpoint->weight);
+      sample.connections =
+          static_cast<double>(active - l.learned_active) / static_cast<double>(dh) / capacity;
+      sample.latency_ms = static_cast<double>(us - l.learned_us) / static_cast<double>(dh) / 1e3;
+      state_->learner->add(sample);
+    }
+    l.learned_heads = heads;
+    l.learned_us = us;
+    l.learned_active = active;
+  }
+  LearnerConfig lc;
+  lc.static_weights = rc.static_weights();
+  lc.window_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(rc.learning.window).count();
+  lc.min_samples = rc.learning.min_samples;
+  lc.smoothing_ns =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(rc.learning.smoothing).count();
+  lc.min_weight = rc.learning.min_weight;
+  lc.max_weight = rc.learning.max_weight;
+  state_->learner->update(now_ns, lc, state_->weights);
+}
+
+// The locality layer's spills (README, "Geographic routing" and "Predictive geographic
+// routing"), the region latencies and each region's nearest.
+void ClusterBalancer::tick_regions() {
+  const auto& prediction = cluster_.config->locality->predictive;
+  const double recovery_ticks =
+      std::max(1.0, std::chrono::duration<double>(prediction.recovery).count() /
+                        forecast::kTickSeconds);
   for (auto& r : regions_) {
     r->group->count_usable();
     for (auto& z : r->zones) z->count_usable();
     const double total = static_cast<double>(r->group->members.size());
     const double fraction = r->group->usable.load(kRelaxed) / total;
-    double target = 0;
-    if (fraction <= 0) {
-      target = 1;
-    } else if (fraction < min_healthy_) {
-      target = (min_healthy_ - fraction) / min_healthy_;
+    const double target = forecast::shortfall(fraction, min_healthy_);
+    double predicted_target = 0;
+    if (predictive_) {
+      double healthy = 0;
+      for (const auto& m : r->group->members) {
+        auto& t = m.load->trend;
+        forecast::observe(t, m.load->latency_ms.load(kRelaxed),
+                          m.breaker->successes.load(kRelaxed), m.breaker->failures.load(kRelaxed),
+                          prediction);
+        if (m.usable()) healthy += t.health;
+      }
+      const double p = healthy / total;
+      r->predicted.store(p, kRelaxed);
+      predicted_target = forecast::shortfall(p, min_healthy_);
+    } else {
+      r->predicted.store(-1, kRelaxed);
     }
     // Until the region has been healthy once (start-up: its endpoints await their first
-    // checks) the spill follows the target directly; afterwards it falls gradually.
+    // checks) the spill follows the target directly; afterwards it falls gradually: the
+    // hysteresis that keeps a flapping endpoint from swinging the region back and forth (a
+    // predicted spill falls slower still, over `recovery`).
     const double spill = r->spill.load(kRelaxed);
-    const bool gradual = r->was_healthy && target < spill;
-    r->spill.store(gradual ? std::max(target, spill - kSpillFallPerTick) : target, kRelaxed);
+    const double wanted = std::max(target, predicted_target);
+    double next = wanted;
+    if (r->was_healthy && wanted < spill) {
+      const bool predicted = r->cause.load(kRelaxed) == 2;
+      next = std::max(wanted, spill - (predicted ? 1.0 / recovery_ticks : kSpillFallPerTick));
+    }
+    r->spill.store(next, kRelaxed);
+    if (next <= 0) {
+      r->cause.store(0, kRelaxed);
+    } else if (wanted > 0) {
+      r->cause.store(target >= predicted_target ? 1 : 2, kRelaxed);
+    }
     if (fraction >= min_healthy_ && fraction > 0) r->was_healthy = true;
     double sum = 0;
     int n = 0;
@@ -479,7 +565,7 @@ void ClusterBalancer::tick() {
       if (best < 0) return true;
       const auto& a = *regions_[j];
       const auto& b = *regions_[best];
-      bool ah = a.group->healthy(min_healthy_), bh = b.group->healthy(min_healthy_);
+      bool ah = a.sound(min_healthy_), bh = b.sound(min_healthy_);
       if (ah != bh) return ah;
       double la = a.latency_ms.load(kRelaxed);
       double lb = b.latency_ms.load(kRelaxed);
@@ -547,21 +633,73 @@ std::vector<const EndpointRef*> ClusterBalancer::warm_targets(std::string_view r
   return out;
 }
 
+RegionStatus ClusterBalancer::status_of(const Region& r) const {
+  RegionStatus info;
+  info.name = r.group->name;
+  info.endpoints = static_cast<uint32_t>(r.group->members.size());
+  info.usable = r.group->usable.load(kRelaxed);
+  info.healthy = r.group->healthy(min_healthy_);
+  info.spill = r.spill.load(kRelaxed);
+  info.latency_ms = r.latency_ms.load(kRelaxed);
+  const int32_t n = r.nearest.load(kRelaxed);
+  if (n >= 0) info.nearest = regions_[n]->group->name;
+  const uint8_t cause = r.cause.load(kRelaxed);
+  info.spill_cause = info.spill <= 0 ? "" : cause == 2 ? "predicted" : "unhealthy";
+  info.predicted_healthy = r.predicted.load(kRelaxed);
+  if (info.predicted_healthy >= 0) {
+    // Medians of the endpoints' figures (the trend state is the control thread's; a reader on
+    // another thread may see a value mid-update, which a status line tolerates).
+    std::vector<double> baseline, trend, predicted;
+    double errors = 0;
+    for (const auto& m : r.group->members) {
+      const auto& t = m.load->trend;
+      if (t.baseline_ms >= 0) baseline.push_back(t.baseline_ms);
+      trend.push_back(t.slope_ms_per_s);
+      if (t.predicted_ms >= 0) predicted.push_back(t.predicted_ms);
+      errors += t.error_rate;
+      if (!m.usable() || t.health < 0.5) ++info.failing;
+    }
+    auto median = [](std::vector<double>& v) {
+      if (v.empty()) return -1.0;
+      std::nth_element(v.begin(), v.begin() + static_cast<ptrdiff_t>(v.size() / 2), v.end());
+      return v[v.size() / 2];
+    };
+    info.baseline_ms = median(baseline);
+    info.trend_ms_per_s = trend.empty() ? 0 : median(trend);
+    info.predicted_ms = median(predicted);
+    info.error_rate = r.group->members.empty() ? 0 : errors / r.group->members.size();
+  }
+  return info;
+}
+
 std::vector<RegionStatus> ClusterBalancer::regions() const {
   std::vector<RegionStatus> out;
-  for (const auto& r : regions_) {
-    RegionStatus info;
-    info.name = r->group->name;
-    info.endpoints = static_cast<uint32_t>(r->group->members.size());
-    info.usable = r->group->usable.load(kRelaxed);
-    info.healthy = r->group->healthy(min_healthy_);
-    info.spill = r->spill.load(kRelaxed);
-    info.latency_ms = r->latency_ms.load(kRelaxed);
-    int32_t n = r->nearest.load(kRelaxed);
-    if (n >= 0) info.nearest = regions_[n]->group->name;
-    out.push_back(std::move(info));
-  }
+  for (const auto& r : regions_) out.push_back(status_of(*r));
   return out;
+}
+
+void ClusterBalancer::observe_head(Pick& pick, unsigned status, double ms, int64_t now_ns) const {
+  headed(pick);
+  auto& l = *pick.ref->load;
+  l.observe_latency(ms);
+  l.observe_response(ms);
+  // The latency signal of peak_ewma and resource_aware: a 5xx or a 429 counts as slow (a
+  // penalty), whatever it took (README, "Latency-aware balancing").
+  if (status >= 500 || status == 429) {
+    l.peak.observe_failure(now_ns);
+    return;
+  }
+  l.peak.observe(ms, now_ns);
+  if (learns_) {
+    l.heads.fetch_add(1, kRelaxed);
+    l.head_us.fetch_add(static_cast<uint64_t>(ms * 1e3), kRelaxed);
+    l.head_active.fetch_add(
+        static_cast<uint64_t>(std::max<int64_t>(l.active_requests.load(kRelaxed), 0)), kRelaxed);
+  }
+}
+
+ResourceWeights ClusterBalancer::resource_weights() const {
+  return load_model_->model.weights();
 }
 
 }  // namespace switchyard::balancer

@@ -440,6 +440,26 @@ const BlockSpec<Endpoint> kEndpoint{{
     {"metadata", [](const Value& v, Endpoint& e) { read_block(v, kMetadata, e); }},
 }};
 
+const BlockSpec<Locality::Prediction> kPrediction{{
+    {"enabled", [](const Value& v, Locality::Prediction& p) { v.boolean(&p.enabled); }},
+    {"horizon",
+     [](const Value& v, Locality::Prediction& p) {
+       if (v.duration(&p.horizon, true) && p.horizon > std::chrono::seconds(60)) {
+         v.error("must be at most 60s");
+       }
+     }},
+    {"latency_ratio",
+     [](const Value& v, Locality::Prediction& p) { v.number(&p.latency_ratio, 1.5, 1000); }},
+    {"error_rate",
+     [](const Value& v, Locality::Prediction& p) { v.number(&p.error_rate, 0.01, 1); }},
+    {"recovery",
+     [](const Value& v, Locality::Prediction& p) {
+       if (v.duration(&p.recovery, true) && p.recovery > std::chrono::minutes(10)) {
+         v.error("must be at most 10m");
+       }
+     }},
+}};
+
 const BlockSpec<Locality> kLocality{{
     {"client_region", [](const Value& v, Locality& l) { v.header_name(&l.client_region_header); }},
     {"client_zone", [](const Value& v, Locality& l) { v.header_name(&l.client_zone_header); }},
@@ -450,6 +470,15 @@ const BlockSpec<Locality> kLocality{{
        v.choice(
            &l.fallback,
            {{"nearest", Fallback::kNearest}, {"any", Fallback::kAny}, {"none", Fallback::kNone}});
+     }},
+    {"predictive",
+     [](const Value& v, Locality& l) {
+       if (v.node().IsMap()) {
+         l.predictive.enabled = true;
+         read_block(v, kPrediction, l.predictive);
+       } else {
+         v.boolean(&l.predictive.enabled);
+       }
      }},
 }};
 

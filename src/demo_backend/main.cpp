@@ -10,6 +10,8 @@
 //   GET  /control/health?fail=0|1   flips /healthz at run time
 //   GET  /control/errors?rate=F     sets the --error-rate of / at run time
 //   GET  /control/load?cpu=F&mem=F  reports these static values from now on
+//   GET  /control/latency?ms=N      delays every answer by N more ms from now on (/healthz too:
+//                                   a host that slows down)
 //
 // --log-requests prints "HEADERS METHOD TARGET" for each request head and "REQUEST METHOD
 // TARGET" for each whole request received.
@@ -28,6 +30,8 @@
 // keep-alive timeout, shorter).
 // --rtt-ms N delays every response by N ms (/healthz and /control included): a backend that
 // far away on the network, for the geographic tests.
+// --latency-follows cpu|mem with --latency-scale MS: / takes MS x the reported CPU (or memory)
+// more: a backend whose latency that signal drives (the adaptive-weights tests).
 // Prints "demo_backend NAME listening on HOST:PORT" once ready (port 0 picks a free port).
 
 #include <algorithm>
@@ -75,6 +79,8 @@ struct Options {
   int rtt_ms = 0;
   int idle_close_ms = 0;
   int slots = 0;
+  std::string latency_follows;  // "", "cpu" or "mem"
+  double latency_scale = 0;
   std::string tls_cert;  // --tls-cert/--tls-key: serve HTTPS
   std::string tls_key;
   std::string tls_client_ca;  // --tls-client-ca: require a client certificate from these CAs
@@ -86,6 +92,7 @@ std::atomic<double> g_mem{-1};
 std::atomic<int> g_in_flight{0};
 std::atomic<bool> g_synthetic{false};
 std::atomic<double> g_error_rate{0};
+std::atomic<int> g_extra_ms{0};  // /control/latency
 Options g_opt;
 // A request waiting for a --slots slot.
 class Slotted {
@@ -346,6 +353,9 @@ class Session : public Slotted, public std::enable_shared_from_this<Session<Stre
       g_synthetic = false;
       res_.body() = "load now reported as cpu " + std::to_string(g_cpu.load()) + ", mem " +
                     std::to_string(g_mem.load()) + "\n";
+    } else if (path == "/control/latency") {
+      g_extra_ms = static_cast<int>(std::min<uint64_t>(to_u64(query_param(target, "ms"), 0), 60000));
+      res_.body() = "extra latency now " + std::to_string(g_extra_ms.load()) + " ms\n";
     } else if (path == "/control/errors") {
       std::string rate(query_param(target, "rate"));
       g_error_rate = std::clamp(std::strtod(rate.c_str(), nullptr), 0.0, 1.0);
@@ -388,6 +398,10 @@ class Session : public Slotted, public std::enable_shared_from_this<Session<Stre
       }
     } else {
       delay_ms = static_cast<int>(g_opt.latency_ms * g_opt.handicap);
+      if (!g_opt.latency_follows.empty()) {
+        const double v = g_opt.latency_follows == "cpu" ? g_cpu.load() : g_mem.load();
+        delay_ms += static_cast<int>(g_opt.latency_scale * std::max(0.0, v) + 0.5);
+      }
       thread_local std::mt19937_64 rng{std::random_device{}()};
       double error_rate = g_error_rate.load(std::memory_order_relaxed);
       if (error_rate > 0 && std::uniform_real_distribution<double>(0, 1)(rng) < error_rate) {
@@ -397,6 +411,7 @@ class Session : public Slotted, public std::enable_shared_from_this<Session<Stre
         res_.body() = "hello from " + g_opt.name + " (region " + g_opt.region + ")\n";
       }
     }
+    if (path.rfind("/control/", 0) != 0) delay_ms += g_extra_ms.load(std::memory_order_relaxed);
     delay_ms += g_opt.rtt_ms;  // a network this far away: every answer, /healthz included
     res_.keep_alive(req.keep_alive());
     if (!res_.chunked()) res_.prepare_payload();
@@ -571,6 +586,14 @@ int main(int argc, char** argv) {
       g_opt.mem = std::stod(next());
     } else if (a == "--rtt-ms") {
       g_opt.rtt_ms = std::max(0, std::stoi(next()));
+    } else if (a == "--latency-follows") {
+      g_opt.latency_follows = next();
+      if (g_opt.latency_follows != "cpu" && g_opt.latency_follows != "mem") {
+        std::cerr << "--latency-follows takes cpu or mem\n";
+        return 2;
+      }
+    } else if (a == "--latency-scale") {
+      g_opt.latency_scale = std::max(0.0, std::stod(next()));
     } else if (a == "--slots") {
       g_opt.slots = std::max(0, std::stoi(next()));
     } else if (a == "--idle-close-ms") {

@@ -207,6 +207,25 @@ std::string render(const proxy::SnapshotStats& stats, const ProcessCounters& pro
       b.gauge("switchyard_region_usable_endpoints", "Usable endpoints of a region", rl, r.usable);
       b.gauge("switchyard_region_spill_fraction",
               "Share of a region's clients sent to the fallback", rl, r.spill);
+      if (r.predicted_healthy >= 0) {
+        b.gauge("switchyard_region_predicted_healthy_fraction",
+                "Predicted healthy share of a region's endpoints (locality.predictive)", rl,
+                r.predicted_healthy);
+      }
+    }
+    if (cluster.policy().name() == "resource_aware") {
+      const auto w = cluster.resource_weights();
+      const char* help = "resource_aware's weight of a load signal as scores use it now";
+      b.gauge("switchyard_resource_weight", help, {{"cluster", name}, {"signal", "cpu"}}, w.cpu);
+      b.gauge("switchyard_resource_weight", help, {{"cluster", name}, {"signal", "memory"}},
+              w.memory);
+      b.gauge("switchyard_resource_weight", help, {{"cluster", name}, {"signal", "connections"}},
+              w.connections);
+      if (cluster.learns_weights()) {
+        b.gauge("switchyard_resource_weight_fit_r2",
+                "R^2 of the latency fit behind the learned weights (weights: adaptive)",
+                {{"cluster", name}}, cluster.learned_weights().r2.load(std::memory_order_relaxed));
+      }
     }
   }
   b.counter("switchyard_config_reloads_total", "Configuration reloads, by result",

@@ -486,19 +486,12 @@ void UpstreamAttempt::on_response_head() {
 // and a retry on its status. False when a retry took over.
 bool UpstreamAttempt::accept_final_head() {
   const unsigned status = head_.status;
-  req_.balancer->headed(pick_);
   const auto now = Clock::now();
   const double ms = std::chrono::duration<double, std::milli>(now - try_start_).count();
-  pick_.ref->load->observe_latency(ms);
-  pick_.ref->load->observe_response(ms);
-  // The latency signal of peak_ewma and resource_aware: a 5xx or a 429 counts as slow (a
-  // penalty), whatever it took (README, "Latency-aware balancing").
   const int64_t now_ns =
       std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch()).count();
-  if (status >= 500 || status == 429) {
-    pick_.ref->load->peak.observe_failure(now_ns);
-  } else {
-    pick_.ref->load->peak.observe(ms, now_ns);
+  req_.balancer->observe_head(pick_, status, ms, now_ns);
+  if (status < 500 && status != 429) {
     req_.view->latencies[req_.cluster_index].add(ms);  // hedge delays at a percentile
   }
   // Load reports are for the proxy, never for the client (DESIGN.md, Backend load reports):

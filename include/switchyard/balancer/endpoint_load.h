@@ -6,6 +6,7 @@
 // a response. Only relaxed atomics: readers need a recent value, not a consistent cut.
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <string_view>
@@ -70,6 +71,22 @@ struct PeakEwma {
   }
 };
 
+// An endpoint's recent history as predictive locality reads it (README, "Predictive
+// geographic routing"); control thread only.
+struct EndpointTrend {
+  static constexpr size_t kTicks = 20;  // 2 s of 100 ms ticks: the trend's window
+  std::array<float, kTicks> latency{};  // latency_ms per tick (a ring)
+  uint32_t filled = 0;                  // ticks recorded (saturates at a large number)
+  uint32_t next = 0;                    // ring position
+  uint64_t seen_successes = 0;          // the breaker's totals at the last tick
+  uint64_t seen_failures = 0;
+  double error_rate = 0;     // EWMA of the failure share per tick
+  double baseline_ms = -1;   // what this endpoint's latency normally is
+  double slope_ms_per_s = 0;  // the trend: least squares over the window
+  double predicted_ms = -1;   // latency + slope x horizon (slope >= 0 only)
+  double health = 1;          // predicted health in [0, 1] (1: not failing)
+};
+
 struct alignas(64) EndpointLoad {
   std::atomic<int64_t> active_requests{0};
   // Of those, the tries still waiting for their response head (a stream that got its head is
@@ -98,12 +115,22 @@ struct alignas(64) EndpointLoad {
   // warms up after entering service, 1 otherwise. Written by the control thread's tick, read
   // by picks.
   std::atomic<double> warm_factor{1.0};
+  // Real requests' response heads, their summed time (us) and summed in-flight count at the
+  // head: the samples resource_aware's adaptive weights learn from (counted only by clusters
+  // that learn).
+  std::atomic<uint64_t> heads{0};
+  std::atomic<uint64_t> head_us{0};
+  std::atomic<uint64_t> head_active{0};
 
   // --- control thread only (ClusterBalancer::tick and control::Runtime) ---
   bool was_usable = false;         // at the last tick
   bool ever_usable = false;        // has been usable once
   bool warm_on_first_use = false;  // added after start-up: its first entry into service warms
   int64_t warm_since_ns = 0;       // when it last entered service (0: not warming)
+  uint64_t learned_heads = 0;      // heads, head_us, head_active at the last learning tick
+  uint64_t learned_us = 0;
+  uint64_t learned_active = 0;
+  EndpointTrend trend;
 
   void observe_latency(double ms) {
     double l = latency_ms.load(std::memory_order_relaxed);

@@ -23,21 +23,12 @@
 #include <string>
 #include <vector>
 
+#include "switchyard/balancer/cluster_state.h"
 #include "switchyard/balancer/policy.h"
 #include "switchyard/common/stats.h"
 #include "switchyard/registry/registry.h"
 
 namespace switchyard::balancer {
-
-// Live counters of one cluster, shared by all its snapshots (kept across reloads by name).
-struct ClusterState {
-  std::atomic<int64_t> active_tries{0};       // upstream tries in flight
-  std::atomic<uint32_t> usable_endpoints{0};  // refreshed by tick()
-  // Refreshed by tick(): below panic_threshold (every endpoint acceptable), and whether some
-  // endpoint is warming up (slow start).
-  std::atomic<bool> panic{false};
-  std::atomic<bool> warming{false};
-};
 
 // The balancer's statistics of one cluster.
 struct ClusterStats {
@@ -111,6 +102,17 @@ struct RegionStatus {
   double spill = 0;
   double latency_ms = -1;  // -1: not measured yet
   std::string nearest;     // empty: none
+  // Why it spills: "" (it does not), "unhealthy" (too few usable endpoints), "predicted"
+  // (locality.predictive: its endpoints' trends say it will be).
+  std::string spill_cause;
+  // Predictive locality (README, "Predictive geographic routing"); predicted_healthy < 0 when
+  // it is off. Medians over the region's endpoints, and the mean error share.
+  double predicted_healthy = -1;
+  double baseline_ms = -1;
+  double trend_ms_per_s = 0;
+  double predicted_ms = -1;
+  double error_rate = 0;
+  uint32_t failing = 0;  // endpoints predicted to fail (health < 0.5) or not usable
 };
 
 // The resource-aware load estimate of an endpoint (every cluster has one, for admin and
@@ -144,6 +146,7 @@ struct PickExplanation {
   bool region_healthy = false;
   double spill = 0;          // share of its requests sent to the fallback now (allow)
   std::string spill_region;  // where they go: its nearest healthy region ("" : any / none)
+  RegionStatus region;       // the client's region as regions() shows it (region_known)
   std::string group;         // the table that ordered the candidates: "" cluster, else region
   // The usable candidates in the order this request would try them (a hash key's walk of the
   // ring or Maglev table; round robin's next turns from a fresh cursor).
@@ -180,6 +183,10 @@ class ClusterBalancer {
   void headed(Pick& pick) const;
   // The try is over: no longer in flight (a trial without an outcome is given back).
   void release(Pick& pick) const;
+  // The try's response head (any protocol), ms after the try started: the endpoint's latency
+  // estimates (failure: a 5xx or a 429, a penalty sample), and the sample adaptive weights
+  // learn from. Calls headed(). now_ns: the steady clock.
+  void observe_head(Pick& pick, unsigned status, double ms, int64_t now_ns) const;
   // A load report received from the pick's endpoint: parsed, applied, counted.
   void accept_load_report(const Pick& pick, std::string_view header,
                           LoadReportFormat format = LoadReportFormat::kHeader) const;
@@ -196,6 +203,11 @@ class ClusterBalancer {
   bool reject_missing_key() const { return traits_.reject_missing_key; }
   const ClusterStats& stats() const { return *stats_; }
   LoadEstimate load_estimate(const EndpointRef& ref, int64_t now_ns) const;
+  // resource_aware's weights as a score uses them now, and whether they are learned
+  // (`weights: adaptive`) with the fit behind them.
+  ResourceWeights resource_weights() const;
+  bool learns_weights() const { return learns_; }
+  const LearnedWeights& learned_weights() const { return state_->weights; }
   std::vector<RegionStatus> regions() const;  // empty without a locality block
   // The usable endpoints of the region that clients of `region` fail over to (its nearest
   // healthy other region; none for fallback any / none): workers keep a few idle
@@ -212,8 +224,12 @@ class ClusterBalancer {
   struct Region;
   const EndpointRef* pick_in(const Group& group, const PickInput& in, PickMemo& memo,
                              WorkerCluster& worker, int64_t in_flight) const;
-  // Control thread (tick): slow-start factors and the panic flag.
+  // Control thread (tick): slow-start factors and the panic flag; adaptive weights' samples
+  // and fit; the regions' spills.
   void tick_endpoints(uint32_t usable);
+  void tick_learning(int64_t now_ns);
+  void tick_regions();
+  RegionStatus status_of(const Region& r) const;
   const EndpointRef* choose(const PickRequest& req, PickMemo& memo, WorkerCluster& worker,
                             int64_t in_flight, LocalityOutcome& outcome) const;
   const EndpointRef* fallback(const Region* local, const PickRequest& req, PickMemo& memo,
@@ -235,6 +251,8 @@ class ClusterBalancer {
   // The locality layer (nullptr when the cluster has no locality block).
   std::vector<std::unique_ptr<Region>> regions_;
   bool locality_ = false;
+  bool predictive_ = false;
+  bool learns_ = false;
   bool zones_ = false;
   double min_healthy_ = 0.5;
   config::Fallback fallback_ = config::Fallback::kNearest;

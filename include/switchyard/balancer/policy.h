@@ -17,6 +17,7 @@
 #include <string_view>
 #include <vector>
 
+#include "switchyard/balancer/cluster_state.h"
 #include "switchyard/balancer/endpoint_load.h"
 #include "switchyard/breaker/outlier_detector.h"
 #include "switchyard/config/schema.h"
@@ -160,9 +161,10 @@ class Policy {
  public:
   virtual ~Policy() = default;
   virtual std::string_view name() const = 0;
-  // Control thread: the table over members (a cluster, or one region or zone of it).
-  virtual std::unique_ptr<PolicyTable> build(const config::Cluster& cluster,
-                                             const Members& members) const = 0;
+  // Control thread: the table over members (a cluster, or one region or zone of it). state:
+  // the cluster's own, which outlives the table (what it has learned).
+  virtual std::unique_ptr<PolicyTable> build(const config::Cluster& cluster, const Members& members,
+                                             const ClusterState& state) const = 0;
   // The cluster blocks this policy defines and reads itself.
   virtual std::vector<config::ClusterBlockReader> blocks() const { return {}; }
   // The blocks it reads (its own, and any it shares with another policy): what /admin/config

@@ -226,6 +226,15 @@ struct Locality {
   std::string client_zone_header;
   double min_healthy_fraction = 0.5;
   Fallback fallback = Fallback::kNearest;
+  // Extension: predictive failover (README, "Predictive geographic routing"). `predictive:
+  // true`, or a map of these (a map turns it on unless `enabled: false`).
+  struct Prediction {
+    bool enabled = false;
+    Duration horizon = std::chrono::seconds(2);  // how far ahead a trend is extrapolated
+    double latency_ratio = 3;  // predicted latency / baseline at which an endpoint counts as failed
+    double error_rate = 0.5;   // error share at which an endpoint counts as failed
+    Duration recovery = std::chrono::seconds(10);  // a predicted spill falls to 0 over this
+  } predictive;
 };
 
 struct StatusRange {

@@ -282,3 +282,55 @@ TEST(LoaderErrors, Http2Keys) {
 
 }  // namespace
 }  // namespace switchyard::config
+
+namespace switchyard::config {
+namespace {
+
+TEST(Loader, AdaptiveWeightsAndPredictiveLocality) {
+  auto r = load(replace(kMinimal, "    endpoints:\n",
+                        "    strategy: resource_aware\n"
+                        "    resource_aware:\n"
+                        "      weights: adaptive\n"
+                        "      learning: { window: 20s, min_samples: 30, max_weight: 0.7 }\n"
+                        "    locality:\n"
+                        "      predictive: { horizon: 3s, latency_ratio: 4 }\n"
+                        "    endpoints:\n"));
+  ASSERT_TRUE(r.ok()) << r.errors[0].to_string();
+  const auto& c = r.config->clusters[0];
+  const auto& rc = balancer::resource_aware::config_of(c);
+  EXPECT_EQ(rc.weights, balancer::resource_aware::Config::Weights::kAdaptive);
+  EXPECT_EQ(rc.learning.window, std::chrono::seconds(20));
+  EXPECT_EQ(rc.learning.min_samples, 30u);
+  EXPECT_DOUBLE_EQ(rc.learning.max_weight, 0.7);
+  EXPECT_DOUBLE_EQ(rc.learning.min_weight, 0.05);
+  ASSERT_TRUE(c.locality);
+  EXPECT_TRUE(c.locality->predictive.enabled);  // a map turns it on
+  EXPECT_EQ(c.locality->predictive.horizon, std::chrono::seconds(3));
+  EXPECT_DOUBLE_EQ(c.locality->predictive.latency_ratio, 4);
+  EXPECT_EQ(c.locality->predictive.recovery, std::chrono::seconds(10));
+
+  auto plain = load(replace(kMinimal, "    endpoints:\n",
+                            "    locality: { predictive: true }\n    endpoints:\n"));
+  ASSERT_TRUE(plain.ok()) << plain.errors[0].to_string();
+  EXPECT_TRUE(plain.config->clusters[0].locality->predictive.enabled);
+  auto off = load(replace(kMinimal, "    endpoints:\n", "    locality: {}\n    endpoints:\n"));
+  ASSERT_TRUE(off.ok()) << off.errors[0].to_string();
+  EXPECT_FALSE(off.config->clusters[0].locality->predictive.enabled);
+}
+
+TEST(LoaderErrors, AdaptiveWeightsAndPredictionLimits) {
+  expect_one_error(replace(kMinimal, "    endpoints:\n",
+                           "    resource_aware: { weights: learned }\n    endpoints:\n"),
+                   8, 32, "clusters[0].resource_aware.weights", "static");
+  expect_one_error(replace(kMinimal, "    endpoints:\n",
+                           "    resource_aware: { learning: { max_weight: 0.2 } }\n"
+                           "    endpoints:\n"),
+                   8, 47, "clusters[0].resource_aware.learning.max_weight", "0.34");
+  expect_one_error(replace(kMinimal, "    endpoints:\n",
+                           "    locality: { predictive: { latency_ratio: 1 } }\n"
+                           "    endpoints:\n"),
+                   8, 46, "clusters[0].locality.predictive.latency_ratio", "");
+}
+
+}  // namespace
+}  // namespace switchyard::config

@@ -11,7 +11,8 @@ class Policy final : public balancer::Policy {
     return t;
   }
   std::unique_ptr<PolicyTable> build(const config::Cluster&,
-                                     const Members& members) const override {
+                                     const Members& members,
+                                     const ClusterState&) const override {
     return std::make_unique<Table>(members);
   }
 };

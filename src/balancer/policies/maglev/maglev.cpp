@@ -15,7 +15,8 @@ class Policy final : public balancer::Policy {
  public:
   std::string_view name() const override { return "maglev"; }
   std::unique_ptr<PolicyTable> build(const config::Cluster& cluster,
-                                     const Members& members) const override {
+                                     const Members& members,
+                                     const ClusterState&) const override {
     return std::make_unique<Table>(cluster, members);
   }
   PolicyTraits traits(const config::Cluster& c) const override { return hashing::traits_of(c); }

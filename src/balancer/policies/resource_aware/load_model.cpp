@@ -14,7 +14,45 @@ void Config::describe(config::BlockFields& out) const {
   out.number("connection_capacity", connection_capacity);
   out.text("max_report_age", format_duration(max_report_age));
   out.text("score", score == Score::kFused ? "fused" : "seed");
+  out.text("weights", weights == Weights::kAdaptive ? "adaptive" : "static");
+  if (weights == Weights::kAdaptive) {
+    out.text("learning.window", format_duration(learning.window));
+    out.number("learning.min_samples", learning.min_samples);
+    out.text("learning.smoothing", format_duration(learning.smoothing));
+    out.number("learning.min_weight", learning.min_weight);
+    out.number("learning.max_weight", learning.max_weight);
+  }
 }
+
+namespace {
+
+const config::BlockSpec<Config::Learning>& learning_spec() {
+  static const config::BlockSpec<Config::Learning> spec{
+      {
+          {"window",
+           [](const config::Value& x, Config::Learning& l) {
+             if (x.duration(&l.window) && l.window < std::chrono::seconds(1)) {
+               x.error("must be at least 1s");
+             }
+           }},
+          {"min_samples",
+           [](const config::Value& x, Config::Learning& l) {
+             x.integer<uint32_t>(&l.min_samples, 10, 100'000);
+           }},
+          {"smoothing",
+           [](const config::Value& x, Config::Learning& l) {
+             x.duration(&l.smoothing, /*allow_zero=*/true);
+           }},
+          {"min_weight",
+           [](const config::Value& x, Config::Learning& l) { x.number(&l.min_weight, 0, 0.33); }},
+          {"max_weight",
+           [](const config::Value& x, Config::Learning& l) { x.number(&l.max_weight, 0.34, 1); }},
+      },
+  };
+  return spec;
+}
+
+}  // namespace
 
 config::ClusterBlockReader block_reader() {
   config::ClusterBlockReader reader;
@@ -36,6 +74,15 @@ config::ClusterBlockReader block_reader() {
              [](const config::Value& x, Config& c) {
                x.choice(&c.score,
                         {{"fused", Config::Score::kFused}, {"seed", Config::Score::kSeed}});
+             }},
+            {"weights",
+             [](const config::Value& x, Config& c) {
+               x.choice(&c.weights, {{"static", Config::Weights::kStatic},
+                                     {"adaptive", Config::Weights::kAdaptive}});
+             }},
+            {"learning",
+             [](const config::Value& x, Config& c) {
+               config::read_block(x, learning_spec(), c.learning);
              }},
             {"max_report_age",
              [](const config::Value& x, Config& c) {
@@ -64,10 +111,9 @@ const Config& config_of(const config::Cluster& cluster) {
   return b ? static_cast<const Config&>(*b) : defaults;
 }
 
-LoadModel::LoadModel(const Config& cfg)
-    : cpu_weight_(cfg.cpu_weight),
-      memory_weight_(cfg.memory_weight),
-      connection_weight_(cfg.connection_weight),
+LoadModel::LoadModel(const Config& cfg, const LearnedWeights* learned)
+    : static_(cfg.static_weights()),
+      learned_(cfg.weights == Config::Weights::kAdaptive ? learned : nullptr),
       capacity_(std::max<double>(1, cfg.connection_capacity)),
       max_age_ns_(std::max<double>(
           1,
@@ -85,57 +131,48 @@ bool LoadModel::stale(const EndpointLoad& s, int64_t now_ns) const {
   return at == 0 || static_cast<double>(now_ns - at) > max_age_ns_ / 2;
 }
 
-LoadEstimate LoadModel::estimate(const EndpointRef& ref, int64_t now_ns) const {
+void LoadModel::signals(const EndpointRef& ref, int64_t now_ns, double* cpu,
+                        double* memory) const {
   const auto& s = *ref.load;
   const auto& ep = *ref.endpoint;
-  LoadEstimate e;
-  const int64_t active = s.active_requests.load(std::memory_order_relaxed);
-  const double capacity = capacity_ * ep.weight;
-  e.connections = static_cast<double>(std::max<int64_t>(active, 0)) / capacity;
-  e.cpu = ep.base_cpu;
-  e.memory = ep.base_memory;
+  *cpu = ep.base_cpu;
+  *memory = ep.base_memory;
   const int64_t at = s.report_at_ns.load(std::memory_order_relaxed);
-  if (at != 0) {
-    const int64_t age = now_ns - at;
-    e.report_age_s = static_cast<double>(std::max<int64_t>(age, 0)) / 1e9;
-    const double weight = influence(age);
-    double slope = s.cpu_per_request.load(std::memory_order_relaxed);
-    if (slope < 0) slope = 1.0 / capacity;  // prior: connection_capacity requests fill a CPU
-    const int64_t since = active - s.report_active.load(std::memory_order_relaxed);
-    const double predicted = std::clamp(
-        s.report_cpu.load(std::memory_order_relaxed) + slope * static_cast<double>(since), 0.0,
-        1.0);
-    e.cpu += weight * (predicted - e.cpu);
-    e.memory += weight * (s.report_memory.load(std::memory_order_relaxed) - e.memory);
-  }
+  if (at == 0) return;
+  const double weight = influence(now_ns - at);
+  double slope = s.cpu_per_request.load(std::memory_order_relaxed);
+  if (slope < 0) slope = 1.0 / (capacity_ * ep.weight);  // prior: capacity requests fill a CPU
+  const auto since = static_cast<double>(s.active_requests.load(std::memory_order_relaxed) -
+                                         s.report_active.load(std::memory_order_relaxed));
+  const double predicted =
+      std::clamp(s.report_cpu.load(std::memory_order_relaxed) + slope * since, 0.0, 1.0);
+  *cpu += weight * (predicted - *cpu);
+  *memory += weight * (s.report_memory.load(std::memory_order_relaxed) - *memory);
+}
+
+LoadEstimate LoadModel::estimate(const EndpointRef& ref, int64_t now_ns) const {
+  LoadEstimate e;
+  signals(ref, now_ns, &e.cpu, &e.memory);
+  const int64_t active = ref.load->active_requests.load(std::memory_order_relaxed);
+  e.connections = static_cast<double>(std::max<int64_t>(active, 0)) / (capacity_ * ref.endpoint->weight);
+  const int64_t at = ref.load->report_at_ns.load(std::memory_order_relaxed);
+  if (at != 0) e.report_age_s = static_cast<double>(std::max<int64_t>(now_ns - at, 0)) / 1e9;
   const double health = std::max(ref.breaker->health_score.load(std::memory_order_relaxed), 0.01);
-  e.score = (e.cpu * cpu_weight_ + e.memory * memory_weight_ + e.connections * connection_weight_) /
-            health;
+  const ResourceWeights w = weights();
+  e.score = (e.cpu * w.cpu + e.memory * w.memory + e.connections * w.connections) / health;
   return e;
 }
 
 double LoadModel::score(const EndpointRef& ref, int64_t now_ns) const {
-  const auto& s = *ref.load;
-  const auto& ep = *ref.endpoint;
-  const int64_t active = s.active_requests.load(std::memory_order_relaxed);
-  const double capacity = capacity_ * ep.weight;
-  double cpu = ep.base_cpu;
-  double memory = ep.base_memory;
-  const int64_t at = s.report_at_ns.load(std::memory_order_relaxed);
-  if (at != 0) {
-    const double weight = influence(now_ns - at);
-    double slope = s.cpu_per_request.load(std::memory_order_relaxed);
-    if (slope < 0) slope = 1.0 / capacity;
-    const auto since =
-        static_cast<double>(active - s.report_active.load(std::memory_order_relaxed));
-    const double predicted =
-        std::clamp(s.report_cpu.load(std::memory_order_relaxed) + slope * since, 0.0, 1.0);
-    cpu += weight * (predicted - cpu);
-    memory += weight * (s.report_memory.load(std::memory_order_relaxed) - memory);
-  }
-  const double connections = static_cast<double>(std::max<int64_t>(active, 0)) / capacity;
+  double cpu = 0;
+  double memory = 0;
+  signals(ref, now_ns, &cpu, &memory);
+  const int64_t active = ref.load->active_requests.load(std::memory_order_relaxed);
+  const double connections =
+      static_cast<double>(std::max<int64_t>(active, 0)) / (capacity_ * ref.endpoint->weight);
   const double health = std::max(ref.breaker->health_score.load(std::memory_order_relaxed), 0.01);
-  return (cpu * cpu_weight_ + memory * memory_weight_ + connections * connection_weight_) / health;
+  const ResourceWeights w = weights();
+  return (cpu * w.cpu + memory * w.memory + connections * w.connections) / health;
 }
 
 LoadEstimate LoadModel::describe(const EndpointRef& ref, int64_t now_ns) const {

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdint>
 
+#include "switchyard/balancer/cluster_state.h"
 #include "switchyard/balancer/front_door.h"
 #include "switchyard/config/schema.h"
 
@@ -26,6 +27,19 @@ struct Config : config::Block {
   // alone, shares by headroom through a smooth weighted round robin (README, "Resource-aware
   // balancing").
   enum class Score { kFused, kSeed } score = Score::kFused;
+  // Extension: `weights: adaptive` learns the three weights from which signal predicts the
+  // latency the endpoints show (README, "Adaptive resource weights"); static (default) keeps
+  // the numbers above. `learning:` tunes the fit.
+  enum class Weights { kStatic, kAdaptive } weights = Weights::kStatic;
+  struct Learning {
+    Duration window = std::chrono::seconds(30);    // samples older than this leave the fit
+    uint32_t min_samples = 50;                     // fewer: the static weights
+    Duration smoothing = std::chrono::seconds(5);  // time constant of the move toward a fit
+    double min_weight = 0.05;                      // each weight's bounds, as shares of the
+    double max_weight = 0.8;                       //   static weights' sum
+  } learning;
+
+  ResourceWeights static_weights() const { return {cpu_weight, memory_weight, connection_weight}; }
 
   void describe(config::BlockFields& out) const override;
 };
@@ -47,7 +61,8 @@ const Config& config_of(const config::Cluster& cluster);
 // health is the circuit breaker's health score.
 class LoadModel {
  public:
-  explicit LoadModel(const Config& cfg);
+  // learned: the cluster's learned weights, read at each score (nullptr: the static ones).
+  explicit LoadModel(const Config& cfg, const LearnedWeights* learned = nullptr);
 
   // The load part alone.
   LoadEstimate estimate(const EndpointRef& ref, int64_t now_ns) const;
@@ -60,9 +75,16 @@ class LoadModel {
   // Whether an endpoint's report is missing or older than max_report_age / 2.
   bool stale(const EndpointLoad& load, int64_t now_ns) const;
   int64_t refresh_interval_ns() const { return static_cast<int64_t>(max_age_ns_ / 4); }
+  // The weights a score uses now.
+  ResourceWeights weights() const {
+    return learned_ != nullptr ? learned_->get(static_) : static_;
+  }
+  // An endpoint's CPU and memory parts (the report, aged and predicted), without weights.
+  void signals(const EndpointRef& ref, int64_t now_ns, double* cpu, double* memory) const;
 
  private:
-  double cpu_weight_, memory_weight_, connection_weight_;
+  ResourceWeights static_;
+  const LearnedWeights* learned_;
   double capacity_;
   double max_age_ns_;
 };

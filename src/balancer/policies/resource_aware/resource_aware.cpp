@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 
 #include "../peak_ewma/peak_ewma.h"
 
@@ -15,8 +16,9 @@ class Policy final : public balancer::Policy {
  public:
   std::string_view name() const override { return "resource_aware"; }
   std::unique_ptr<PolicyTable> build(const config::Cluster& cluster,
-                                     const Members& members) const override {
-    return std::make_unique<Table>(cluster, members);
+                                     const Members& members,
+                                     const ClusterState& state) const override {
+    return std::make_unique<Table>(cluster, members, state);
   }
   std::vector<config::ClusterBlockReader> blocks() const override { return {block_reader()}; }
   PolicyTraits traits(const config::Cluster&) const override {
@@ -51,9 +53,9 @@ double share_weight(double score, double lowest_score, double response_ms, doubl
 
 double fused_cost(double latency_cost, double score) { return latency_cost * load_factor(score); }
 
-Table::Table(const config::Cluster& cluster, const Members& members)
+Table::Table(const config::Cluster& cluster, const Members& members, const ClusterState& state)
     : members_(members),
-      model_(config_of(cluster)),
+      model_(config_of(cluster), &state.weights),
       mode_(config_of(cluster).score),
       draw_(members) {}
 
@@ -73,15 +75,19 @@ bool Table::claim_refresh(uint32_t i, int64_t now) const {
                            due, now + model_.refresh_interval_ns(), std::memory_order_relaxed);
 }
 
-// The fused pick (README, "Latency-aware balancing"): two draws by configured weight; then
+// The fused pick (README, "Latency-aware balancing"): two draws by configured weight (three
+// where the cluster has three or more: the winner of the first two meets the third); then
 //   - both idle and about as quick (or unmeasured): nothing queues on either and their latency
 //     says nothing apart, so the reports decide as the seed's pick would: a smooth weighted
 //     round robin between the two over the seed's share weights (weight x headroom^2);
 //   - otherwise the lower latency cost (latency^1.5 x (in flight + 1) / weight) wins, and the
 //     reports' load counts in it (a factor of 1 / headroom^2 on each side) only where it agrees
 //     with the latency: the slower one is also the more loaded, or the two are about as
-//     quick. Where they disagree (the endpoint that reports more load answers faster: it is
-//     busier because it is quicker, a full queue of short requests), the latency decides.
+//     quick. Where they disagree a little (the endpoint that reports more load answers faster:
+//     it is busier because it is quicker, a full queue of short requests), the latency decides;
+//     where they disagree by kBelievedGap or more of score (0.9 CPU against 0.1), the reports
+//     count anyway: a latency sample or two (a connect, a scheduler hiccup on a busy host)
+//     must not send everything to an endpoint that says it is nearly full.
 uint32_t Table::pick_fused(const Filter& filter, WorkerLbState& lb, int64_t now) const {
   const uint32_t a = draw_.draw(filter, lb, kNone);
   if (a == kNone) return kNone;
@@ -89,6 +95,27 @@ uint32_t Table::pick_fused(const Filter& filter, WorkerLbState& lb, int64_t now)
   const uint32_t b = draw_.draw(filter, lb, a);
   if (b == kNone) return a;
   if (claim_refresh(b, now)) return b;
+  // A third candidate where there are three or more: with two draws out of three endpoints,
+  // a third of the picks never see the best one (when one endpoint of three is quick, the pair
+  // of the other two still takes a third of the traffic).
+  uint32_t c = kNone;
+  if (members_.size() >= 3) {
+    for (int k = 0; k < 3 && c == kNone; ++k) {
+      c = draw_.draw(filter, lb, a);
+      if (c == b) c = kNone;
+    }
+    if (c != kNone && claim_refresh(c, now)) return c;
+  }
+  bool share = false;
+  uint32_t winner = duel(a, b, lb, now, &share);
+  if (!share && c != kNone) winner = duel(winner, c, lb, now, &share);
+  // Idle and alike: the seed's smooth weighted round robin over every member (exact shares in
+  // order of load, however few the requests); in large clusters, between the two compared.
+  if (share && members_.size() <= kMaxScan) return pick_seed(filter, lb, now);
+  return winner;
+}
+
+uint32_t Table::duel(uint32_t a, uint32_t b, WorkerLbState& lb, int64_t now, bool* share) const {
   const auto& ma = members_[a];
   const auto& mb = members_[b];
   const int64_t active_a = ma.load->active_requests.load(std::memory_order_relaxed);
@@ -99,8 +126,22 @@ uint32_t Table::pick_fused(const Filter& filter, WorkerLbState& lb, int64_t now)
       mb.load->peak.estimate(now, mb.load->awaiting_head.load(std::memory_order_relaxed));
   const double sa = model_.score(ma, now);
   const double sb = model_.score(mb, now);
-  const Verdict v = fused_verdict(ea, eb, active_a, active_b);
+  // Two idle endpoints are compared on their smoothed latency (the EWMA of response heads and
+  // check round trips): with nothing queued the peak estimate is one sample's service time, and
+  // a single slow sample on a busy host must not turn a share into a rout. A failure's penalty
+  // is never noise: an endpoint that carries one (or has no smoothed figure yet) is judged by
+  // its peak estimate.
+  auto smoothed = [](const EndpointRef& m, double peak) {
+    const double l = m.load->latency_ms.load(std::memory_order_relaxed);
+    return l < 0 || peak >= PeakEwma::kFailurePenaltyMs ? peak : l;
+  };
+  const bool idle = active_a == 0 && active_b == 0;
+  const Verdict v = idle ? fused_verdict(smoothed(ma, ea), smoothed(mb, eb), 0, 0,
+                                         std::abs(sa - sb))
+                         : fused_verdict(ea, eb, active_a, active_b, std::abs(sa - sb));
   if (v == Verdict::kShare) {
+    *share = true;
+    if (members_.size() <= kMaxScan) return a;  // the caller asks the seed
     if (lb.credit.size() < members_.size()) prepare(lb);
     const double wa = share_weight(sa, sa, 0, 0, effective_weight(ma));
     const double wb = share_weight(sb, sb, 0, 0, effective_weight(mb));
@@ -114,7 +155,8 @@ uint32_t Table::pick_fused(const Filter& filter, WorkerLbState& lb, int64_t now)
   }
   double ca = peak_ewma::cost(ea, eb < 0 ? 0 : eb, active_a, effective_weight(ma));
   double cb = peak_ewma::cost(eb, ea < 0 ? 0 : ea, active_b, effective_weight(mb));
-  if (v == Verdict::kLoadCounts || (sa >= sb) == (ea >= eb)) {
+  if (v == Verdict::kLoadCounts || (sa >= sb) == (ea >= eb) ||
+      std::abs(sa - sb) >= kBelievedGap) {
     // The reports agree with the latency: the seed's weight, slowdown and evidence included
     // (a slower endpoint whose score is also 0.05 or more above the other's has its score
     // multiplied by its slowdown), divides each cost.
@@ -126,13 +168,19 @@ uint32_t Table::pick_fused(const Filter& filter, WorkerLbState& lb, int64_t now)
   return cb < ca ? b : a;
 }
 
-Verdict fused_verdict(double latency_a, double latency_b, int64_t active_a, int64_t active_b) {
+Verdict fused_verdict(double latency_a, double latency_b, int64_t active_a, int64_t active_b,
+                      double score_gap) {
+  const bool idle = active_a == 0 && active_b == 0;
+  // Idle, and reports far apart: nothing queues on either, so their latency is one sample or
+  // two of service time (a connect, a scheduler hiccup on a busy host) against a report that
+  // says one of them is much fuller: the reports decide.
+  if (idle && score_gap >= kBelievedGap) return Verdict::kShare;
   const bool unmeasured = latency_a < 0 || latency_b < 0;
   const double hi = std::max(latency_a, latency_b);
   const double lo = std::min(latency_a, latency_b);
   const bool alike = unmeasured || hi <= lo * kAlikeLatency + kResponseFloorMs;
   if (!alike) return Verdict::kLatency;
-  return active_a == 0 && active_b == 0 ? Verdict::kShare : Verdict::kLoadCounts;
+  return idle ? Verdict::kShare : Verdict::kLoadCounts;
 }
 
 double load_factor(double score) {

@@ -33,9 +33,9 @@ double share_weight(double score, double lowest_score, double response_ms, doubl
 // one request every max_report_age / 4 (one worker wins the slot with a CAS), and its answer
 // refreshes the report. With health checks on, check responses keep reports fresh.
 //
-// With `score: fused` (the default) the pick is instead two draws by configured weight and a
-// comparison (pick_fused in resource_aware.cpp; README, "Latency-aware balancing"): the
-// latency signal (peak_ewma::cost: peak-EWMA latency with failures as penalties, times
+// With `score: fused` (the default) the pick is instead two draws by configured weight (three in
+// clusters of three or more) and comparisons (pick_fused in resource_aware.cpp; README,
+// "Latency-aware balancing"): the latency signal (peak_ewma::cost: peak-EWMA latency with failures as penalties, times
 // requests in flight + 1) decides, and the reports' load counts in it where it agrees with the
 // latency; two idle, equally quick endpoints share by the seed's weights. Reports alone cannot
 // see an endpoint that is slower per request (three times slower with the same busy fraction
@@ -44,7 +44,7 @@ double share_weight(double score, double lowest_score, double response_ms, doubl
 // neighbour before its queue grows. Refresh requests as above.
 class Table final : public PolicyTable {
  public:
-  Table(const config::Cluster& cluster, const Members& members);
+  Table(const config::Cluster& cluster, const Members& members, const ClusterState& state);
   void prepare(WorkerLbState& lb) const override;
   uint32_t pick(const PickInput& in, const Filter& filter, WorkerLbState& lb) const override;
   const LoadModel& model() const { return model_; }
@@ -52,6 +52,9 @@ class Table final : public PolicyTable {
  private:
   uint32_t pick_seed(const Filter& filter, WorkerLbState& lb, int64_t now) const;
   uint32_t pick_fused(const Filter& filter, WorkerLbState& lb, int64_t now) const;
+  // The fused comparison of two drawn members: the winner; *share set when both are idle and
+  // alike (the seed's shares decide: between the two in clusters over kMaxScan members).
+  uint32_t duel(uint32_t a, uint32_t b, WorkerLbState& lb, int64_t now, bool* share) const;
   // A stale endpoint whose refresh slot this pick wins (CAS), or kNone.
   bool claim_refresh(uint32_t i, int64_t now) const;
 
@@ -69,7 +72,11 @@ class Table final : public PolicyTable {
 // Latencies are alike within kAlikeLatency of each other (plus kResponseFloorMs).
 enum class Verdict { kShare, kLoadCounts, kLatency };
 constexpr double kAlikeLatency = 1.25;
-Verdict fused_verdict(double latency_a, double latency_b, int64_t active_a, int64_t active_b);
+// Scores this far apart: the reports count whatever the latency says.
+constexpr double kBelievedGap = 0.2;
+// Both idle with scores kBelievedGap or more apart: kShare whatever the latencies.
+Verdict fused_verdict(double latency_a, double latency_b, int64_t active_a, int64_t active_b,
+                      double score_gap = 0);
 // The load part of the fused cost: 1 / headroom^2 = (s / (1 - s))^2, s the load score clamped to
 // [kMinShareScore, kMaxShareScore] (the seed's weight, inverted: 0.0625 at 0.2, 1 at 0.5, 81 at
 // 0.9).
