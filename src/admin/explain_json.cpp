@@ -63,6 +63,21 @@ bool valid_utf8(std::string_view s) {
   return true;
 }
 
+// A prefix of valid UTF-8 cut at a byte count (the hash key is hashed on its first 256 bytes)
+// may end inside a character: drop that partial character, so the echo stays UTF-8 (found by
+// admin_query_fuzz: a key of 2-byte characters cut after 256 bytes).
+std::string_view whole_utf8_prefix(std::string_view s) {
+  size_t back = 0;
+  while (back < 3 && back < s.size() &&
+         (static_cast<unsigned char>(s[s.size() - 1 - back]) & 0xc0) == 0x80) {
+    ++back;
+  }
+  if (back == s.size()) return s.substr(0, 0);
+  const auto lead = static_cast<unsigned char>(s[s.size() - 1 - back]);
+  const size_t n = lead < 0x80 ? 1 : (lead >> 5) == 0x6 ? 2 : (lead >> 4) == 0xe ? 3 : 4;
+  return n == back + 1 ? s : s.substr(0, s.size() - 1 - back);
+}
+
 const char* locality_name(balancer::LocalityOutcome o) {
   switch (o) {
     case balancer::LocalityOutcome::kLocal:
@@ -244,7 +259,7 @@ std::string explain_json(const control::Snapshot& snapshot, std::string_view que
     doc["hash_key"] = json::object{
         {"source", cluster.hash_key()->to_string()},
         {"present", e.has_hash_key},
-        {"value", e.has_hash_key ? json::value(e.hash_key) : nullptr},
+        {"value", e.has_hash_key ? json::value(whole_utf8_prefix(e.hash_key)) : nullptr},
     };
   }
   json::array candidates;
