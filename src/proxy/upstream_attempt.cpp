@@ -826,7 +826,13 @@ bool UpstreamAttempt::try_retry(RetryReason reason, unsigned status) {
       retries_done_ >= policy.attempts || !should_retry(policy, reason, status)) {
     return false;
   }
-  if (!take_retry_token()) return false;
+  // A connect failure spends no token: the request never reached an endpoint, so retrying it
+  // adds no load to any (HAProxy's `redispatch` is not budgeted either); `attempts` still
+  // bounds it. Without this, two endpoints of three dying under load spend the budget in a
+  // moment and the requests that drew them fail with 502 though one endpoint is up.
+  if (reason == RetryReason::kConnectFailure ? !count_retry() : !take_retry_token()) {
+    return false;
+  }
   ++retries_done_;
   if (logs::proxy().should_log(spdlog::level::debug)) {
     logs::proxy().debug("retrying after a failure on {} (try {})", endpoint()->address_text,
@@ -850,6 +856,10 @@ bool UpstreamAttempt::take_retry_token() {
     stats_->counters.add(ClusterStats::kRetryBudgetExhausted);
     return false;
   }
+  return count_retry();
+}
+
+bool UpstreamAttempt::count_retry() {
   if (!retry_counted_) {
     stats_->active_retries.fetch_add(1, std::memory_order_relaxed);
     retry_counted_ = true;

@@ -134,6 +134,8 @@ class UpstreamAttempt final : private H2ClientStream {
   void fail(boost::system::error_code ec, Failure kind);
   bool try_retry(RetryReason reason, unsigned status);
   bool take_retry_token();
+  // Counts a retry (and this request among those in flight that retried); true.
+  bool count_retry();
   void end_failed(unsigned status, std::string_view reason);
   void let_go();
   void release_endpoint();
