@@ -199,3 +199,39 @@ class BodyReplayTest(ProxyTestCase):
         results = [self.post(sy.port, body, chunked)[0] for chunked in (False, True)
                    for _ in range(4)]
         self.assertEqual(sorted(results), [200] * 4 + [502] * 4)
+
+
+class ConnectFailureBudgetTest(ProxyTestCase):
+    def test_two_dead_of_three_under_concurrency_fail_nothing(self):
+        # Two of three endpoints refuse connections (nothing listens) and the circuit breaker
+        # may eject only half of them; 12 clients at once. Two thirds of the first tries fail
+        # to connect, far past the retry budget's 20%: retries after a connect failure spend
+        # no token (the request never reached an endpoint), so each request reaches the live
+        # endpoint within its two retries (README, "Retries").
+        import threading
+        good = self.backend("good")
+        dead = "".join(f"      - address: 127.0.0.1:{free_port()}\n" for _ in range(2))
+        cfg = config([good], strategy="round_robin", workers=2,
+                     routes="      - cluster: app\n"
+                            "        retries: { attempts: 2, on: [connect_failure] }\n",
+                     extra_cluster="    circuit_breaker: { consecutive_failures: 0 }\n")
+        sy = self.switchyard(cfg.replace("    endpoints:\n", "    endpoints:\n" + dead))
+        results = []
+
+        def client():
+            results.append(statuses(sy.port, 100))
+
+        threads = [threading.Thread(target=client) for _ in range(12)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        total = {}
+        for r in results:
+            for k, v in r.items():
+                total[k] = total.get(k, 0) + v
+        self.assertEqual(total, {200: 1200})
+        import re
+        retries = re.search(r'switchyard_upstream_retries_total\{cluster="app"\} (\d+)', metrics(sy))
+        self.assertIsNotNone(retries)
+        self.assertGreater(int(retries.group(1)), 600)  # two thirds of first tries, retried
