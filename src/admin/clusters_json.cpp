@@ -1,7 +1,7 @@
 #include <boost/json.hpp>
 
-#include "switchyard/admin/admin_server.h"
 #include "balancing_json.h"
+#include "switchyard/admin/admin_server.h"
 
 namespace switchyard::admin {
 

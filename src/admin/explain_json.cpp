@@ -4,9 +4,9 @@
 #include <cstdio>
 #include <string>
 
+#include "balancing_json.h"
 #include "switchyard/admin/admin_server.h"
 #include "switchyard/proxy/explain.h"
-#include "balancing_json.h"
 
 namespace switchyard::admin {
 

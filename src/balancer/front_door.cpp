@@ -86,10 +86,18 @@ struct ClusterBalancer::Region {
   std::vector<std::unique_ptr<Group>> zones;
   std::atomic<double> spill{0};
   std::atomic<double> latency_ms{-1};
-  std::atomic<int32_t> nearest{-1};  // index in regions_
+  std::atomic<int32_t> nearest{-1};   // index in regions_
   std::atomic<double> predicted{-1};  // predicted healthy fraction (-1: prediction off)
   std::atomic<uint8_t> cause{0};      // 0 none, 1 unhealthy, 2 predicted
-  bool was_healthy = false;           // control thread: hysteresis only after a first healthy
+  // With prediction on, the figures regions() shows, summarised by the control thread (the
+  // endpoints' trend state is its own): medians over the endpoints, the mean error share, the
+  // endpoints predicted to fail (health < 0.5) or not usable.
+  std::atomic<double> baseline_ms{-1};
+  std::atomic<double> trend_ms_per_s{0};
+  std::atomic<double> predicted_ms{-1};
+  std::atomic<double> error_rate{0};
+  std::atomic<uint32_t> failing{0};
+  bool was_healthy = false;  // control thread: hysteresis only after a first healthy
   // A region that is usable-healthy and, with prediction on, predicted so.
   bool sound(double min_healthy) const {
     const double p = predicted.load(kRelaxed);
@@ -135,8 +143,8 @@ ClusterBalancer::ClusterBalancer(const registry::ClusterSnapshot& cluster, const
         if (!m.endpoint->zone.empty()) by_zone[m.endpoint->zone].push_back(m);
       }
       for (auto& [zone, zrefs] : by_zone) {
-        region->zones.push_back(std::make_unique<Group>(zone, cc, policy, *state_,
-                                                        std::move(zrefs), groups_++, nullptr));
+        region->zones.push_back(std::make_unique<Group>(zone, cc, policy, *state_, std::move(zrefs),
+                                                        groups_++, nullptr));
       }
     }
     region->group =
@@ -503,9 +511,8 @@ void ClusterBalancer::tick_learning(int64_t now_ns) {
 // routing"), the region latencies and each region's nearest.
 void ClusterBalancer::tick_regions() {
   const auto& prediction = cluster_.config->locality->predictive;
-  const double recovery_ticks =
-      std::max(1.0, std::chrono::duration<double>(prediction.recovery).count() /
-                        forecast::kTickSeconds);
+  const double recovery_ticks = std::max(
+      1.0, std::chrono::duration<double>(prediction.recovery).count() / forecast::kTickSeconds);
   for (auto& r : regions_) {
     r->group->count_usable();
     for (auto& z : r->zones) z->count_usable();
@@ -517,13 +524,13 @@ void ClusterBalancer::tick_regions() {
       double healthy = 0;
       for (const auto& m : r->group->members) {
         auto& t = m.load->trend;
-        forecast::observe(t, m.load->latency_ms.load(kRelaxed),
-                          m.breaker->successes.load(kRelaxed), m.breaker->failures.load(kRelaxed),
-                          prediction);
+        forecast::observe(t, m.load->latency_ms.load(kRelaxed), m.breaker->successes.load(kRelaxed),
+                          m.breaker->failures.load(kRelaxed), prediction);
         if (m.usable()) healthy += t.health;
       }
       const double p = healthy / total;
       r->predicted.store(p, kRelaxed);
+      summarise_trends(*r);
       predicted_target = forecast::shortfall(p, min_healthy_);
     } else {
       r->predicted.store(-1, kRelaxed);
@@ -633,6 +640,33 @@ std::vector<const EndpointRef*> ClusterBalancer::warm_targets(std::string_view r
   return out;
 }
 
+// Control thread: the region's prediction figures from its endpoints' trends, for regions().
+void ClusterBalancer::summarise_trends(Region& r) {
+  std::vector<double> baseline, trend, predicted;
+  double errors = 0;
+  uint32_t failing = 0;
+  for (const auto& m : r.group->members) {
+    const auto& t = m.load->trend;
+    if (t.baseline_ms >= 0) baseline.push_back(t.baseline_ms);
+    trend.push_back(t.slope_ms_per_s);
+    if (t.predicted_ms >= 0) predicted.push_back(t.predicted_ms);
+    errors += t.error_rate;
+    if (!m.usable() || t.health < 0.5) ++failing;
+  }
+  auto median = [](std::vector<double>& v) {
+    if (v.empty()) return -1.0;
+    std::nth_element(v.begin(), v.begin() + static_cast<ptrdiff_t>(v.size() / 2), v.end());
+    return v[v.size() / 2];
+  };
+  r.baseline_ms.store(median(baseline), kRelaxed);
+  r.trend_ms_per_s.store(trend.empty() ? 0 : median(trend), kRelaxed);
+  r.predicted_ms.store(median(predicted), kRelaxed);
+  r.error_rate.store(
+      r.group->members.empty() ? 0 : errors / static_cast<double>(r.group->members.size()),
+      kRelaxed);
+  r.failing.store(failing, kRelaxed);
+}
+
 RegionStatus ClusterBalancer::status_of(const Region& r) const {
   RegionStatus info;
   info.name = r.group->name;
@@ -647,27 +681,11 @@ RegionStatus ClusterBalancer::status_of(const Region& r) const {
   info.spill_cause = info.spill <= 0 ? "" : cause == 2 ? "predicted" : "unhealthy";
   info.predicted_healthy = r.predicted.load(kRelaxed);
   if (info.predicted_healthy >= 0) {
-    // Medians of the endpoints' figures (the trend state is the control thread's; a reader on
-    // another thread may see a value mid-update, which a status line tolerates).
-    std::vector<double> baseline, trend, predicted;
-    double errors = 0;
-    for (const auto& m : r.group->members) {
-      const auto& t = m.load->trend;
-      if (t.baseline_ms >= 0) baseline.push_back(t.baseline_ms);
-      trend.push_back(t.slope_ms_per_s);
-      if (t.predicted_ms >= 0) predicted.push_back(t.predicted_ms);
-      errors += t.error_rate;
-      if (!m.usable() || t.health < 0.5) ++info.failing;
-    }
-    auto median = [](std::vector<double>& v) {
-      if (v.empty()) return -1.0;
-      std::nth_element(v.begin(), v.begin() + static_cast<ptrdiff_t>(v.size() / 2), v.end());
-      return v[v.size() / 2];
-    };
-    info.baseline_ms = median(baseline);
-    info.trend_ms_per_s = trend.empty() ? 0 : median(trend);
-    info.predicted_ms = median(predicted);
-    info.error_rate = r.group->members.empty() ? 0 : errors / r.group->members.size();
+    info.baseline_ms = r.baseline_ms.load(kRelaxed);
+    info.trend_ms_per_s = r.trend_ms_per_s.load(kRelaxed);
+    info.predicted_ms = r.predicted_ms.load(kRelaxed);
+    info.error_rate = r.error_rate.load(kRelaxed);
+    info.failing = r.failing.load(kRelaxed);
   }
   return info;
 }
@@ -698,8 +716,6 @@ void ClusterBalancer::observe_head(Pick& pick, unsigned status, double ms, int64
   }
 }
 
-ResourceWeights ClusterBalancer::resource_weights() const {
-  return load_model_->model.weights();
-}
+ResourceWeights ClusterBalancer::resource_weights() const { return load_model_->model.weights(); }
 
 }  // namespace switchyard::balancer

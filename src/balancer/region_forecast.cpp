@@ -34,8 +34,8 @@ double health(double predicted_ms, double baseline_ms, double error_rate,
     h = std::clamp((cfg.latency_ratio - d) / (cfg.latency_ratio - onset), 0.0, 1.0);
   }
   const double e_onset = cfg.error_rate / 2;
-  const double h_errors = std::clamp((cfg.error_rate - error_rate) / (cfg.error_rate - e_onset),
-                                     0.0, 1.0);
+  const double h_errors =
+      std::clamp((cfg.error_rate - error_rate) / (cfg.error_rate - e_onset), 0.0, 1.0);
   return std::min(h, h_errors);
 }
 
@@ -78,7 +78,8 @@ void observe(EndpointTrend& t, double latency_ms, uint64_t successes, uint64_t f
   const double onset = (1 + cfg.latency_ratio) / 2;
   if (latency_ms < t.baseline_ms) {
     t.baseline_ms += kBaselineFall * (latency_ms - t.baseline_ms);
-  } else if (now_ratio < onset && t.slope_ms_per_s * horizon_s < (onset - 1) * (t.baseline_ms + kFloorMs)) {
+  } else if (now_ratio < onset &&
+             t.slope_ms_per_s * horizon_s < (onset - 1) * (t.baseline_ms + kFloorMs)) {
     // Not degrading: a higher normal is learned slowly (load grows, a deploy is slower).
     t.baseline_ms += kBaselineRise * (latency_ms - t.baseline_ms);
   }

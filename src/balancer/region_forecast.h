@@ -35,11 +35,11 @@
 
 namespace switchyard::balancer::forecast {
 
-constexpr double kFloorMs = 5.0;          // a few ms of difference is noise (a busy host)
-constexpr double kTickSeconds = 0.1;      // the control thread's tick
-constexpr uint32_t kWarmupTicks = 50;     // 5 s
-constexpr uint32_t kMinTrendTicks = 5;    // a slope needs this many ticks
-constexpr double kBaselineFall = 0.05;    // per tick toward a lower latency (~2 s)
+constexpr double kFloorMs = 5.0;             // a few ms of difference is noise (a busy host)
+constexpr double kTickSeconds = 0.1;         // the control thread's tick
+constexpr uint32_t kWarmupTicks = 50;        // 5 s
+constexpr uint32_t kMinTrendTicks = 5;       // a slope needs this many ticks
+constexpr double kBaselineFall = 0.05;       // per tick toward a lower latency (~2 s)
 constexpr double kBaselineRise = 1.0 / 600;  // per tick toward a higher one (~60 s)
 
 // One tick of an endpoint: records its latency (< 0: unmeasured) and the breaker's totals,

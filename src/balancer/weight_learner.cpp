@@ -155,11 +155,11 @@ WeightFit fit_weights(std::span<const WeightSample> samples, const LearnerConfig
   if (total <= 0) return out;
   out.ok = true;
   out.r2 = std::clamp(1 - best_rss / vy, 0.0, 1.0);
-  const double scale = cfg.static_weights.cpu + cfg.static_weights.memory +
-                       cfg.static_weights.connections;
+  const double scale =
+      cfg.static_weights.cpu + cfg.static_weights.memory + cfg.static_weights.connections;
   ResourceWeights shares =
-      bound_shares(as_weights({best[0] / total, best[1] / total, best[2] / total}),
-                   cfg.min_weight, cfg.max_weight);
+      bound_shares(as_weights({best[0] / total, best[1] / total, best[2] / total}), cfg.min_weight,
+                   cfg.max_weight);
   out.weights = {shares.cpu * scale, shares.memory * scale, shares.connections * scale};
   return out;
 }

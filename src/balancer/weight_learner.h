@@ -48,7 +48,7 @@ struct WeightSample {
 };
 
 struct WeightFit {
-  bool ok = false;         // some signal predicts latency (else the static weights)
+  bool ok = false;          // some signal predicts latency (else the static weights)
   ResourceWeights weights;  // summing to the static weights' sum, within the bounds
   double r2 = 0;            // share of the latency's variance the fit explains
 };

@@ -354,7 +354,8 @@ class Session : public Slotted, public std::enable_shared_from_this<Session<Stre
       res_.body() = "load now reported as cpu " + std::to_string(g_cpu.load()) + ", mem " +
                     std::to_string(g_mem.load()) + "\n";
     } else if (path == "/control/latency") {
-      g_extra_ms = static_cast<int>(std::min<uint64_t>(to_u64(query_param(target, "ms"), 0), 60000));
+      g_extra_ms =
+          static_cast<int>(std::min<uint64_t>(to_u64(query_param(target, "ms"), 0), 60000));
       res_.body() = "extra latency now " + std::to_string(g_extra_ms.load()) + " ms\n";
     } else if (path == "/control/errors") {
       std::string rate(query_param(target, "rate"));

@@ -33,8 +33,7 @@ struct LearnedWeights {
   ResourceWeights get(const ResourceWeights& fallback) const {
     const double c = cpu.load(std::memory_order_relaxed);
     if (c < 0) return fallback;
-    return {c, memory.load(std::memory_order_relaxed),
-            connections.load(std::memory_order_relaxed)};
+    return {c, memory.load(std::memory_order_relaxed), connections.load(std::memory_order_relaxed)};
   }
 };
 

@@ -80,8 +80,8 @@ struct EndpointTrend {
   uint32_t next = 0;                    // ring position
   uint64_t seen_successes = 0;          // the breaker's totals at the last tick
   uint64_t seen_failures = 0;
-  double error_rate = 0;     // EWMA of the failure share per tick
-  double baseline_ms = -1;   // what this endpoint's latency normally is
+  double error_rate = 0;      // EWMA of the failure share per tick
+  double baseline_ms = -1;    // what this endpoint's latency normally is
   double slope_ms_per_s = 0;  // the trend: least squares over the window
   double predicted_ms = -1;   // latency + slope x horizon (slope >= 0 only)
   double health = 1;          // predicted health in [0, 1] (1: not failing)
@@ -92,6 +92,11 @@ struct alignas(64) EndpointLoad {
   // Of those, the tries still waiting for their response head (a stream that got its head is
   // in flight but no longer waiting): the latency estimate's silence rule counts only these.
   std::atomic<int64_t> awaiting_head{0};
+  // The peak-EWMA latency estimate at now_ns with this endpoint's heads still awaited (the
+  // silence rule), as every latency-aware pick reads it.
+  double latency_estimate(int64_t now_ns) const {
+    return peak.estimate(now_ns, awaiting_head.load(std::memory_order_relaxed));
+  }
   // The applied load report (README, "Resource-aware balancing"). Fields may come from two
   // reports racing; the score tolerates that. report_at_ns == 0: no report yet.
   std::atomic<double> report_cpu{0};

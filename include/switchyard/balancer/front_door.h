@@ -228,6 +228,7 @@ class ClusterBalancer {
   // and fit; the regions' spills.
   void tick_endpoints(uint32_t usable);
   void tick_learning(int64_t now_ns);
+  void summarise_trends(Region& r);
   void tick_regions();
   RegionStatus status_of(const Region& r) const;
   const EndpointRef* choose(const PickRequest& req, PickMemo& memo, WorkerCluster& worker,

@@ -19,10 +19,10 @@ void steady(EndpointTrend& t, double ms, int n, uint64_t* ok) {
 TEST(RegionForecast, HealthFallsLinearlyBetweenOnsetAndRatio) {
   const auto cfg = defaults();  // ratio 3: onset at 2x, floor 5 ms
   EXPECT_DOUBLE_EQ(health(8, 8, 0, cfg), 1);
-  EXPECT_DOUBLE_EQ(health(21, 8, 0, cfg), 1);      // (21 + 5) / (8 + 5) = 2: onset
+  EXPECT_DOUBLE_EQ(health(21, 8, 0, cfg), 1);       // (21 + 5) / (8 + 5) = 2: onset
   EXPECT_NEAR(health(27.5, 8, 0, cfg), 0.5, 1e-9);  // 2.5x
   EXPECT_DOUBLE_EQ(health(34, 8, 0, cfg), 0);       // 3x
-  EXPECT_DOUBLE_EQ(health(8, 8, 0.25, cfg), 1);         // errors: from 0.25 to 0.5
+  EXPECT_DOUBLE_EQ(health(8, 8, 0.25, cfg), 1);     // errors: from 0.25 to 0.5
   EXPECT_NEAR(health(8, 8, 0.375, cfg), 0.5, 1e-9);
   EXPECT_DOUBLE_EQ(health(8, 8, 0.6, cfg), 0);
 }

@@ -45,8 +45,8 @@ TEST(WeightLearner, MemoryThatDrivesLatencyGetsTheLargestWeight) {
 
 TEST(WeightLearner, SharesFollowTheCoefficients) {
   // latency = 20 cpu + 10 memory + 10 conn: shares 0.5 / 0.25 / 0.25.
-  auto s = samples([](double c, double m, double k) { return 2 + 20 * c + 10 * m + 10 * k; }, 400,
-                   0.2);
+  auto s =
+      samples([](double c, double m, double k) { return 2 + 20 * c + 10 * m + 10 * k; }, 400, 0.2);
   WeightFit fit = fit_weights(s, LearnerConfig{});
   ASSERT_TRUE(fit.ok);
   EXPECT_NEAR(fit.weights.cpu, 0.5, 0.03);

@@ -13,8 +13,7 @@ namespace {
 class Policy final : public balancer::Policy {
  public:
   std::string_view name() const override { return "consistent_hash"; }
-  std::unique_ptr<PolicyTable> build(const config::Cluster& cluster,
-                                     const Members& members,
+  std::unique_ptr<PolicyTable> build(const config::Cluster& cluster, const Members& members,
                                      const ClusterState&) const override {
     return std::make_unique<HashRing>(cluster, members);
   }

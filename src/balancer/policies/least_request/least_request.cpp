@@ -10,8 +10,7 @@ class Policy final : public balancer::Policy {
     t.weighs_slow_start = true;
     return t;
   }
-  std::unique_ptr<PolicyTable> build(const config::Cluster&,
-                                     const Members& members,
+  std::unique_ptr<PolicyTable> build(const config::Cluster&, const Members& members,
                                      const ClusterState&) const override {
     return std::make_unique<Table>(members);
   }

@@ -14,8 +14,7 @@ uint64_t reduce(uint64_t h, uint64_t m) {
 class Policy final : public balancer::Policy {
  public:
   std::string_view name() const override { return "maglev"; }
-  std::unique_ptr<PolicyTable> build(const config::Cluster& cluster,
-                                     const Members& members,
+  std::unique_ptr<PolicyTable> build(const config::Cluster& cluster, const Members& members,
                                      const ClusterState&) const override {
     return std::make_unique<Table>(cluster, members);
   }

@@ -19,8 +19,7 @@ class Policy final : public balancer::Policy {
     t.uses_latency = true;
     return t;
   }
-  std::unique_ptr<PolicyTable> build(const config::Cluster&,
-                                     const Members& members,
+  std::unique_ptr<PolicyTable> build(const config::Cluster&, const Members& members,
                                      const ClusterState&) const override {
     return std::make_unique<Table>(members);
   }
@@ -47,10 +46,8 @@ uint32_t Table::pick(const PickInput& in, const Filter& filter, WorkerLbState& l
   const auto& mb = members_[b];
   const int64_t active_a = ma.load->active_requests.load(std::memory_order_relaxed);
   const int64_t active_b = mb.load->active_requests.load(std::memory_order_relaxed);
-  const double ea =
-      ma.load->peak.estimate(now, ma.load->awaiting_head.load(std::memory_order_relaxed));
-  const double eb =
-      mb.load->peak.estimate(now, mb.load->awaiting_head.load(std::memory_order_relaxed));
+  const double ea = ma.load->latency_estimate(now);
+  const double eb = mb.load->latency_estimate(now);
   // An unmeasured endpoint borrows the other's estimate: in-flight counts decide.
   const double ca = cost(ea, eb < 0 ? 0 : eb, active_a, effective_weight(ma));
   const double cb = cost(eb, ea < 0 ? 0 : ea, active_b, effective_weight(mb));

@@ -5,8 +5,7 @@ namespace {
 class Policy final : public balancer::Policy {
  public:
   std::string_view name() const override { return "random"; }
-  std::unique_ptr<PolicyTable> build(const config::Cluster&,
-                                     const Members& members,
+  std::unique_ptr<PolicyTable> build(const config::Cluster&, const Members& members,
                                      const ClusterState&) const override {
     return std::make_unique<Table>(members);
   }

@@ -39,10 +39,8 @@ const config::BlockSpec<Config::Learning>& learning_spec() {
            [](const config::Value& x, Config::Learning& l) {
              x.integer<uint32_t>(&l.min_samples, 10, 100'000);
            }},
-          {"smoothing",
-           [](const config::Value& x, Config::Learning& l) {
-             x.duration(&l.smoothing, /*allow_zero=*/true);
-           }},
+          {"smoothing", [](const config::Value& x,
+                           Config::Learning& l) { x.duration(&l.smoothing, /*allow_zero=*/true); }},
           {"min_weight",
            [](const config::Value& x, Config::Learning& l) { x.number(&l.min_weight, 0, 0.33); }},
           {"max_weight",
@@ -80,10 +78,8 @@ config::ClusterBlockReader block_reader() {
                x.choice(&c.weights, {{"static", Config::Weights::kStatic},
                                      {"adaptive", Config::Weights::kAdaptive}});
              }},
-            {"learning",
-             [](const config::Value& x, Config& c) {
-               config::read_block(x, learning_spec(), c.learning);
-             }},
+            {"learning", [](const config::Value& x,
+                            Config& c) { config::read_block(x, learning_spec(), c.learning); }},
             {"max_report_age",
              [](const config::Value& x, Config& c) {
                if (x.duration(&c.max_report_age) &&
@@ -131,8 +127,7 @@ bool LoadModel::stale(const EndpointLoad& s, int64_t now_ns) const {
   return at == 0 || static_cast<double>(now_ns - at) > max_age_ns_ / 2;
 }
 
-void LoadModel::signals(const EndpointRef& ref, int64_t now_ns, double* cpu,
-                        double* memory) const {
+void LoadModel::signals(const EndpointRef& ref, int64_t now_ns, double* cpu, double* memory) const {
   const auto& s = *ref.load;
   const auto& ep = *ref.endpoint;
   *cpu = ep.base_cpu;
@@ -154,7 +149,8 @@ LoadEstimate LoadModel::estimate(const EndpointRef& ref, int64_t now_ns) const {
   LoadEstimate e;
   signals(ref, now_ns, &e.cpu, &e.memory);
   const int64_t active = ref.load->active_requests.load(std::memory_order_relaxed);
-  e.connections = static_cast<double>(std::max<int64_t>(active, 0)) / (capacity_ * ref.endpoint->weight);
+  e.connections =
+      static_cast<double>(std::max<int64_t>(active, 0)) / (capacity_ * ref.endpoint->weight);
   const int64_t at = ref.load->report_at_ns.load(std::memory_order_relaxed);
   if (at != 0) e.report_age_s = static_cast<double>(std::max<int64_t>(now_ns - at, 0)) / 1e9;
   const double health = std::max(ref.breaker->health_score.load(std::memory_order_relaxed), 0.01);
@@ -178,7 +174,7 @@ double LoadModel::score(const EndpointRef& ref, int64_t now_ns) const {
 LoadEstimate LoadModel::describe(const EndpointRef& ref, int64_t now_ns) const {
   LoadEstimate e = estimate(ref, now_ns);
   const auto& s = *ref.load;
-  e.latency_ms = s.peak.estimate(now_ns, s.awaiting_head.load(std::memory_order_relaxed));
+  e.latency_ms = s.latency_estimate(now_ns);
   e.latency_cost = peak_ewma::cost(
       e.latency_ms, 0, s.active_requests.load(std::memory_order_relaxed), effective_weight(ref));
   e.fused_cost = fused_cost(e.latency_cost, e.score);

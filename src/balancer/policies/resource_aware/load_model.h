@@ -76,9 +76,7 @@ class LoadModel {
   bool stale(const EndpointLoad& load, int64_t now_ns) const;
   int64_t refresh_interval_ns() const { return static_cast<int64_t>(max_age_ns_ / 4); }
   // The weights a score uses now.
-  ResourceWeights weights() const {
-    return learned_ != nullptr ? learned_->get(static_) : static_;
-  }
+  ResourceWeights weights() const { return learned_ != nullptr ? learned_->get(static_) : static_; }
   // An endpoint's CPU and memory parts (the report, aged and predicted), without weights.
   void signals(const EndpointRef& ref, int64_t now_ns, double* cpu, double* memory) const;
 

@@ -15,8 +15,7 @@ constexpr size_t kSamples = 16;  // else this many random ones
 class Policy final : public balancer::Policy {
  public:
   std::string_view name() const override { return "resource_aware"; }
-  std::unique_ptr<PolicyTable> build(const config::Cluster& cluster,
-                                     const Members& members,
+  std::unique_ptr<PolicyTable> build(const config::Cluster& cluster, const Members& members,
                                      const ClusterState& state) const override {
     return std::make_unique<Table>(cluster, members, state);
   }
@@ -120,10 +119,8 @@ uint32_t Table::duel(uint32_t a, uint32_t b, WorkerLbState& lb, int64_t now, boo
   const auto& mb = members_[b];
   const int64_t active_a = ma.load->active_requests.load(std::memory_order_relaxed);
   const int64_t active_b = mb.load->active_requests.load(std::memory_order_relaxed);
-  const double ea =
-      ma.load->peak.estimate(now, ma.load->awaiting_head.load(std::memory_order_relaxed));
-  const double eb =
-      mb.load->peak.estimate(now, mb.load->awaiting_head.load(std::memory_order_relaxed));
+  const double ea = ma.load->latency_estimate(now);
+  const double eb = mb.load->latency_estimate(now);
   const double sa = model_.score(ma, now);
   const double sb = model_.score(mb, now);
   // Two idle endpoints are compared on their smoothed latency (the EWMA of response heads and
@@ -136,9 +133,9 @@ uint32_t Table::duel(uint32_t a, uint32_t b, WorkerLbState& lb, int64_t now, boo
     return l < 0 || peak >= PeakEwma::kFailurePenaltyMs ? peak : l;
   };
   const bool idle = active_a == 0 && active_b == 0;
-  const Verdict v = idle ? fused_verdict(smoothed(ma, ea), smoothed(mb, eb), 0, 0,
-                                         std::abs(sa - sb))
-                         : fused_verdict(ea, eb, active_a, active_b, std::abs(sa - sb));
+  const Verdict v = idle
+                        ? fused_verdict(smoothed(ma, ea), smoothed(mb, eb), 0, 0, std::abs(sa - sb))
+                        : fused_verdict(ea, eb, active_a, active_b, std::abs(sa - sb));
   if (v == Verdict::kShare) {
     *share = true;
     if (members_.size() <= kMaxScan) return a;  // the caller asks the seed
@@ -155,8 +152,7 @@ uint32_t Table::duel(uint32_t a, uint32_t b, WorkerLbState& lb, int64_t now, boo
   }
   double ca = peak_ewma::cost(ea, eb < 0 ? 0 : eb, active_a, effective_weight(ma));
   double cb = peak_ewma::cost(eb, ea < 0 ? 0 : ea, active_b, effective_weight(mb));
-  if (v == Verdict::kLoadCounts || (sa >= sb) == (ea >= eb) ||
-      std::abs(sa - sb) >= kBelievedGap) {
+  if (v == Verdict::kLoadCounts || (sa >= sb) == (ea >= eb) || std::abs(sa - sb) >= kBelievedGap) {
     // The reports agree with the latency: the seed's weight, slowdown and evidence included
     // (a slower endpoint whose score is also 0.05 or more above the other's has its score
     // multiplied by its slowdown), divides each cost.

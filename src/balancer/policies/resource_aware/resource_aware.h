@@ -35,13 +35,13 @@ double share_weight(double score, double lowest_score, double response_ms, doubl
 //
 // With `score: fused` (the default) the pick is instead two draws by configured weight (three in
 // clusters of three or more) and comparisons (pick_fused in resource_aware.cpp; README,
-// "Latency-aware balancing"): the latency signal (peak_ewma::cost: peak-EWMA latency with failures as penalties, times
-// requests in flight + 1) decides, and the reports' load counts in it where it agrees with the
-// latency; two idle, equally quick endpoints share by the seed's weights. Reports alone cannot
-// see an endpoint that is slower per request (three times slower with the same busy fraction
-// of its slots): least-connections balancing sends it a third of a fast one's rate, and its
-// latency sets the tail. Latency alone cannot see an endpoint whose CPU is taken by a
-// neighbour before its queue grows. Refresh requests as above.
+// "Latency-aware balancing"): the latency signal (peak_ewma::cost: peak-EWMA latency with failures
+// as penalties, times requests in flight + 1) decides, and the reports' load counts in it where it
+// agrees with the latency; two idle, equally quick endpoints share by the seed's weights. Reports
+// alone cannot see an endpoint that is slower per request (three times slower with the same busy
+// fraction of its slots): least-connections balancing sends it a third of a fast one's rate, and
+// its latency sets the tail. Latency alone cannot see an endpoint whose CPU is taken by a neighbour
+// before its queue grows. Refresh requests as above.
 class Table final : public PolicyTable {
  public:
   Table(const config::Cluster& cluster, const Members& members, const ClusterState& state);

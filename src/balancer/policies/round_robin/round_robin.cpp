@@ -11,8 +11,7 @@ constexpr int kMaxSkips = 16;
 class Policy final : public balancer::Policy {
  public:
   std::string_view name() const override { return "round_robin"; }
-  std::unique_ptr<PolicyTable> build(const config::Cluster&,
-                                     const Members& members,
+  std::unique_ptr<PolicyTable> build(const config::Cluster&, const Members& members,
                                      const ClusterState&) const override {
     return std::make_unique<Table>(members);
   }
