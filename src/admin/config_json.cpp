@@ -193,6 +193,7 @@ json::object cluster_json(const config::Cluster& c) {
         {"healthy_threshold", h.healthy_threshold},
         {"unhealthy_threshold", h.unhealthy_threshold},
         {"expect_status", expect},
+        {"passive_connect_failures", h.passive_connect_failures},
     };
   }
   const auto& cb = c.circuit_breaker;

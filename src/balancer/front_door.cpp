@@ -6,6 +6,7 @@
 
 #include "policies/resource_aware/load_model.h"
 #include "region_forecast.h"
+#include "switchyard/common/logging.h"
 #include "switchyard/common/siphash.h"
 #include "weight_learner.h"
 
@@ -434,6 +435,16 @@ void ClusterBalancer::report(Pick& pick, bool success, bool local_origin) const 
                                         cb.split_local_origin, cb.consecutive_local_failures);
   pick.trial = false;
   if (notify && notify_ != nullptr) notify_->notify(owned_.breakers[pick.ref->index]);
+}
+
+void ClusterBalancer::connect_result(const Pick& pick, bool connected) const {
+  auto& health = *pick.ref->health;
+  if (connected) return health::record_connect_success(health);
+  if (!health::record_connect_failure(health)) return;
+  logs::registry().warn(
+      "endpoint {} of cluster '{}' is unhealthy ({} connects by requests failed in a row; "
+      "its checks bring it back)",
+      pick.ref->endpoint->address_text, cluster_.config->name, health.passive_limit.load(kRelaxed));
 }
 
 void ClusterBalancer::release(Pick& pick) const {

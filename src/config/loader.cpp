@@ -501,6 +501,10 @@ const BlockSpec<HealthCheck> kHealthCheck{{
      [](const Value& v, HealthCheck& h) { v.integer<uint32_t>(&h.unhealthy_threshold, 1, 100); }},
     {"expect_status",
      [](const Value& v, HealthCheck& h) { read_expect_status(v, &h.expect_status); }},
+    {"passive_connect_failures",
+     [](const Value& v, HealthCheck& h) {
+       v.integer<uint32_t>(&h.passive_connect_failures, 0, 1000);
+     }},
 }};
 
 const BlockSpec<SuccessRateEjection> kSuccessRate{{

@@ -261,6 +261,13 @@ class Probe : public std::enable_shared_from_this<Probe> {
     rtt_ms_ = -1;
     if (observer_->on_result) observer_->on_result(key_, passed, rtt);
     bool healthy = state_->healthy.load(std::memory_order_relaxed);
+    if (state_->marked_down.exchange(false, std::memory_order_relaxed)) {
+      // Requests marked it down (passive check): its passes count from here.
+      successes_ = 0;
+      failures_ = hc_.unhealthy_threshold;
+      healthy = false;
+      state_->healthy.store(false, std::memory_order_relaxed);
+    }
     if (passed) {
       failures_ = 0;
       ++successes_;
@@ -326,6 +333,15 @@ struct HealthChecker::Impl {
   std::set<std::string> fresh;  // states created since the last update: never checked yet
 };
 
+bool record_connect_failure(EndpointHealth& health) {
+  const uint32_t limit = health.passive_limit.load(std::memory_order_relaxed);
+  const uint32_t run = health.connect_failures_in_a_row.fetch_add(1, std::memory_order_relaxed) + 1;
+  if (limit == 0 || run < limit || !health.healthy.load(std::memory_order_relaxed)) return false;
+  if (health.marked_down.exchange(true, std::memory_order_relaxed)) return false;
+  health.healthy.store(false, std::memory_order_relaxed);
+  return true;
+}
+
 HealthChecker::HealthChecker(asio::io_context& ioc, Observer observer)
     : impl_(std::make_shared<Impl>(ioc, std::move(observer))) {}
 
@@ -349,8 +365,11 @@ void HealthChecker::update(const std::vector<Target>& targets) {
   for (const auto& t : targets) {
     auto health = state(t.key, t.check.has_value());
     live[t.key] = health;
+    health->passive_limit.store(t.check ? t.check->passive_connect_failures : 0,
+                                std::memory_order_relaxed);
     if (!t.check) {
       health->healthy.store(true, std::memory_order_relaxed);  // nobody checks: trust it
+      health->marked_down.store(false, std::memory_order_relaxed);
       continue;
     }
     auto it = impl_->probes.find(t.key);

@@ -318,6 +318,7 @@ void UpstreamAttempt::handshake() {
 }
 
 void UpstreamAttempt::connected() {
+  req_.balancer->connect_result(pick_, true);
   if (body_done_ || replaying_) {
     arm_timer(exchange_deadline(try_start_));
   } else {
@@ -790,6 +791,7 @@ void UpstreamAttempt::fail(error_code ec, Failure kind) {
     return connect();
   }
   if (pick_.ref != nullptr) {
+    if (kind == Failure::kConnect) req_.balancer->connect_result(pick_, false);
     // An invalid response is the endpoint's own answer; the rest failed the try itself.
     req_.balancer->report(pick_, false, /*local_origin=*/kind != Failure::kInvalid);
     pick_.ref->load->peak.observe_failure(balancer::steady_now_ns());

@@ -49,6 +49,7 @@ void UpstreamAttempt::h2_ready(bool ok) {
     endpoint_stats().connect_failures.add(0);
     return fail(asio::error::connection_refused, Failure::kConnect);
   }
+  req_.balancer->connect_result(pick_, true);  // it waited for a connect of its own pool
   h2_submit();
 }
 

@@ -21,7 +21,9 @@ class UpstreamPool {
   // very context is reused (a reload that changed the cluster's TLS drains the others).
   std::unique_ptr<UpstreamConnection> take(uint32_t endpoint_id, bool always_check,
                                            const tls::ClientContext* tls);
-  // Keeps conn for reuse until idle_timeout, unless the pool for its endpoint is full.
+  // Keeps conn for reuse until idle_timeout while the endpoint's pool holds fewer than
+  // max_idle; above that (a burst handing connections back), for at most a second, up to
+  // 5 x max_idle in all; beyond, conn closes.
   void put(std::unique_ptr<UpstreamConnection> conn, std::chrono::milliseconds idle_timeout,
            uint32_t max_idle);
   // Closes connections idle past their deadline; opens warm connections (sweep, every second).

@@ -58,6 +58,7 @@ SY = os.environ.get("SWITCHYARD_BIN", os.path.join(ROOT, "build", "switchyard"))
 SY_STRATEGY = os.environ.get("SY_STRATEGY", "least_request")
 SY_EXTRA_ROUTE = os.environ.get("SY_EXTRA_ROUTE", "")      # e.g. a hedge: block
 SY_EXTRA_CLUSTER = os.environ.get("SY_EXTRA_CLUSTER", "")
+SY_UPSTREAM_EXTRA = os.environ.get("SY_UPSTREAM_EXTRA", "")  # e.g. ", max_idle_per_endpoint: 256"
 PIN_PROXY = ["taskset", "-c", "1"]
 PIN_LOAD = ["taskset", "-c", "0"]
 
@@ -235,7 +236,7 @@ listeners:
     strategy: {SY_STRATEGY}
     health_check: {{ path: /healthz, interval: 1s, timeout: 1s, healthy_threshold: 2,
                     unhealthy_threshold: 2 }}
-    upstream: {{ connect_timeout: 1s }}
+    upstream: {{ connect_timeout: 1s{SY_UPSTREAM_EXTRA} }}
 {SY_EXTRA_CLUSTER}    endpoints:
 {endpoints}
 """)

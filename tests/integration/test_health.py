@@ -82,3 +82,50 @@ class HealthCheckTest(ProxyTestCase):
         self.assertIn(b"no healthy endpoint in cluster 'app'", body)
         set_health(a, False)  # healthy again after healthy_threshold (2) passes
         self.assertIsNotNone(wait_for(lambda: request(sy.port, "GET", "/")[0] == 200, 2))
+
+
+def endpoint_healthy(admin_port, address):
+    import json
+    with urllib.request.urlopen(f"http://127.0.0.1:{admin_port}/admin/clusters", timeout=5) as r:
+        doc = json.load(r)
+    for cluster in doc["clusters"]:
+        for e in cluster["endpoints"]:
+            if e["address"] == address:
+                return e["healthy"]
+    raise AssertionError(f"{address} not in /admin/clusters")
+
+
+class PassiveConnectCheckTest(ProxyTestCase):
+    # Checks alone take 10 failures x 1 s to mark an endpoint down; requests whose connect is
+    # refused mark it down after passive_connect_failures of them in a row.
+    SLOW_CHECKS = ("    health_check: { path: /healthz, interval: 1s, timeout: 500ms,"
+                   " healthy_threshold: 1, unhealthy_threshold: 10")
+
+    def run_killed(self, passive):
+        a, b = self.backend("a"), self.backend("b")
+        extra = self.SLOW_CHECKS + (
+            "" if passive is None else f", passive_connect_failures: {passive}") + " }\n"
+        sy = self.switchyard(config([a, b], extra_cluster=extra))
+        self.assertIsNotNone(wait_for(lambda: len(spread(sy.port, 20)) == 2, 5))
+        port = b.port
+        b.stop()
+        started = time.monotonic()
+        counts = spread(sy.port, 40)  # round robin: half draw b; each retried on a
+        self.assertEqual(counts, {"a": 40}, "a request failed")
+        return sy, b, port, time.monotonic() - started
+
+    def test_refused_connects_mark_the_endpoint_down_and_checks_bring_it_back(self):
+        sy, b, port, took = self.run_killed(None)  # the default: 3
+        self.assertFalse(endpoint_healthy(sy.admin_port, b.address))
+        self.assertLess(took, 5.0)  # long before 10 failed checks
+        sy.wait_for_line(r"endpoint 127\.0\.0\.1:%d of cluster 'app' is unhealthy \(3 connects"
+                         % port)
+        back = self.backend("b2", listen=f"127.0.0.1:{port}")
+        self.assertIsNotNone(wait_for(lambda: "b2" in spread(sy.port, 10), 5),
+                             "the checks did not bring it back")
+        back.stop()
+
+    def test_passive_check_off(self):
+        sy, b, _, _ = self.run_killed(0)
+        # Still healthy as far as the checks know (they need 10 s to say otherwise).
+        self.assertTrue(endpoint_healthy(sy.admin_port, b.address))

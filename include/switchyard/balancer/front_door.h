@@ -178,6 +178,10 @@ class ClusterBalancer {
   // health score; once per pick. local_origin: a failure of the try itself (connect failure,
   // reset, timeout) rather than the endpoint's 5xx (circuit_breaker.split_local_origin).
   void report(Pick& pick, bool success, bool local_origin = false) const;
+  // Whether the try's connect (and TLS handshake) to the picked endpoint succeeded: the
+  // passive check (health_check.passive_connect_failures) that marks an endpoint refusing
+  // connections unhealthy without waiting for its probe.
+  void connect_result(const Pick& pick, bool connected) const;
   // The try's response head arrived: it no longer waits for one (the latency estimate's
   // silence rule). release() does it too when no head came.
   void headed(Pick& pick) const;

@@ -30,7 +30,7 @@ namespace switchyard::balancer {
 // it. The pointers stay valid as long as the ClusterBalancer holding them.
 struct EndpointRef {
   const registry::Endpoint* endpoint = nullptr;
-  const health::EndpointHealth* health = nullptr;
+  health::EndpointHealth* health = nullptr;  // workers write only its passive counters
   breaker::EndpointBreaker* breaker = nullptr;
   EndpointLoad* load = nullptr;
   uint32_t index = 0;  // position in the cluster (registry::Endpoint::index)

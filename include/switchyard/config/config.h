@@ -254,6 +254,10 @@ struct HealthCheck {
   uint32_t healthy_threshold = 2;
   uint32_t unhealthy_threshold = 3;
   std::vector<StatusRange> expect_status{StatusRange{}};
+  // Extension (HAProxy's `observe layer4` + `on-error mark-down`): this many requests in a row
+  // whose connect to the endpoint failed mark it unhealthy at once, as failed checks would;
+  // the checks bring it back (healthy_threshold passes). 0 = off.
+  uint32_t passive_connect_failures = 3;
 };
 
 // Extension: outlier detection by rates (Envoy's success_rate and failure_percentage

@@ -27,7 +27,25 @@ struct EndpointHealth {
   std::atomic<bool> healthy{true};
   stats::Counters<2> checks;  // by result: passed, failed
   enum : size_t { kPassed, kFailed };
+
+  // Passive checks (health_check.passive_connect_failures, HAProxy's `observe layer4` with
+  // `on-error mark-down`): requests whose connect to the endpoint failed, in a row. A worker
+  // that sees the limit reached marks the endpoint unhealthy at once and sets `marked_down`;
+  // the probe then needs healthy_threshold passes, counted from its next check, to bring it
+  // back. Only on checked endpoints (`checked`): nothing else would bring it back.
+  std::atomic<uint32_t> connect_failures_in_a_row{0};
+  std::atomic<bool> marked_down{false};
+  std::atomic<uint32_t> passive_limit{0};  // 0: off (or not checked); set by the checker
 };
+
+// Workers: a request's connect to the endpoint failed (refused, timed out, TLS handshake).
+// True when this call marked the endpoint unhealthy (log it once).
+bool record_connect_failure(EndpointHealth& health);
+// Workers: a request reached the endpoint (connected).
+inline void record_connect_success(EndpointHealth& health) {
+  if (health.connect_failures_in_a_row.load(std::memory_order_relaxed) != 0)
+    health.connect_failures_in_a_row.store(0, std::memory_order_relaxed);
+}
 
 // Active HTTP health checks for every cluster that configures `health_check`. One probe per
 // endpoint: GET `path` every `interval` (+-10% jitter, so that probes do not synchronise) on a
