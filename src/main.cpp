@@ -103,6 +103,9 @@ class Daemon {
 
   int run() {
     std::string why;
+    runtime_.on_rebuild([this](std::shared_ptr<const control::Snapshot> snapshot) {
+      proxy_.publish(std::move(snapshot));
+    });
     auto snapshot = runtime_.apply(config_, &why);
     if (!snapshot) {
       logs::main().error("{}: {}", options_.config_path, why);

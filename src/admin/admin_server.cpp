@@ -153,11 +153,12 @@ struct AdminServer::Impl : std::enable_shared_from_this<AdminServer::Impl> {
     if (!current) return {http::status::service_unavailable, "text/plain", "none\n"};
     if (path == "/metrics") {
       const metrics::ProcessCounters process{runtime.reloads(true), runtime.reloads(false),
-                                             stats.access_log_dropped(), logs::dropped()};
+                                             stats.access_log_dropped(), logs::dropped(),
+                                             runtime.discovery_status()};
       return {http::status::ok, "text/plain; version=0.0.4", metrics::render(*current, process)};
     }
     if (path == "/admin/clusters") {
-      return {http::status::ok, "application/json", clusters_json(*current->snapshot)};
+      return {http::status::ok, "application/json", clusters_json(*current->snapshot, runtime.discovery_status())};
     }
     if (path == "/admin/config") {
       return {http::status::ok, "application/json", config_json(*current->snapshot)};

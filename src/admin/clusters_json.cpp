@@ -62,7 +62,27 @@ boost::json::value region_prediction(const balancer::RegionStatus& r) {
   };
 }
 
-std::string clusters_json(const control::Snapshot& snapshot) {
+// A discovery source as /admin/clusters shows it (timestamps: Unix ms, null for never).
+boost::json::object discovery_json(const discovery::SourceStatus& s) {
+  auto ms = [](int64_t v) { return v == 0 ? boost::json::value(nullptr) : boost::json::value(v); };
+  boost::json::object updates;
+  for (size_t r = 0; r < s.updates.size(); ++r) {
+    updates[discovery::to_string(static_cast<discovery::Result>(r))] = s.updates[r];
+  }
+  return boost::json::object{
+      {"source", s.source},
+      {"target", s.target},
+      {"endpoints", s.has_set ? boost::json::value(s.endpoints) : boost::json::value(nullptr)},
+      {"last_success_unix_ms", ms(s.last_success_ms)},
+      {"last_error_unix_ms", ms(s.last_error_ms)},
+      {"last_error",
+       s.last_error.empty() ? boost::json::value(nullptr) : boost::json::value(s.last_error)},
+      {"updates", std::move(updates)},
+  };
+}
+
+std::string clusters_json(const control::Snapshot& snapshot,
+                          const std::vector<discovery::SourceStatus>& discovery) {
   boost::json::array clusters;
   const int64_t now_ns = balancer::steady_now_ns();
   for (const auto& cluster : snapshot.clusters) {
@@ -77,6 +97,7 @@ std::string clusters_json(const control::Snapshot& snapshot) {
           {"region", ep.region},
           {"zone", ep.zone},
           {"weight", ep.weight},
+          {"priority", ep.priority},
           {"healthy", ref.health->healthy.load(std::memory_order_relaxed)},
           {"usable", ref.usable()},
           {"ejected", b.ejected()},
@@ -109,6 +130,9 @@ std::string clusters_json(const control::Snapshot& snapshot) {
     };
     if (cluster->policy().name() == "resource_aware") {
       entry["resource_weights"] = resource_weights_json(*cluster);
+    }
+    for (const auto& d : discovery) {
+      if (d.cluster == cluster->config().name) entry["discovery"] = discovery_json(d);
     }
     if (cluster->config().locality) {
       boost::json::array regions;

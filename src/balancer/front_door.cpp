@@ -128,7 +128,18 @@ ClusterBalancer::ClusterBalancer(const registry::ClusterSnapshot& cluster, const
   all_ = std::make_unique<Group>("", cc, policy, *state_, members_, groups_++, timed);
   learns_ = cc.strategy == "resource_aware" &&
             resource_aware::config_of(cc).weights == resource_aware::Config::Weights::kAdaptive;
-  if (!cc.locality) return;
+  if (!cc.locality) {
+    std::map<uint16_t, Members> by_priority;
+    for (const auto& m : members_) by_priority[m.endpoint->priority].push_back(m);
+    if (by_priority.size() > 1) {
+      for (auto& [priority, refs] : by_priority) {
+        levels_.push_back(std::make_unique<Group>("priority " + std::to_string(priority), cc,
+                                                  policy, *state_, std::move(refs), groups_++,
+                                                  nullptr));
+      }
+    }
+    return;
+  }
   locality_ = true;
   predictive_ = cc.locality->predictive.enabled;
   min_healthy_ = cc.locality->min_healthy_fraction;
@@ -168,6 +179,7 @@ void ClusterBalancer::prepare(WorkerCluster& worker, uint64_t seed) const {
     g.table->prepare(lb);
   };
   add(*all_);
+  for (const auto& level : levels_) add(*level);
   for (const auto& r : regions_) {
     for (const auto& z : r->zones) add(*z);
     add(*r->group);
@@ -211,6 +223,12 @@ const EndpointRef* ClusterBalancer::pick_in(const Group& group, const PickInput&
   return i == kNone ? nullptr : &group.members[i];
 }
 
+const ClusterBalancer::Group& ClusterBalancer::base_group() const {
+  if (levels_.empty()) return *all_;
+  const int32_t level = active_level_.load(kRelaxed);
+  return level < 0 ? *all_ : *levels_[static_cast<size_t>(level)];
+}
+
 const ClusterBalancer::Region* ClusterBalancer::find(std::string_view name) const {
   for (const auto& r : regions_) {
     if (r->group->name == name) return r.get();
@@ -227,7 +245,14 @@ const EndpointRef* ClusterBalancer::choose(const PickRequest& req, PickMemo& mem
                                            LocalityOutcome& outcome) const {
   const PickInput in{req.hash_key, req.has_hash_key, memo.attempt, req.now_ns};
   outcome = LocalityOutcome::kNone;
-  if (!locality_ || req.client_region.empty()) return pick_in(*all_, in, memo, worker, in_flight);
+  if (!locality_ || req.client_region.empty()) {
+    // Priority levels: the active level's group; the whole cluster's when that has nothing
+    // usable now (the tick that moves the level on is up to 100 ms away).
+    const Group& group = base_group();
+    const EndpointRef* ep = pick_in(group, in, memo, worker, in_flight);
+    if (ep == nullptr && &group != all_.get()) ep = pick_in(*all_, in, memo, worker, in_flight);
+    return ep;
+  }
   const Region* local = find(req.client_region);
   const uint32_t usable = local ? local->group->usable.load(kRelaxed) : 0;
   bool stay = usable > 0;
@@ -387,7 +412,7 @@ PickExplanation ClusterBalancer::explain(const PickRequest& req) const {
   PickMemo memo;
   const int64_t in_flight = state_->active_tries.load(kRelaxed);
   out.endpoint = choose(req, memo, worker, in_flight, out.locality);
-  const Group* group = all_.get();
+  const Group* group = &base_group();
   if (locality_ && !req.client_region.empty()) {
     if (const Region* local = find(req.client_region)) {
       out.region_known = true;
@@ -475,6 +500,14 @@ void ClusterBalancer::tick() {
   uint32_t usable = 0;
   for (const auto& m : members_) usable += m.usable() ? 1 : 0;
   state_->usable_endpoints.store(usable, kRelaxed);
+  if (!levels_.empty()) {
+    int32_t active = -1;
+    for (size_t i = 0; i < levels_.size(); ++i) {
+      levels_[i]->count_usable();
+      if (active < 0 && levels_[i]->usable.load(kRelaxed) > 0) active = static_cast<int32_t>(i);
+    }
+    active_level_.store(active, kRelaxed);
+  }
   tick_endpoints(usable);
   if (learns_) tick_learning(steady_now_ns());
   if (locality_) tick_regions();

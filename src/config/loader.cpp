@@ -7,6 +7,7 @@
 #include <set>
 #include <sstream>
 #include <thread>
+#include <unordered_set>
 
 #include "tls_files.h"
 
@@ -15,6 +16,8 @@ namespace {
 
 // Limits that are not in the contract but keep one typo from exhausting memory.
 constexpr uint32_t kMaxWeight = 10000;
+constexpr uint16_t kMaxPriority = 65535;
+constexpr size_t kMaxDiscoveredEndpoints = 10000;
 
 std::string lower(std::string s) {
   std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
@@ -438,7 +441,33 @@ const BlockSpec<Endpoint> kEndpoint{{
     {"zone", [](const Value& v, Endpoint& e) { v.string(&e.zone); }},
     {"weight", [](const Value& v, Endpoint& e) { v.integer<uint32_t>(&e.weight, 1, kMaxWeight); }},
     {"metadata", [](const Value& v, Endpoint& e) { read_block(v, kMetadata, e); }},
+    {"priority",
+     [](const Value& v, Endpoint& e) { v.integer<uint16_t>(&e.priority, 0, kMaxPriority); }},
 }};
+
+// A discovery file's endpoint: the same keys, but the address must be an IP literal (a name
+// would block the control thread on DNS at every change; names belong in a dns source).
+BlockSpec<Endpoint> file_endpoint_spec() {
+  BlockSpec<Endpoint> spec = kEndpoint;
+  spec.keys[0].read = [](const Value& v, Endpoint& e) {
+    std::string text;
+    if (!v.string(&text)) return;
+    std::string_view host = text;
+    if (!host.empty() && host.front() == '[') {
+      host = host.substr(1, host.find(']') == std::string_view::npos ? 0 : host.find(']') - 1);
+    } else if (const auto colon = host.rfind(':'); colon != std::string_view::npos) {
+      host = host.substr(0, colon);
+    }
+    if (!IpAddress::parse(host)) {
+      v.error("invalid address '" + text +
+              "': a discovery file lists IP:PORT (names need a "
+              "dns source)");
+      return;
+    }
+    v.address(false, &e.address_text, &e.address);
+  };
+  return spec;
+}
 
 const BlockSpec<Locality::Prediction> kPrediction{{
     {"enabled", [](const Value& v, Locality::Prediction& p) { v.boolean(&p.enabled); }},
@@ -598,21 +627,99 @@ const BlockSpec<Upstream> kUpstream{{
      }},
 }};
 
-std::vector<Endpoint> read_endpoints(const Value& v) {
+// --- discovery (extension) -----------------------------------------------------------------
+
+void read_resolver(const Value& v, std::string* out) {
+  if (!v.string(out)) return;
+  std::string text = *out;
+  if (text.find(':') == std::string::npos ||
+      (text.front() != '[' && text.find(':') != text.rfind(':'))) {
+    text = text.find(':') == std::string::npos ? text + ":53" : "[" + text + "]:53";
+  }
+  // An IP literal (a resolver's name would need a resolver).
+  std::string_view host = text;
+  host = host.front() == '[' ? host.substr(1, host.find(']') - 1) : host.substr(0, host.rfind(':'));
+  std::string why;
+  if (!IpAddress::parse(host) || !parse_host_port(text, false, &why)) {
+    v.error("invalid resolver '" + *out + "' (expected IP or IP:PORT)");
+    return;
+  }
+  *out = text;
+}
+
+const BlockSpec<DnsDiscovery> kDnsDiscovery{{
+    {"name",
+     [](const Value& v, DnsDiscovery& d) {
+       if (v.string(&d.name) && (d.name.empty() || d.name.size() > 253)) {
+         v.error("must be a DNS name of 1 to 253 characters");
+       }
+     },
+     /*required=*/true},
+    {"port", [](const Value& v, DnsDiscovery& d) { v.integer<uint16_t>(&d.port, 1, 65535); }},
+    {"type",
+     [](const Value& v, DnsDiscovery& d) {
+       v.choice(&d.type, {{"A", DnsRecord::kA},
+                          {"AAAA", DnsRecord::kAaaa},
+                          {"A_AAAA", DnsRecord::kAny},
+                          {"SRV", DnsRecord::kSrv}});
+     }},
+    {"refresh", [](const Value& v, DnsDiscovery& d) { v.duration(&d.refresh); }},
+    {"min_refresh",
+     [](const Value& v, DnsDiscovery& d) {
+       if (v.duration(&d.min_refresh) && d.min_refresh < std::chrono::milliseconds(100)) {
+         v.error("must be at least 100ms");
+       }
+     }},
+    {"timeout", [](const Value& v, DnsDiscovery& d) { v.duration(&d.timeout); }},
+    {"resolvers",
+     [](const Value& v, DnsDiscovery& d) {
+       for (const auto& item : v.items()) {
+         std::string r;
+         read_resolver(item, &r);
+         d.resolvers_text.push_back(r);
+       }
+     }},
+    {"region", [](const Value& v, DnsDiscovery& d) { v.string(&d.region); }},
+    {"zone", [](const Value& v, DnsDiscovery& d) { v.string(&d.zone); }},
+}};
+
+const BlockSpec<FileDiscovery> kFileDiscovery{{
+    {"path",
+     [](const Value& v, FileDiscovery& f) {
+       if (v.file_path(&f.path) && f.path.empty()) v.error("must not be empty");
+     },
+     /*required=*/true},
+}};
+
+const BlockSpec<Discovery> kDiscovery{{
+    {"dns",
+     [](const Value& v, Discovery& d) {
+       DnsDiscovery dns;
+       read_block(v, kDnsDiscovery, dns);
+       if (dns.type != DnsRecord::kSrv && dns.port == 0 && v.node().IsMap()) {
+         v.error("needs a port (only SRV records carry their own)");
+       }
+       d.dns = dns;
+     }},
+    {"file",
+     [](const Value& v, Discovery& d) {
+       FileDiscovery f;
+       read_block(v, kFileDiscovery, f);
+       d.file = f;
+     }},
+}};
+
+std::vector<Endpoint> read_endpoints(const Value& v, const BlockSpec<Endpoint>& spec = kEndpoint) {
   std::vector<Endpoint> out;
+  std::unordered_set<std::string> seen;
   for (const auto& item : v.items()) {
     Endpoint ep;
-    read_block(item, kEndpoint, ep);
-    for (const auto& other : out) {
-      if (!ep.address_text.empty() && other.address_text == ep.address_text) {
-        v.reader().error(item.node(), item.path() + ".address",
-                         "duplicate endpoint '" + ep.address_text + "'");
-      }
+    read_block(item, spec, ep);
+    if (!ep.address_text.empty() && !seen.insert(ep.address_text).second) {
+      v.reader().error(item.node(), item.path() + ".address",
+                       "duplicate endpoint '" + ep.address_text + "'");
     }
     out.push_back(std::move(ep));
-  }
-  if (out.empty() && (v.node().IsSequence() || v.node().IsNull())) {
-    v.error("must list at least one endpoint");
   }
   return out;
 }
@@ -675,14 +782,35 @@ BlockSpec<Cluster> cluster_spec(const Schema& schema, Value* endpoints_seen) {
                                                 {"h2c", UpstreamProtocol::kH2c},
                                                 {"h2", UpstreamProtocol::kH2}});
                        }});
-  spec.keys.push_back({"endpoints",
-                       [endpoints_seen](const Value& v, Cluster& c) {
+  spec.keys.push_back({"endpoints", [endpoints_seen](const Value& v, Cluster& c) {
                          c.endpoints = read_endpoints(v);
                          *endpoints_seen = v;
-                       },
-                       /*required=*/true});
-  spec.check = [&schema, endpoints_seen](const Value&, Cluster& c) {
-    if (!endpoints_seen->defined()) return;
+                       }});
+  spec.keys.push_back({"discovery", [](const Value& v, Cluster& c) {
+                         const size_t errors = v.reader().errors().size();
+                         if (read_block(v, kDiscovery, c.discovery) &&
+                             v.reader().errors().size() == errors &&
+                             (c.discovery.dns ? 1 : 0) + (c.discovery.file ? 1 : 0) +
+                                     (c.discovery.kubernetes ? 1 : 0) !=
+                                 1) {
+                           v.error("needs exactly one source: dns or file");
+                         }
+                       }});
+  spec.check = [&schema, endpoints_seen](const Value& block, Cluster& c) {
+    // Without a discovery source, endpoints are required and not empty (as before discovery
+    // existed); with one, they may be absent or empty.
+    const bool discovered =
+        c.discovery.any() || (block.node().IsMap() && block.node()["discovery"].IsDefined());
+    if (!endpoints_seen->defined()) {
+      if (!discovered) {
+        block.reader().error(block.node(), block.path() + ".endpoints", "required key is missing");
+      }
+      return;
+    }
+    const YAML::Node& list = endpoints_seen->node();
+    if (!discovered && c.endpoints.empty() && (list.IsSequence() || list.IsNull())) {
+      endpoints_seen->error("must list at least one endpoint");
+    }
     for (const auto& block : schema.cluster_blocks) {
       if (block.check) block.check(*endpoints_seen, c);
     }
@@ -816,6 +944,39 @@ LoadResult load_string(std::string_view yaml, const std::string& file_name, cons
                      return a.line != b.line ? a.line < b.line : a.column < b.column;
                    });
   if (result.errors.empty()) result.config = std::make_shared<const Config>(std::move(cfg));
+  return result;
+}
+
+EndpointsResult load_endpoints(std::string_view text, const std::string& file_name) {
+  Reader reader(file_name);
+  EndpointsResult result;
+  try {
+    YAML::Node root = YAML::Load(std::string(text));
+    Value top(reader, root, "");
+    if (!root.IsDefined() || root.IsNull()) {
+      reader.error(root.Mark(), "", "the file is empty");
+    } else if (root.IsSequence()) {
+      result.endpoints = read_endpoints(top, file_endpoint_spec());
+    } else {
+      MapView m(reader, top, {"endpoints"});
+      if (m.valid()) {
+        result.endpoints = read_endpoints(m.get("endpoints", true), file_endpoint_spec());
+      }
+    }
+    if (result.endpoints.size() > kMaxDiscoveredEndpoints) {
+      reader.error(root.Mark(), "",
+                   "lists " + std::to_string(result.endpoints.size()) +
+                       " endpoints; the limit is " + std::to_string(kMaxDiscoveredEndpoints));
+    }
+  } catch (const YAML::Exception& e) {
+    reader.error(e.mark, "", "YAML syntax error: " + e.msg);
+  }
+  result.errors = std::move(reader.errors());
+  std::stable_sort(result.errors.begin(), result.errors.end(),
+                   [](const Diagnostic& a, const Diagnostic& b) {
+                     return a.line != b.line ? a.line < b.line : a.column < b.column;
+                   });
+  if (!result.errors.empty()) result.endpoints.clear();
   return result;
 }
 

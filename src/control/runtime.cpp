@@ -5,6 +5,8 @@
 #include <fstream>
 #include <iterator>
 
+#include "switchyard/common/logging.h"
+
 namespace switchyard::control {
 namespace {
 constexpr auto kTick = std::chrono::milliseconds(100);
@@ -51,11 +53,31 @@ Runtime::Runtime(boost::asio::io_context& control)
                            },
                            [this](const std::string& key, std::string_view header) {
                              on_check_report(key, header);
-                           }}) {}
+                           }}),
+      discovery_(control, [this] { rediscover(); }) {}
 
 Runtime::~Runtime() { stop(); }
 
 std::shared_ptr<const Snapshot> Runtime::apply(std::shared_ptr<const config::Config> cfg,
+                                               std::string* error) {
+  discovery_.update(*cfg);
+  auto snap = build(discovery_.compose(cfg), error);
+  if (snap) base_ = std::move(cfg);
+  return snap;
+}
+
+void Runtime::rediscover() {
+  if (!base_ || impl_->stopped) return;
+  std::string why;
+  auto snap = build(discovery_.compose(base_), &why);
+  if (!snap) {
+    logs::config().error("discovery: the new endpoints were not applied: {}", why);
+    return;
+  }
+  if (publish_) publish_(snap);
+}
+
+std::shared_ptr<const Snapshot> Runtime::build(std::shared_ptr<const config::Config> cfg,
                                                std::string* error) {
   // TLS first: it is the one part that can still fail, and a failure must change nothing.
   std::vector<std::shared_ptr<const tls::ServerContext>> listener_tls;
@@ -205,6 +227,7 @@ void Runtime::tick() {
 
 void Runtime::stop() {
   impl_->stopped = true;
+  discovery_.stop();
   impl_->timer.cancel();
   health_.stop();
   outliers_.stop();

@@ -228,6 +228,24 @@ std::string render(const proxy::SnapshotStats& stats, const ProcessCounters& pro
       }
     }
   }
+  for (const auto& d : process.discovery) {
+    for (size_t r = 0; r < d.updates.size(); ++r) {
+      b.counter("switchyard_discovery_updates_total",
+                "Answers of a cluster's discovery source, by result: success (a new set, "
+                "applied), no_change, empty and failure (the last good set stays)",
+                {{"cluster", d.cluster},
+                 {"source", d.source},
+                 {"result", discovery::to_string(static_cast<discovery::Result>(r))}},
+                static_cast<double>(d.updates[r]));
+    }
+    b.gauge("switchyard_discovery_endpoints",
+            "Endpoints in a discovery source's last good set (0 before its first)",
+            {{"cluster", d.cluster}, {"source", d.source}}, static_cast<double>(d.endpoints));
+    b.gauge("switchyard_discovery_last_success_timestamp_seconds",
+            "Unix time of a discovery source's last good answer (0: none yet)",
+            {{"cluster", d.cluster}, {"source", d.source}},
+            static_cast<double>(d.last_success_ms) / 1000.0);
+  }
   b.counter("switchyard_config_reloads_total", "Configuration reloads, by result",
             {{"result", "success"}}, static_cast<double>(process.reloads_ok));
   b.counter("switchyard_config_reloads_total", "Configuration reloads, by result",

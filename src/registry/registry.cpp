@@ -27,6 +27,7 @@ std::shared_ptr<const Snapshot> Registry::build(std::shared_ptr<const config::Co
       ep.region = ec.region;
       ep.zone = ec.zone;
       ep.weight = ec.weight;
+      ep.priority = ec.priority;
       ep.base_cpu = ec.cpu_usage.value_or(0.5);
       ep.base_memory = ec.memory_usage.value_or(0.5);
       cs.endpoints.push_back(std::move(ep));

@@ -156,6 +156,31 @@ def request(port, method="GET", path="/", body=None, headers=None, timeout=10):
         conn.close()
 
 
+def spread(port, n=40, path="/"):
+    """n GETs on one keep-alive connection: {backend name (X-Backend-Name): count}; a status
+    code stands for a request that did not get a 200."""
+    counts = {}
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    for _ in range(n):
+        conn.request("GET", path)
+        res = conn.getresponse()
+        res.read()
+        name = res.getheader("X-Backend-Name") if res.status == 200 else str(res.status)
+        counts[name] = counts.get(name, 0) + 1
+    conn.close()
+    return counts
+
+
+def wait_for(predicate, timeout):
+    """Polls predicate every 50 ms; returns seconds taken, or None on timeout."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if predicate():
+            return time.monotonic() - started
+        time.sleep(0.05)
+    return None
+
+
 def raw_exchange(port, data, timeout=5):
     """Sends raw bytes, returns everything read until the server closes or timeout."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:

@@ -3,7 +3,7 @@ import http.client
 import time
 import urllib.request
 
-from harness import ProxyTestCase, config, request
+from harness import ProxyTestCase, config, request, spread, wait_for
 
 CHECKS = ("    health_check:\n"
           "      path: /healthz\n"
@@ -16,29 +16,6 @@ CHECKS = ("    health_check:\n"
 def set_health(backend, fail):
     urllib.request.urlopen(f"http://{backend.address}/control/health?fail={int(fail)}",
                            timeout=5).read()
-
-
-def spread(port, n=40):
-    counts = {}
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-    for _ in range(n):
-        conn.request("GET", "/")
-        res = conn.getresponse()
-        res.read()
-        name = res.getheader("X-Backend-Name") if res.status == 200 else str(res.status)
-        counts[name] = counts.get(name, 0) + 1
-    conn.close()
-    return counts
-
-
-def wait_for(predicate, timeout):
-    """Polls predicate every 50 ms; returns seconds taken, or None on timeout."""
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if predicate():
-            return time.monotonic() - started
-        time.sleep(0.05)
-    return None
 
 
 class HealthCheckTest(ProxyTestCase):

@@ -68,7 +68,10 @@ std::optional<std::pair<unsigned, std::string>> authorize_change(std::string_vie
                                                                  bool peer_is_loopback);
 
 // The /admin/clusters document for a snapshot. Any thread (reads atomics only).
-std::string clusters_json(const control::Snapshot& snapshot);
+// discovery: each discovery source's state (Runtime::discovery_status()), shown with its
+// cluster.
+std::string clusters_json(const control::Snapshot& snapshot,
+                          const std::vector<discovery::SourceStatus>& discovery = {});
 // The /admin/config document: the snapshot's configuration, defaults filled in, secrets
 // redacted.
 std::string config_json(const control::Snapshot& snapshot);

@@ -241,6 +241,9 @@ class ClusterBalancer {
                               WorkerCluster& worker, int64_t in_flight,
                               LocalityOutcome& outcome) const;
   const Region* find(std::string_view name) const;
+  // The group a pick without a locality decision draws from: the active priority level's,
+  // or the whole cluster's (one level, or no level has a usable endpoint).
+  const Group& base_group() const;
 
   const registry::ClusterSnapshot& cluster_;
   const Policy& policy_;
@@ -253,6 +256,11 @@ class ClusterBalancer {
   struct LoadModelHolder;
   std::unique_ptr<LoadModelHolder> load_model_;
   std::unique_ptr<Group> all_;
+  // Priority levels (README, "Priority levels"), lowest number first; empty when the cluster
+  // has one level or a locality block. The control tick sets the active one: the first with a
+  // usable endpoint (-1: none has one, the whole cluster's group decides).
+  std::vector<std::unique_ptr<Group>> levels_;
+  std::atomic<int32_t> active_level_{0};
   // The locality layer (nullptr when the cluster has no locality block).
   std::vector<std::unique_ptr<Region>> regions_;
   bool locality_ = false;

@@ -312,8 +312,58 @@ struct Endpoint {
   std::string region;
   std::string zone;
   uint32_t weight = 1;
+  // Extension: the priority level (0 first). Traffic goes to the lowest level that has a
+  // usable endpoint (README, "Priority levels"); SRV records' priority lands here.
+  uint16_t priority = 0;
   std::optional<double> cpu_usage;  // metadata, static until reports arrive
   std::optional<double> memory_usage;
+
+  // Everything a balancer sees of it (discovery applies a set only when this differs).
+  bool operator==(const Endpoint& o) const {
+    return address_text == o.address_text && address == o.address && region == o.region &&
+           zone == o.zone && weight == o.weight && priority == o.priority &&
+           cpu_usage == o.cpu_usage && memory_usage == o.memory_usage;
+  }
+};
+
+// Extension: endpoints that come and go (README, "Service discovery"). A cluster's endpoints
+// are its static `endpoints` plus the last good set of its one discovery source; a source
+// that fails keeps its last good set.
+enum class DnsRecord : uint8_t { kA, kAaaa, kAny, kSrv };  // kAny: A and AAAA
+struct DnsDiscovery {
+  std::string name;   // the name looked up (an SRV name like _http._tcp.api.example)
+  uint16_t port = 0;  // A / AAAA: required; SRV: the records' own ports
+  DnsRecord type = DnsRecord::kA;
+  Duration refresh = 30s;     // the longest between lookups (a shorter TTL looks sooner)
+  Duration min_refresh = 1s;  // the shortest (a TTL of 0 does not spin)
+  Duration timeout = 2s;      // one lookup, all tries
+  std::vector<std::string> resolvers_text;  // "IP:PORT" or "IP" (53); empty = the system's
+  std::string region;                       // given to every endpoint found (empty: none)
+  std::string zone;
+};
+struct FileDiscovery {
+  std::string path;  // YAML or JSON: a list of endpoints, or { endpoints: [...] }
+};
+struct KubernetesDiscovery {
+  std::string service;  // the Service whose EndpointSlices are read
+  std::string namespace_ = "default";
+  std::string port;        // the EndpointSlice port by name, or a number; empty: the first
+  std::string api_server;  // empty: https://$KUBERNETES_SERVICE_HOST:$..._PORT
+  std::string token_file = "/var/run/secrets/kubernetes.io/serviceaccount/token";
+  std::string ca_file = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt";
+  bool verify = true;  // the API server's certificate against ca_file
+  // An endpoint's region: this label of its node when the slice says which node
+  // (endpoints[].nodeName is not a label source here), else the zone with its last
+  // '-<letter>' cut ("us-east-1a" -> "us-east-1"), else `region`.
+  std::string region;
+  Duration timeout = 10s;  // connect, list, and the longest a watch may stay silent
+};
+struct Discovery {
+  std::optional<DnsDiscovery> dns;
+  std::optional<FileDiscovery> file;
+  std::optional<KubernetesDiscovery> kubernetes;
+  bool any() const { return dns || file || kubernetes; }
+  const char* kind() const { return dns ? "dns" : file ? "file" : kubernetes ? "kubernetes" : ""; }
 };
 
 struct Cluster {
@@ -333,6 +383,7 @@ struct Cluster {
   ClusterTls tls;
   UpstreamProtocol protocol = UpstreamProtocol::kHttp1;
   std::vector<Endpoint> endpoints;
+  Discovery discovery;  // extension: absent = the static endpoints only
 
   // The block registered under key, or nullptr.
   const Block* block(std::string_view key) const {

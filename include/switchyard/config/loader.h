@@ -26,4 +26,17 @@ LoadResult load_file(const std::string& path, const Schema& schema);
 // Same, from text; file_name only labels diagnostics. Used by tests and fuzzers.
 LoadResult load_string(std::string_view yaml, const std::string& file_name, const Schema& schema);
 
+// Extension (discovery.file, README "Service discovery"): the endpoints of a discovery file,
+// YAML or JSON: a list of endpoints, or a mapping whose one key is `endpoints`. Each is read as
+// a cluster's endpoint is (address, region, zone, weight, priority, metadata), but addresses
+// must be IP literals. Either endpoints (errors empty; possibly none) or every problem found.
+// Never throws.
+struct EndpointsResult {
+  std::vector<Endpoint> endpoints;
+  std::vector<Diagnostic> errors;
+
+  bool ok() const { return errors.empty(); }
+};
+EndpointsResult load_endpoints(std::string_view text, const std::string& file_name);
+
 }  // namespace switchyard::config

@@ -7,6 +7,7 @@
 // breaker and the load model, and runs the periodic control work (the 100 ms tick). Control
 // thread, except current().
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -16,6 +17,7 @@
 #include "switchyard/balancer/front_door.h"
 #include "switchyard/breaker/outlier_detector.h"
 #include "switchyard/common/stats.h"
+#include "switchyard/discovery/discovery.h"
 #include "switchyard/health/health_checker.h"
 #include "switchyard/registry/registry.h"
 #include "switchyard/routing/router.h"
@@ -55,13 +57,20 @@ class Runtime {
   Runtime(const Runtime&) = delete;
   Runtime& operator=(const Runtime&) = delete;
 
-  // Builds the snapshot of cfg and makes it current. An endpoint that stays (same cluster,
-  // same address) keeps its state in every module: health, breaker position and ejection,
-  // health score, in-flight count, load report.
+  // Builds the snapshot of cfg (the file's configuration; each discovered cluster gets its
+  // source's last good set added, see discovery.h) and makes it current. An endpoint that
+  // stays (same cluster, same address) keeps its state in every module: health, breaker
+  // position and ejection, health score, in-flight count, load report, pooled connections.
   // nullptr (and *error) when a TLS context cannot be built (a certificate file changed after
   // it was checked, say): then nothing changes.
   std::shared_ptr<const Snapshot> apply(std::shared_ptr<const config::Config> cfg,
                                         std::string* error = nullptr);
+  // Where a snapshot rebuilt for a discovery change goes (the workers).
+  void on_rebuild(std::function<void(std::shared_ptr<const Snapshot>)> publish) {
+    publish_ = std::move(publish);
+  }
+  // Any thread: each discovery source's state.
+  std::vector<discovery::SourceStatus> discovery_status() const { return discovery_.status(); }
   // Any thread: the current snapshot.
   std::shared_ptr<const Snapshot> current() const {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -82,6 +91,10 @@ class Runtime {
   void tick();
 
  private:
+  std::shared_ptr<const Snapshot> build(std::shared_ptr<const config::Config> cfg,
+                                        std::string* error);
+  // A discovery source's set changed: the current base configuration, composed again.
+  void rediscover();
   void schedule();
   void on_check_result(const std::string& key, bool passed, double rtt_ms);
   void on_check_report(const std::string& key, std::string_view header);
@@ -101,6 +114,9 @@ class Runtime {
     std::shared_ptr<const tls::ClientContext> context;
   };
   std::map<std::string, ClientTls> client_tls_;  // by cluster name
+  discovery::Manager discovery_;
+  std::shared_ptr<const config::Config> base_;  // the last applied file configuration
+  std::function<void(std::shared_ptr<const Snapshot>)> publish_;
   mutable std::mutex mutex_;
   std::shared_ptr<const Snapshot> current_;
   stats::Counters<2> reloads_;

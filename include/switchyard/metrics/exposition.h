@@ -2,7 +2,9 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
+#include "switchyard/discovery/discovery.h"
 #include "switchyard/proxy/stats.h"
 
 namespace switchyard::metrics {
@@ -13,6 +15,7 @@ struct ProcessCounters {
   uint64_t reloads_failed = 0;
   uint64_t access_log_dropped = 0;
   uint64_t log_dropped = 0;  // stderr lines left out (full queue, or a reason over its rate)
+  std::vector<discovery::SourceStatus> discovery;  // each discovery source's state
 };
 
 // The Prometheus text exposition (format 0.0.4) of every family, for the listeners, clusters

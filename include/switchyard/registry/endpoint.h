@@ -21,6 +21,7 @@ struct Endpoint {
   std::string region;
   std::string zone;
   uint32_t weight = 1;
+  uint16_t priority = 0;  // its priority level (0 first)
   // Static load (config metadata cpu_usage / memory_usage), 0.5 when absent: the starting
   // values before any report, and what an old report fades back to.
   double base_cpu = 0.5;

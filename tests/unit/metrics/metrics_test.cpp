@@ -105,7 +105,19 @@ TEST(Exposition, GaugesReadLiveState) {
   ref.load->active_requests = 7;
   ref.breaker->position = breaker::Position::kOpen;
   const_cast<health::EndpointHealth*>(ref.health)->checks.add(health::EndpointHealth::kFailed);
-  auto text = render(*s, {3, 1, 9});
+  discovery::SourceStatus source;
+  source.cluster = "app";
+  source.source = "dns";
+  source.endpoints = 4;
+  source.updates = {2, 5, 1, 3};
+  auto text = render(*s, {3, 1, 9, 0, {source}});
+  EXPECT_TRUE(has(text,
+                  "switchyard_discovery_updates_total{cluster=\"app\",result=\"success\","
+                  "source=\"dns\"} 2"));
+  EXPECT_TRUE(has(text,
+                  "switchyard_discovery_updates_total{cluster=\"app\",result=\"failure\","
+                  "source=\"dns\"} 3"));
+  EXPECT_TRUE(has(text, "switchyard_discovery_endpoints{cluster=\"app\",source=\"dns\"} 4"));
   const std::string ep = "{cluster=\"app\",endpoint=\"127.0.0.1:9001\"}";
   EXPECT_TRUE(has(text, "switchyard_endpoint_active_requests" + ep + " 7"));
   EXPECT_TRUE(has(text, "switchyard_endpoint_ejected" + ep + " 1"));
