@@ -1,5 +1,4 @@
 """Active health checks (issue 4, first part): traffic follows /healthz."""
-import http.client
 import time
 import urllib.request
 
