@@ -691,6 +691,28 @@ const BlockSpec<FileDiscovery> kFileDiscovery{{
      /*required=*/true},
 }};
 
+const BlockSpec<KubernetesDiscovery> kKubernetesDiscovery{{
+    {"service",
+     [](const Value& v, KubernetesDiscovery& k) {
+       if (v.string(&k.service) && k.service.empty()) v.error("must not be empty");
+     },
+     /*required=*/true},
+    {"namespace", [](const Value& v, KubernetesDiscovery& k) { v.string(&k.namespace_); }},
+    {"port", [](const Value& v, KubernetesDiscovery& k) { v.string(&k.port); }},
+    {"api_server",
+     [](const Value& v, KubernetesDiscovery& k) {
+       if (v.string(&k.api_server) && k.api_server.rfind("https://", 0) != 0 &&
+           k.api_server.rfind("http://", 0) != 0) {
+         v.error("must be an https:// or http:// URL");
+       }
+     }},
+    {"token_file", [](const Value& v, KubernetesDiscovery& k) { v.file_path(&k.token_file); }},
+    {"ca_file", [](const Value& v, KubernetesDiscovery& k) { v.file_path(&k.ca_file); }},
+    {"verify", [](const Value& v, KubernetesDiscovery& k) { v.boolean(&k.verify); }},
+    {"region", [](const Value& v, KubernetesDiscovery& k) { v.string(&k.region); }},
+    {"timeout", [](const Value& v, KubernetesDiscovery& k) { v.duration(&k.timeout); }},
+}};
+
 const BlockSpec<Discovery> kDiscovery{{
     {"dns",
      [](const Value& v, Discovery& d) {
@@ -706,6 +728,12 @@ const BlockSpec<Discovery> kDiscovery{{
        FileDiscovery f;
        read_block(v, kFileDiscovery, f);
        d.file = f;
+     }},
+    {"kubernetes",
+     [](const Value& v, Discovery& d) {
+       KubernetesDiscovery k;
+       read_block(v, kKubernetesDiscovery, k);
+       d.kubernetes = k;
      }},
 }};
 
@@ -793,7 +821,7 @@ BlockSpec<Cluster> cluster_spec(const Schema& schema, Value* endpoints_seen) {
                              (c.discovery.dns ? 1 : 0) + (c.discovery.file ? 1 : 0) +
                                      (c.discovery.kubernetes ? 1 : 0) !=
                                  1) {
-                           v.error("needs exactly one source: dns or file");
+                           v.error("needs exactly one source: dns, file or kubernetes");
                          }
                        }});
   spec.check = [&schema, endpoints_seen](const Value& block, Cluster& c) {

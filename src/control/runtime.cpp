@@ -75,6 +75,11 @@ void Runtime::rediscover() {
     return;
   }
   if (publish_) publish_(snap);
+  // From the answer to the snapshot the workers pick up next (README, "Service discovery").
+  logs::config().info("discovery: the new endpoints are live, {:.1f} ms after the answer",
+                      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() -
+                                                                discovery_.changed_at())
+                          .count());
 }
 
 std::shared_ptr<const Snapshot> Runtime::build(std::shared_ptr<const config::Config> cfg,

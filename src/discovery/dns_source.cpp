@@ -192,6 +192,7 @@ class DnsSource final : public Source {
     std::map<std::string, std::vector<SocketAddress>> addresses;  // SRV target -> addresses
     std::string first_error;
     bool finished = false;
+    std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
   };
 
   struct QueryArg {
@@ -349,6 +350,7 @@ class DnsSource final : public Source {
                  : finish_failure(l.first_error);
     }
     answer.result = Result::kSuccess;
+    answer.took = std::chrono::steady_clock::now() - l.started;
     failures_ = 0;
     const auto ttl = l.min_ttl < 0 ? cfg_.refresh : std::chrono::seconds(l.min_ttl);
     schedule(std::clamp<switchyard::Duration>(ttl, cfg_.min_refresh, cfg_.refresh));

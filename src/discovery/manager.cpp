@@ -45,7 +45,7 @@ std::string fingerprint(const config::Discovery& d) {
 std::string target_of(const config::Discovery& d) {
   if (d.dns) return d.dns->name;
   if (d.file) return d.file->path;
-  if (d.kubernetes) return d.kubernetes->namespace_ + "/" + d.kubernetes->service;
+  if (d.kubernetes) return kubernetes_namespace(*d.kubernetes) + "/" + d.kubernetes->service;
   return "";
 }
 
@@ -56,6 +56,9 @@ SourceFactory default_factory() {
             Source::Report report) -> std::unique_ptr<Source> {
     if (c.discovery.file) return make_file_source(ioc, *c.discovery.file, std::move(report));
     if (c.discovery.dns) return make_dns_source(ioc, *c.discovery.dns, std::move(report));
+    if (c.discovery.kubernetes) {
+      return make_kubernetes_source(ioc, *c.discovery.kubernetes, std::move(report));
+    }
     return nullptr;
   };
 }
@@ -198,10 +201,13 @@ void Manager::on_answer(Entry& entry, Answer answer, bool notify) {
     }
   }
   if (result != Result::kSuccess) return;
-  logs::config().info("discovery: cluster '{}' now has {} discovered endpoints (+{} -{})",
-                      entry.cluster, entry.set.size(), added, removed);
+  const double took_ms = std::chrono::duration<double, std::milli>(answer.took).count();
+  logs::config().info("discovery: cluster '{}' now has {} discovered endpoints (+{} -{}){}",
+                      entry.cluster, entry.set.size(), added, removed,
+                      took_ms > 0 ? fmt::format(", found in {:.1f} ms", took_ms) : "");
   if (!notify || change_posted_) return;
   change_posted_ = true;
+  changed_at_ = std::chrono::steady_clock::now();
   boost::asio::post(control_, [this, alive = alive_] {
     if (!*alive) return;
     change_posted_ = false;

@@ -13,4 +13,11 @@ std::unique_ptr<Source> make_file_source(boost::asio::io_context& ioc,
 std::unique_ptr<Source> make_dns_source(boost::asio::io_context& ioc,
                                         const config::DnsDiscovery& dns, Source::Report report);
 
+// discovery.kubernetes.namespace, or the pod's own when it is empty ("default" outside a pod).
+std::string kubernetes_namespace(const config::KubernetesDiscovery& k8s);
+
+std::unique_ptr<Source> make_kubernetes_source(boost::asio::io_context& ioc,
+                                               const config::KubernetesDiscovery& k8s,
+                                               Source::Report report);
+
 }  // namespace switchyard::discovery

@@ -111,7 +111,12 @@ void expect_switchyard_container(const YAML::Node& pod, const YAML::Node& meta,
     token_mounted = token_mounted || m["mountPath"].as<std::string>() == "/etc/switchyard-admin";
   }
   EXPECT_TRUE(token_mounted) << "the admin token is not mounted where token_file points";
-  for (const auto& l : cfg.listeners) EXPECT_EQ(l.listen_text.rfind("0.0.0.0:", 0), 0u);
+  // Listeners face the pod network, except an egress listener: the app's own calls out, on
+  // the pod's loopback where nothing outside the pod reaches it.
+  for (const auto& l : cfg.listeners) {
+    const bool egress = l.name == "egress";
+    EXPECT_EQ(l.listen_text.rfind(egress ? "127.0.0.1:" : "0.0.0.0:", 0), 0u) << l.name;
+  }
   // Drain fits the grace period: preStop sleep + drain_timeout < terminationGracePeriodSeconds.
   const auto pre_stop = sy["lifecycle"]["preStop"]["exec"]["command"];
   ASSERT_TRUE(pre_stop) << "no preStop";
@@ -136,6 +141,65 @@ void expect_switchyard_container(const YAML::Node& pod, const YAML::Node& meta,
   }
 }
 
+bool contains(const YAML::Node& list, const std::string& value) {
+  for (const auto& v : list) {
+    if (v.as<std::string>() == value) return true;
+  }
+  return false;
+}
+
+// A cluster that reads EndpointSlices needs the pod's ServiceAccount to be allowed to get,
+// list and watch them in its namespace (a Role bound to it), and no more than that.
+void expect_endpointslice_rbac(const std::vector<YAML::Node>& docs, const YAML::Node& pod,
+                               const switchyard::config::Config& cfg, const std::string& file) {
+  SCOPED_TRACE(file);
+  bool reads_slices = false;
+  for (const auto& c : cfg.clusters) {
+    if (!c.discovery.kubernetes) continue;
+    reads_slices = true;
+    // The pod's own namespace, the in-cluster API server, token and CA (mounted there by the
+    // ServiceAccount admission).
+    EXPECT_EQ(c.discovery.kubernetes->namespace_, "") << c.name;
+    EXPECT_EQ(c.discovery.kubernetes->api_server, "") << c.name;
+    EXPECT_EQ(c.discovery.kubernetes->token_file,
+              "/var/run/secrets/kubernetes.io/serviceaccount/token");
+  }
+  ASSERT_TRUE(reads_slices) << "no cluster reads a Service's EndpointSlices";
+  const auto account = find_kind(docs, "ServiceAccount");
+  ASSERT_TRUE(account) << "no ServiceAccount";
+  const auto name = account["metadata"]["name"].as<std::string>();
+  ASSERT_TRUE(pod["serviceAccountName"]) << "the pod does not run as a ServiceAccount";
+  EXPECT_EQ(pod["serviceAccountName"].as<std::string>(), name);
+  if (pod["automountServiceAccountToken"]) {
+    EXPECT_TRUE(pod["automountServiceAccountToken"].as<bool>()) << "discovery needs the token";
+  }
+  const auto role = find_kind(docs, "Role");
+  const auto binding = find_kind(docs, "RoleBinding");
+  ASSERT_TRUE(role) << "no Role";
+  ASSERT_TRUE(binding) << "no RoleBinding";
+  bool allowed = false;
+  for (const auto& rule : role["rules"]) {
+    EXPECT_TRUE(contains(rule["apiGroups"], "discovery.k8s.io"));
+    EXPECT_TRUE(contains(rule["resources"], "endpointslices"));
+    for (const auto& verb : rule["verbs"]) {
+      const auto v = verb.as<std::string>();
+      EXPECT_TRUE(v == "get" || v == "list" || v == "watch") << "more than needed: " << v;
+    }
+    allowed = allowed || (contains(rule["verbs"], "get") && contains(rule["verbs"], "list") &&
+                          contains(rule["verbs"], "watch"));
+  }
+  EXPECT_TRUE(allowed) << "the Role does not allow get, list and watch of endpointslices";
+  EXPECT_EQ(binding["roleRef"]["kind"].as<std::string>(), "Role");
+  EXPECT_EQ(binding["roleRef"]["name"].as<std::string>(),
+            role["metadata"]["name"].as<std::string>());
+  bool bound = false;
+  for (const auto& subject : binding["subjects"]) {
+    bound = bound || (subject["kind"].as<std::string>() == "ServiceAccount" &&
+                      subject["name"].as<std::string>() == name);
+  }
+  EXPECT_TRUE(bound) << "the RoleBinding does not bind the pod's ServiceAccount";
+}
+
 TEST(K8sManifests, SidecarPodHasTheAppAndSwitchyardInFrontOfIt) {
   const auto docs = documents(kRoot / "docker/k8s/sidecar.yaml");
   const auto cm = find_kind(docs, "ConfigMap");
@@ -147,8 +211,10 @@ TEST(K8sManifests, SidecarPodHasTheAppAndSwitchyardInFrontOfIt) {
   auto [spec, meta] = pod_of(pod);
   EXPECT_EQ(spec["containers"].size(), 2u);
   expect_switchyard_container(spec, meta, *cfg, "sidecar.yaml");
-  // The app listens where the sidecar's endpoint points: on the pod's loopback.
-  ASSERT_EQ(cfg->clusters.size(), 1u);
+  expect_endpointslice_rbac(docs, spec, *cfg, "sidecar.yaml");
+  // The app listens where the sidecar's ingress cluster points: on the pod's loopback.
+  ASSERT_GE(cfg->clusters.size(), 1u);
+  ASSERT_EQ(cfg->clusters[0].name, cfg->listeners.at(0).routes.at(0).cluster);
   const auto& endpoint = cfg->clusters[0].endpoints.at(0).address_text;
   EXPECT_EQ(endpoint.rfind("127.0.0.1:", 0), 0u);
   bool app_matches = false;
@@ -173,6 +239,7 @@ TEST(K8sManifests, EdgeDeploymentAndServiceMatch) {
   ASSERT_TRUE(cfg);
   auto [spec, meta] = pod_of(deploy);
   expect_switchyard_container(spec, meta, *cfg, "edge.yaml");
+  expect_endpointslice_rbac(docs, spec, *cfg, "edge.yaml");
   EXPECT_GE(deploy["spec"]["replicas"].as<int>(), 2);
   EXPECT_EQ(deploy["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"].as<int>(), 0);
   // The Service selects the Deployment's pods and targets the listener's port.

@@ -14,19 +14,10 @@ import subprocess
 import time
 import unittest
 
-from harness import ProxyTestCase, free_port
+from harness import ProxyTestCase
 from test_admin_views import admin
 from test_health import wait_for
-from tls_certs import TestPKI
-
-PKI = None
-
-
-def pki():
-    global PKI
-    if PKI is None:
-        PKI = TestPKI()
-    return PKI
+from tls_certs import shared_pki as pki
 
 
 def tls_config(backend, certs, extra_tls="", routes=None, cluster_tls="", top=""):

@@ -57,3 +57,14 @@ class TestPKI:
              "-CAcreateserial", "-out", f"{name}.pem", "-days", "2", "-extfile", ext,
              cwd=self.dir)
         return (os.path.join(self.dir, f"{name}.pem"), os.path.join(self.dir, f"{name}.key"))
+
+
+_SHARED = None
+
+
+def shared_pki():
+    """One TestPKI for a whole test module (making one takes a second of openssl)."""
+    global _SHARED
+    if _SHARED is None:
+        _SHARED = TestPKI()
+    return _SHARED

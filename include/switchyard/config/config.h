@@ -345,18 +345,18 @@ struct FileDiscovery {
   std::string path;  // YAML or JSON: a list of endpoints, or { endpoints: [...] }
 };
 struct KubernetesDiscovery {
-  std::string service;  // the Service whose EndpointSlices are read
-  std::string namespace_ = "default";
+  std::string service;     // the Service whose EndpointSlices are read
+  std::string namespace_;  // empty: the pod's own (its service account's), else "default"
   std::string port;        // the EndpointSlice port by name, or a number; empty: the first
   std::string api_server;  // empty: https://$KUBERNETES_SERVICE_HOST:$..._PORT
   std::string token_file = "/var/run/secrets/kubernetes.io/serviceaccount/token";
   std::string ca_file = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt";
   bool verify = true;  // the API server's certificate against ca_file
-  // An endpoint's region: this label of its node when the slice says which node
-  // (endpoints[].nodeName is not a label source here), else the zone with its last
-  // '-<letter>' cut ("us-east-1a" -> "us-east-1"), else `region`.
+  // An endpoint's region: its zone without the zone letter ("us-east-1a" -> "us-east-1",
+  // "europe-west1-b" -> "europe-west1"), else this.
   std::string region;
-  Duration timeout = 10s;  // connect, list, and the longest a watch may stay silent
+  // Connect and list; a watch may stay silent for its 60 s plus this.
+  Duration timeout = 10s;
 };
 struct Discovery {
   std::optional<DnsDiscovery> dns;

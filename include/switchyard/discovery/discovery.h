@@ -58,6 +58,7 @@ struct Answer {
   Result result = Result::kFailure;  // kSuccess: endpoints is the new set (maybe unchanged)
   std::vector<config::Endpoint> endpoints;
   std::string error;
+  std::chrono::steady_clock::duration took{};  // the lookup that found it (0: not timed)
 };
 
 // A source of one cluster. Built and driven on the control thread; reports through the
@@ -97,6 +98,8 @@ class Manager {
   std::shared_ptr<const config::Config> compose(std::shared_ptr<const config::Config> base) const;
   // Any thread: each source's state, in cluster order.
   std::vector<SourceStatus> status() const;
+  // When the first answer of the change on_change reports arrived (control thread).
+  std::chrono::steady_clock::time_point changed_at() const { return changed_at_; }
   void stop();
 
  private:
@@ -109,6 +112,7 @@ class Manager {
   SourceFactory factory_;
   std::vector<std::unique_ptr<Entry>> entries_;  // in the base config's cluster order
   bool change_posted_ = false;
+  std::chrono::steady_clock::time_point changed_at_;
   std::shared_ptr<bool> alive_;
   mutable std::mutex status_mutex_;  // guards every entry's status (admin reads it)
 };

@@ -74,6 +74,10 @@ TEST(DiscoveryConfig, MistakesAreReportedWhereTheyAre) {
        "t.yaml:9:45: clusters[0].discovery.dns.resolvers[0]: invalid resolver"},
       {"    discovery:\n      consul: { service: a }\n",
        "t.yaml:9:7: clusters[0].discovery.consul: unknown key 'consul'"},
+      {"    discovery:\n      kubernetes: { namespace: web }\n",
+       "t.yaml:9:19: clusters[0].discovery.kubernetes.service: required key is missing"},
+      {"    discovery:\n      kubernetes: { service: a, api_server: \"10.0.0.1:443\" }\n",
+       "t.yaml:9:45: clusters[0].discovery.kubernetes.api_server: must be an https://"},
       {"    endpoints: []\n",
        "t.yaml:8:16: clusters[0].endpoints: must list at least one endpoint"},
       {"    strategy: maglev\n", "t.yaml:7:5: clusters[0].endpoints: required key is missing"},
@@ -84,6 +88,21 @@ TEST(DiscoveryConfig, MistakesAreReportedWhereTheyAre) {
     ASSERT_EQ(r.errors.size(), 1u) << errors_of(r);
     EXPECT_EQ(r.errors[0].to_string().rfind(c.expect, 0), 0u) << c.expect << "\n" << errors_of(r);
   }
+}
+
+TEST(DiscoveryConfig, KubernetesDefaultsToTheInClusterAccount) {
+  auto r = load_string(with_cluster("    discovery:\n"
+                                    "      kubernetes: { service: api, port: http }\n"),
+                       "t.yaml", balancer::schema());
+  ASSERT_TRUE(r.ok()) << errors_of(r);
+  const auto& k = *r.config->clusters[0].discovery.kubernetes;
+  EXPECT_EQ(k.service, "api");
+  EXPECT_EQ(k.port, "http");
+  EXPECT_EQ(k.namespace_, "");  // the pod's own
+  EXPECT_EQ(k.api_server, "");  // $KUBERNETES_SERVICE_HOST
+  EXPECT_EQ(k.token_file, "/var/run/secrets/kubernetes.io/serviceaccount/token");
+  EXPECT_EQ(k.ca_file, "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt");
+  EXPECT_TRUE(k.verify);
 }
 
 TEST(DiscoveryConfig, StaticEndpointsBesideASourceMayBeEmpty) {
