@@ -193,6 +193,8 @@ class DnsSource final : public Source {
     std::string first_error;
     bool finished = false;
     std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+    std::vector<std::string> queue;  // SRV targets to look up, sent from `next` on
+    size_t next = 0;
   };
 
   struct QueryArg {
@@ -200,6 +202,8 @@ class DnsSource final : public Source {
     uint64_t lookup_id;
     std::string target;  // SRV target ("" for the A / AAAA lookup)
   };
+
+  static constexpr int kWindow = 32;  // SRV target lookups in flight at once
 
   void lookup() {
     if (!*alive_) return;
@@ -279,12 +283,24 @@ class DnsSource final : public Source {
     }
     ares_free_data(reply);
     if (targets.empty()) return self->finish_empty("the SRV answer has no records");
-    // Held while the queries go out: c-ares may answer one at once (a hosts-file name), and
-    // the lookup must not finish before the last is sent.
-    l->pending++;
-    for (const auto& t : targets) self->resolve(t, AF_UNSPEC);
-    if (--l->pending == 0) return self->finish();
-    self->schedule_ares_timer();
+    l->queue.assign(targets.begin(), targets.end());
+    self->pump();
+  }
+
+  // Sends the queued SRV targets' lookups, at most kWindow at a time (a resolver's socket
+  // buffer holds a few hundred answers: a thousand at once would lose some and wait for
+  // c-ares's retries), and finishes the lookup once every one has answered. Re-entrant
+  // calls (c-ares can answer inside ares_getaddrinfo) return at once: the outer loop goes on.
+  void pump() {
+    if (pumping_ || !current_ || current_->finished) return;
+    pumping_ = true;
+    Lookup& l = *current_;
+    while (!l.finished && l.pending < kWindow && l.next < l.queue.size()) {
+      resolve(l.queue[l.next++], AF_UNSPEC);
+    }
+    pumping_ = false;
+    if (!l.finished && l.pending == 0 && l.next == l.queue.size()) return finish();
+    schedule_ares_timer();
   }
 
   static void on_addrinfo(void* data, int status, int, ares_addrinfo* res) {
@@ -316,7 +332,7 @@ class DnsSource final : public Source {
         if (l->min_ttl < 0 || n->ai_ttl < l->min_ttl) l->min_ttl = std::max(0, n->ai_ttl);
       }
     }
-    if (l->pending == 0) self->finish();
+    self->pump();
   }
 
   void finish() {
@@ -388,6 +404,7 @@ class DnsSource final : public Source {
   std::string init_error_;
   std::map<int, Watch> socks_;
   uint64_t generation_ = 0;
+  bool pumping_ = false;  // inside pump()
   boost::asio::steady_timer ares_timer_;
   boost::asio::steady_timer refresh_timer_;
   boost::asio::steady_timer deadline_;

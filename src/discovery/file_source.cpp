@@ -115,10 +115,15 @@ class FileSource final : public Source {
       answer.error = path_ + ": cannot read the file (" + why + ")";
       return answer;
     }
+    // In pieces, up to one byte past the limit: a buffer of the limit's size (16 MiB) for a
+    // file of a few hundred bytes, every 5 s and at every change, would be touched and left
+    // resident by the allocator.
     std::string bytes;
-    bytes.resize(kMaxFileBytes + 1);
-    in.read(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    bytes.resize(static_cast<size_t>(in.gcount()));
+    std::array<char, 65536> piece;
+    while (bytes.size() <= kMaxFileBytes &&
+           in.read(piece.data(), static_cast<std::streamsize>(piece.size())).gcount() > 0) {
+      bytes.append(piece.data(), static_cast<size_t>(in.gcount()));
+    }
     if (!force && last_bytes_ && *last_bytes_ == bytes) return std::nullopt;
     last_bytes_ = bytes;
     last_error_.clear();

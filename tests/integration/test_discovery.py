@@ -305,3 +305,20 @@ class DnsDiscoveryTest(ProxyTestCase):
             lambda: {e["address"] for e in cluster_view(sy)["endpoints"]} ==
             {a.address, c.address}, 5))
         self.assertEqual(set(names(sy.port, 40)), {"a"})
+
+    def test_a_thousand_srv_records_all_arrive(self):
+        # 1,000 records over TCP (the UDP answer is truncated) and 1,000 target lookups, at
+        # most 32 in flight: sent all at once, a resolver's socket buffer drops some answers
+        # and the lookup times out waiting for c-ares's retries.
+        conf = os.path.join(self.dir, "big.conf")
+        with open(conf, "w") as f:
+            for i in range(1000):
+                f.write(f"srv-host=_http._tcp.big.test,t{i}.test,{20000 + i},0,1\n"
+                        f"host-record=t{i}.test,127.{1 + i // 250}.{i % 250}.1\n")
+        self.set_hosts([])
+        self.dnsmasq([f"--conf-file={conf}"])
+        sy = self.switchyard(self.dns_config("_http._tcp.big.test", "        type: SRV\n"))
+        self.assertIsNotNone(wait_for(
+            lambda: cluster_view(sy)["discovery"]["endpoints"] == 1000, 8),
+            cluster_view(sy)["discovery"])
+        sy.wait_for_line(r"live, [\d.]+ ms after the answer")
