@@ -48,6 +48,7 @@ constexpr auto kWatchSeconds = 60;
 constexpr auto kShortestWatch = std::chrono::seconds(1);
 constexpr const char* kNamespaceFile = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
 constexpr size_t kMaxListBytes = 64u << 20;
+constexpr size_t kMaxEndpoints = 10000;
 constexpr size_t kMaxLineBytes = 16u << 20;
 constexpr auto kBackoffMin = std::chrono::milliseconds(500);
 constexpr auto kBackoffMax = std::chrono::seconds(30);
@@ -584,6 +585,9 @@ class KubernetesSource final : public Source {
         answer.endpoints.insert(answer.endpoints.end(), s.draining.begin(), s.draining.end());
       }
     }
+    // As many as a DNS answer or a file may give; slices are in name order, so which are
+    // kept does not change from one answer to the next.
+    if (answer.endpoints.size() > kMaxEndpoints) answer.endpoints.resize(kMaxEndpoints);
     if (slices_.empty()) {
       // No EndpointSlice at all: the Service is gone or its name is wrong (a Service scaled
       // to zero keeps its slices, with no endpoints in them, and that set is applied).
