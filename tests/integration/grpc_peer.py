@@ -11,8 +11,8 @@ bytes the test chooses. Run as a server:
   /test.Echo/Chat          -> bidirectional: each message answered at once by b"NAME:" + it
   /test.Echo/Ticks         -> server streaming, long-lived: b"COUNT GAP" asks for COUNT
                               messages b"NAME:i", GAP seconds apart
-  /grpc.health.v1.Health/Check -> HealthCheckResponse{status: SERVING} (or NOT_SERVING when
-                                 the file PORT.down exists in the working directory)
+  /grpc.health.v1.Health/Check -> HealthCheckResponse{status: SERVING} (or NOT_SERVING while
+                                 the file down_file(PORT) exists, in the temporary directory)
 With --orca CPU every unary answer carries endpoint-load-metrics-bin (an OrcaLoadReport with
 cpu_utilization CPU) in its trailers. With --tls the server speaks TLS (h2 by ALPN) with that
 certificate.
@@ -20,6 +20,7 @@ certificate.
 import os
 import struct
 import sys
+import tempfile
 import time
 from concurrent import futures
 
@@ -76,7 +77,7 @@ def serve(port, name, orca, tls):
             yield f"{name}:{i}".encode()
 
     def health(request, context):
-        down = os.path.exists(f"{port}.down")
+        down = os.path.exists(down_file(port))
         return b"\x08\x02" if down else b"\x08\x01"
 
     handlers = {
@@ -105,6 +106,12 @@ def serve(port, name, orca, tls):
     server.start()
     print("ready", flush=True)
     server.wait_for_termination()
+
+
+def down_file(port):
+    """The file whose presence makes the server on PORT answer health checks NOT_SERVING
+    (outside the source tree: tests run with their folder as the working directory)."""
+    return os.path.join(tempfile.gettempdir(), f"switchyard-grpc-peer-{port}.down")
 
 
 def main():

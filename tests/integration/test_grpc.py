@@ -19,6 +19,7 @@ except ImportError:  # pyenv and friends: Debian's python3 has python3-grpcio
         os.execv("/usr/bin/python3", ["/usr/bin/python3", "-m", "unittest", *sys.argv[1:]])
     raise
 
+from grpc_peer import down_file
 from harness import ProxyTestCase, Process, free_port
 from test_admin_views import admin
 from test_health import wait_for
@@ -274,7 +275,6 @@ class GrpcTest(ProxyTestCase):
 
     def test_grpc_health_checks(self):
         servers = self.servers(2)
-        workdir = os.getcwd()
         sy = self.switchyard(grpc_config(
             servers, extra_cluster=("    health_check: { protocol: grpc, interval: 200ms,"
                                     " timeout: 500ms, healthy_threshold: 1,"
@@ -288,7 +288,7 @@ class GrpcTest(ProxyTestCase):
                 return set()  # pending: not checked yet
 
         self.assertIsNotNone(wait_for(lambda: names() == {"s0", "s1"}, 5))
-        down = os.path.join(workdir, f"{servers[1].port}.down")
+        down = down_file(servers[1].port)
         open(down, "w").close()
         self.addCleanup(lambda: os.path.exists(down) and os.unlink(down))
         self.assertIsNotNone(wait_for(lambda: names() == {"s0"}, 5))
@@ -307,7 +307,6 @@ class UpstreamTlsReloadTest(ProxyTestCase):
         import http.client
         import random
         import threading
-        from harness import Backend
         from test_tls import pki
         p = pki()
         grpc_server = GrpcServer("g", ("--tls", *p.backend))
