@@ -72,19 +72,27 @@ class IdleClosingBackendTest(ProxyTestCase):
 
 class MetricHygieneTest(ProxyTestCase):
     def test_removed_endpoints_and_clusters_leave_metrics(self):
+        import signal
         a, b = self.backend("a"), self.backend("b")
         sy = self.switchyard(config([a, b]))
         spread(sy.port, 10)
         text = admin(sy, "/metrics")
         self.assertIn(f'endpoint="{b.address}"', text)
-        import signal
-        cfg = config([a]).replace("name: app", "name: app2").replace("cluster: app", "cluster: app2")
-        sy.rewrite_config(cfg)
-        sy.signal(signal.SIGHUP)
-        sy.wait_for_line(r"reload succeeded")
-        spread(sy.port, 10)
-        text = admin(sy, "/metrics")
+
+        def reload(cfg):
+            sy.rewrite_config(cfg)
+            sy.signal(signal.SIGHUP)
+            sy.wait_for_line(r"reload succeeded")
+            spread(sy.port, 10)
+            return admin(sy, "/metrics")
+
+        # One endpoint of a cluster that stays: its series leave, the other's stay.
+        text = reload(config([a]))
         self.assertNotIn(f'endpoint="{b.address}"', text)
+        self.assertIn(f'cluster="app",endpoint="{a.address}"', text)
+        # A cluster that goes: every series of it leaves.
+        text = reload(config([a]).replace("name: app", "name: app2")
+                      .replace("cluster: app", "cluster: app2"))
         self.assertNotIn('cluster="app"', text)
         self.assertIn('cluster="app2"', text)
 
