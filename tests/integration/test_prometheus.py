@@ -1,6 +1,7 @@
 """A real Prometheus server (Debian's prometheus) scrapes switchyard's admin port on loopback
 every second; its HTTP API must return the request counters and duration buckets the traffic
-made, with the expected labels, and promtool must accept a live scrape."""
+made, with the expected labels, and promtool must accept a live scrape. Every query of the
+Grafana dashboard (docker/grafana/switchyard.json) must return data from that Prometheus."""
 import json
 import os
 import re
@@ -12,7 +13,7 @@ import unittest
 import urllib.parse
 import urllib.request
 
-from harness import ProxyTestCase, Process, config, free_port, request
+from harness import ROOT, ProxyTestCase, Process, config, free_port, request
 
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
 PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
@@ -117,6 +118,52 @@ class PrometheusScrapeTest(ProxyTestCase):
         p99 = self.query('histogram_quantile(0.99, sum by (le) (rate('
                          'switchyard_upstream_request_duration_seconds_bucket[1m])))')
         self.assertEqual(len(p99), 1)
+
+    def test_every_grafana_query_returns_data(self):
+        with open(os.path.join(ROOT, "docker", "grafana", "switchyard.json")) as f:
+            dashboard = json.load(f)
+        queries = [(panel["title"], t["expr"]) for panel in dashboard["panels"]
+                   for t in panel["targets"]]
+        self.assertGreaterEqual(len(queries), 15)
+        # Traffic that gives every panel something: a checked cluster that answers, and a
+        # discovered one whose only endpoint is dead (connect failures, a retry, 5xx, then
+        # no usable endpoint once its check fails).
+        b1, b2 = self.backend("one"), self.backend("two")
+        found = os.path.join(self.dir, "found.yaml")
+        with open(found, "w") as f:
+            f.write(f"- address: 127.0.0.1:{free_port()}\n")
+        checks = "    health_check: { path: /healthz, interval: 300ms, timeout: 300ms }\n"
+        cfg = config([b1, b2], extra_cluster=checks, routes=(
+            "      - match: { path_prefix: /found }\n"
+            "        cluster: found\n"
+            "        retries: { attempts: 1, on: [connect_failure] }\n"
+            "      - cluster: app\n")) + (
+            "  - name: found\n" + checks +
+            f"    discovery: {{ file: {{ path: {found} }} }}\n")
+        sy = self.switchyard(cfg)
+        self.start_prometheus(sy.admin_port)
+        expand = {"$__rate_interval": "10s", "$__range": "1m", "$cluster": ".*"}
+
+        def run(expr):
+            for k, v in expand.items():
+                expr = expr.replace(k, v)
+            return self.query(expr)
+
+        def all_answer():
+            for _ in range(5):
+                request(sy.port)
+                request(sy.port, path="/found")
+            empty = [title for title, expr in queries if not run(expr)]
+            self.last_empty = empty
+            return not empty
+        self.last_empty = None
+        deadline = time.monotonic() + 40
+        while time.monotonic() < deadline and not all_answer():
+            time.sleep(0.5)
+        self.assertEqual(self.last_empty, [], "panels whose queries return nothing")
+        for title, expr in queries:  # and every number is a number
+            for series in run(expr):
+                float(series["value"][1])
 
     def test_live_scrape_passes_promtool_and_naming_rules(self):
         b1 = self.backend("one")
