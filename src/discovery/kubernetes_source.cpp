@@ -143,7 +143,9 @@ class Get : public std::enable_shared_from_this<Get> {
     request_.method(http::verb::get);
     request_.target(path);
     request_.version(11);
-    request_.set(http::field::host, target_.host);
+    const bool v6 = target_.host.find(':') != std::string::npos;
+    request_.set(http::field::host,
+                 (v6 ? "[" + target_.host + "]" : target_.host) + ":" + target_.port);
     request_.set(http::field::accept, "application/json");
     request_.set(http::field::user_agent, "switchyard");
     if (!token.empty()) request_.set(http::field::authorization, "Bearer " + token);
