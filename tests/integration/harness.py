@@ -44,7 +44,9 @@ class Process:
             self.lines.put(line)
 
     def wait_for_line(self, pattern, timeout=STARTUP_TIMEOUT):
-        """Returns the regex match of the first new line matching pattern, within timeout."""
+        """Returns the regex match of the first new line matching pattern, within timeout
+        (scaled by time_scale())."""
+        timeout *= time_scale()
         deadline = time.monotonic() + timeout
         regex = re.compile(pattern)
         while time.monotonic() < deadline:
@@ -171,9 +173,21 @@ def spread(port, n=40, path="/"):
     return counts
 
 
+def time_scale():
+    """How much longer than on an idle machine a deadline may be: the load average per CPU
+    times 1.5 (a machine whose two cores are both busy gets 1.5x; four jobs per core, the
+    cap, 4x), at least SWITCHYARD_TEST_TIME_SCALE (default 1). A wait that succeeds returns
+    as soon as it does, so a longer deadline costs nothing unless the test is failing."""
+    fixed = float(os.environ.get("SWITCHYARD_TEST_TIME_SCALE", "1"))
+    per_cpu = os.getloadavg()[0] / (os.cpu_count() or 1)
+    return max(fixed, min(4.0, max(1.0, 1.5 * per_cpu)))
+
+
 def wait_for(predicate, timeout):
-    """Polls predicate every 50 ms; returns seconds taken, or None on timeout."""
+    """Polls predicate every 50 ms until timeout (scaled by time_scale()); returns seconds
+    taken, or None on timeout."""
     started = time.monotonic()
+    timeout *= time_scale()
     while time.monotonic() - started < timeout:
         if predicate():
             return time.monotonic() - started
