@@ -8,15 +8,11 @@
 namespace switchyard::proxy {
 namespace {
 
+// Not forwarded into an HTTP/2 head: the hop-by-hop fields, Host (the :authority is written
+// instead) and load reports (for the proxy, never forwarded).
 bool connection_specific(FieldId id) {
+  if (is_hop_by_hop(id)) return true;
   switch (id) {
-    case FieldId::kConnection:
-    case FieldId::kKeepAlive:
-    case FieldId::kProxyConnection:
-    case FieldId::kTransferEncoding:
-    case FieldId::kUpgrade:
-    case FieldId::kTe:
-    case FieldId::kHttp2Settings:
     case FieldId::kHost:
     case FieldId::kEndpointLoadMetrics:
     case FieldId::kEndpointLoadMetricsBin:

@@ -146,15 +146,8 @@ void plan_request_forward(RequestHead& head, const HeadVerdict& verdict,
     switch (field.id) {
       case FieldId::kHost:           // written from out.host
       case FieldId::kContentLength:  // written from the framing switchyard decided
-      case FieldId::kTransferEncoding:
-      case FieldId::kConnection:  // hop-by-hop (RFC 9110 §7.6.1)
-      case FieldId::kKeepAlive:
-      case FieldId::kProxyConnection:
-      case FieldId::kTe:
       case FieldId::kTrailer:
-      case FieldId::kUpgrade:        // written again from out.upgrade
-      case FieldId::kHttp2Settings:  // belongs to an h2c upgrade, never tunnelled
-      case FieldId::kExpect:         // 100-continue is answered by switchyard
+      case FieldId::kExpect:  // 100-continue is answered by switchyard
         field.drop = true;
         break;
       case FieldId::kXForwardedFor:
@@ -175,7 +168,8 @@ void plan_request_forward(RequestHead& head, const HeadVerdict& verdict,
       case FieldId::kXForwardedHost:
         field.drop = !trusted;  // an untrusted client's claims are not passed on
         break;
-      default:
+      default:  // Upgrade is written again from out.upgrade
+        if (is_hop_by_hop(field.id)) field.drop = true;
         break;
     }
     if (field.drop || field.id != FieldId::kOther) continue;

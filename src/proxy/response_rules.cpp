@@ -9,20 +9,14 @@ ResponsePlan plan_response(ResponseHead& head, unsigned client_version, bool cli
   const bool upgrade = head.status == 101;
   for (auto& field : head.fields.items) {
     switch (field.id) {
+      case FieldId::kUpgrade:  // a 101's Upgrade says what the tunnel speaks
+        field.drop = !upgrade;
+        break;
       case FieldId::kContentLength:
         field.drop = head.has_body;  // information only on a body-less response
         break;
-      case FieldId::kTransferEncoding:
-      case FieldId::kConnection:
-      case FieldId::kKeepAlive:
-      case FieldId::kProxyConnection:
-      case FieldId::kTe:
       case FieldId::kTrailer:
-      case FieldId::kHttp2Settings:
         field.drop = true;
-        break;
-      case FieldId::kUpgrade:
-        field.drop = !upgrade;
         break;
       case FieldId::kEndpointLoadMetricsBin:
         field.drop = true;
@@ -36,6 +30,7 @@ ResponsePlan plan_response(ResponseHead& head, unsigned client_version, bool cli
         field.drop = true;
         break;
       default:
+        if (is_hop_by_hop(field.id)) field.drop = true;
         break;
     }
   }

@@ -172,18 +172,12 @@ std::string_view reason_phrase(unsigned status) {
 void write_trailers(std::string& out, const FieldList& trailers) {
   out.clear();
   for (const auto& f : trailers.items) {
+    if (is_hop_by_hop(f.id)) continue;
     switch (f.id) {
       case FieldId::kHost:
       case FieldId::kContentLength:
-      case FieldId::kTransferEncoding:
-      case FieldId::kConnection:
-      case FieldId::kKeepAlive:
-      case FieldId::kProxyConnection:
-      case FieldId::kTe:
       case FieldId::kTrailer:
-      case FieldId::kUpgrade:
       case FieldId::kExpect:
-      case FieldId::kHttp2Settings:
       case FieldId::kEndpointLoadMetrics:  // for the proxy (DESIGN.md, Backend load reports)
       case FieldId::kEndpointLoadMetricsBin:
         continue;

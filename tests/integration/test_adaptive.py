@@ -9,7 +9,7 @@ import threading
 import time
 import urllib.request
 
-from harness import ProxyTestCase
+from harness import ProxyTestCase, time_scale
 from test_breaker import admin
 from test_health import set_health, wait_for
 from test_locality import locality_config, region_view
@@ -181,9 +181,13 @@ class AdaptiveWeightsTest(ProxyTestCase):
               f" static p99 {p99(rs) * 1000:.1f} ms mean {mean_s * 1000:.1f} ms ({len(rs)})")
         # CPU moves and predicts nothing: the static weights (CPU 0.4) send the heavy endpoint
         # more than 1% of the requests whenever its CPU figure is low; the learned ones (memory
-        # first) keep it under 1% (about 0.55x on an idle machine).
+        # first) keep it under 1% (about 0.55x on an idle machine). On a loaded machine both
+        # proxies' tails are the scheduler's as much as the backends' (0.96x with the suite,
+        # a build and callgrind on two cores): there the learned tail must only not be worse.
+        # tests/bench/adaptive.sh measures the ratio.
         self.assertLess(mean_a, mean_s)
-        self.assertLess(p99(ra), 0.8 * p99(rs))
+        bound = 0.8 if time_scale() <= 1.0 else 1.0
+        self.assertLess(p99(ra), bound * p99(rs), f"bound {bound} at time scale {time_scale()}")
 
 
 class PredictiveLocalityTest(ProxyTestCase):

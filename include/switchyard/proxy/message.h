@@ -57,6 +57,19 @@ enum class FieldId : uint8_t {
   kGrpcTimeout,
 };
 
+// The one list of hop-by-hop fields: they belong to one connection and are never forwarded as
+// they came (RFC 9110 §7.6.1, RFC 9113 §8.2.2: Connection, the fields it names, Keep-Alive,
+// Proxy-Connection, TE, Transfer-Encoding, Upgrade; HTTP2-Settings belongs to an h2c
+// upgrade, RFC 7540 §3.2.1). Each direction adds its own (Host, framing, load reports).
+constexpr bool is_hop_by_hop(FieldId id) {
+  constexpr auto bit = [](FieldId f) { return uint32_t{1} << static_cast<unsigned>(f); };
+  constexpr uint32_t kHopByHop = bit(FieldId::kConnection) | bit(FieldId::kKeepAlive) |
+                                 bit(FieldId::kProxyConnection) | bit(FieldId::kTe) |
+                                 bit(FieldId::kTransferEncoding) | bit(FieldId::kUpgrade) |
+                                 bit(FieldId::kHttp2Settings);
+  return static_cast<unsigned>(id) < 32 && ((kHopByHop >> static_cast<unsigned>(id)) & 1u) != 0;
+}
+
 // Recognises a field name (ASCII case-insensitive). Pure; any thread.
 FieldId classify_field(std::string_view name);
 // A method token (case-sensitive, RFC 9110 §9.1); kOther for an extension method.
