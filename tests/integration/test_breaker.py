@@ -6,7 +6,7 @@ import threading
 import time
 import urllib.request
 
-from harness import ProxyTestCase, config, request
+from harness import ProxyTestCase, config, request, time_scale
 
 
 def admin(sy, path):
@@ -39,7 +39,7 @@ def names(port, n, path="/", pause=0.0):
 
 
 def wait_until(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + timeout * time_scale()
     while time.monotonic() < deadline:
         if predicate():
             return

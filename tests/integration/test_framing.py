@@ -3,10 +3,9 @@ unframes a message, either way), real-sized heads pass, absolute-form targets an
 requests get a Host, headers switchyard asserts are its own, and only allowed upgrades are
 offered. Raw sockets on both sides."""
 import socket
-import threading
 import time
 
-from harness import ProxyTestCase, SocketBackend, config, raw_exchange, request
+from harness import ProxyTestCase, SocketBackend, config, raw_exchange, request, time_scale
 
 SMUGGLED = b"GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n"
 
@@ -105,7 +104,7 @@ class HeadRecorder(SocketBackend):
         return None
 
     def wait_heads(self, n, timeout=5):
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + timeout * time_scale()
         while len(self.heads) < n and time.monotonic() < deadline:
             time.sleep(0.01)
         return len(self.heads)

@@ -10,7 +10,7 @@ import subprocess
 import time
 import unittest
 
-from harness import ProxyTestCase, config, request
+from harness import ProxyTestCase, config, request, time_scale
 from test_admin_views import admin
 from test_tls import pki
 
@@ -30,7 +30,7 @@ def read_frames(sock, until, timeout=5):
     """Frames (type, flags, stream, payload) until until(frames) holds, EOF or timeout."""
     sock.settimeout(timeout)
     buf, frames = b"", []
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + timeout * time_scale()
     while time.monotonic() < deadline and not until(frames):
         try:
             data = sock.recv(65536)

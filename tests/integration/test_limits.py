@@ -3,7 +3,7 @@ import http.client
 import socket
 import time
 
-from harness import ProxyTestCase, config, raw_exchange
+from harness import ProxyTestCase, config, raw_exchange, time_scale
 from test_proxy import RawBackend
 
 LIMITS = ("    limits:\n"
@@ -18,7 +18,7 @@ def recv_all(sock, timeout):
     """Everything until the peer closes, or until timeout (then what arrived so far)."""
     sock.settimeout(timeout)
     out = b""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + timeout * time_scale()
     while time.monotonic() < deadline:
         try:
             chunk = sock.recv(65536)

@@ -13,7 +13,7 @@ import unittest
 import urllib.parse
 import urllib.request
 
-from harness import ROOT, ProxyTestCase, Process, config, free_port, request
+from harness import ROOT, ProxyTestCase, Process, config, free_port, request, time_scale
 
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
 PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
@@ -54,7 +54,7 @@ class PrometheusScrapeTest(ProxyTestCase):
         return prom
 
     def poll(self, check, timeout, what):
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + timeout * time_scale()
         last = None
         while time.monotonic() < deadline:
             try:

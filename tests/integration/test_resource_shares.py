@@ -4,7 +4,7 @@ shares follow within two seconds (the estimates never freeze)."""
 import time
 import urllib.request
 
-from harness import ProxyTestCase, config
+from harness import ProxyTestCase, config, time_scale
 from test_breaker import endpoint_info
 from test_health import wait_for
 from test_resource_aware import spread
@@ -60,7 +60,7 @@ class SharesTest(ProxyTestCase):
         set_load(heavy, 0.1, 0.1)
         set_load(light, 0.9, 0.9)
         started = time.monotonic()
-        deadline = started + 2.0
+        deadline = started + 2.0 * time_scale()
         ok = False
         while time.monotonic() < deadline:
             counts = spread(sy.port, 150)
