@@ -158,7 +158,8 @@ struct AdminServer::Impl : std::enable_shared_from_this<AdminServer::Impl> {
       return {http::status::ok, "text/plain; version=0.0.4", metrics::render(*current, process)};
     }
     if (path == "/admin/clusters") {
-      return {http::status::ok, "application/json", clusters_json(*current->snapshot, runtime.discovery_status())};
+      return {http::status::ok, "application/json",
+              clusters_json(*current->snapshot, runtime.discovery_status())};
     }
     if (path == "/admin/config") {
       return {http::status::ok, "application/json", config_json(*current->snapshot)};

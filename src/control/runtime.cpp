@@ -62,7 +62,12 @@ std::shared_ptr<const Snapshot> Runtime::apply(std::shared_ptr<const config::Con
                                                std::string* error) {
   discovery_.update(*cfg);
   auto snap = build(discovery_.compose(cfg), error);
-  if (snap) base_ = std::move(cfg);
+  if (!snap) {
+    discovery_.rollback();  // a failed reload changes nothing, its sources included
+    return snap;
+  }
+  discovery_.commit();
+  base_ = std::move(cfg);
   return snap;
 }
 

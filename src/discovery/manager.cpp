@@ -109,11 +109,16 @@ void Manager::stop() {
   {
     std::lock_guard<std::mutex> lock(status_mutex_);
     gone.swap(entries_);
+    for (auto& e : retired_) gone.push_back(std::move(e));
+    retired_.clear();
   }
+  previous_.clear();
   gone.clear();  // stops each source
 }
 
 void Manager::update(const config::Config& base) {
+  commit();  // an update not followed by either: the last one stands
+  for (const auto& e : entries_) previous_.push_back(e.get());
   std::vector<std::unique_ptr<Entry>> next;
   std::vector<std::pair<Entry*, Answer>> first_answers;
   for (const auto& c : base.clusters) {
@@ -143,16 +148,43 @@ void Manager::update(const config::Config& base) {
                         c.discovery.kind(), entry->status.target);
     next.push_back(std::move(entry));
   }
-  std::vector<std::unique_ptr<Entry>> gone;
   {
     std::lock_guard<std::mutex> lock(status_mutex_);
-    gone.swap(entries_);
+    for (auto& e : entries_) {
+      if (e) retired_.push_back(std::move(e));  // set aside, still running
+    }
     entries_ = std::move(next);
   }
-  gone.clear();  // sources whose cluster or block went away stop here
   // A first answer is part of this update: the snapshot being built includes it, so no
   // change needs to be posted for it.
   for (auto& [entry, answer] : first_answers) on_answer(*entry, std::move(answer), false);
+}
+
+void Manager::commit() {
+  previous_.clear();
+  std::vector<std::unique_ptr<Entry>> gone;
+  {
+    std::lock_guard<std::mutex> lock(status_mutex_);
+    gone.swap(retired_);
+  }
+  gone.clear();  // sources whose cluster or block went away stop here
+}
+
+void Manager::rollback() {
+  std::vector<std::unique_ptr<Entry>> now;
+  {
+    std::lock_guard<std::mutex> lock(status_mutex_);
+    now.swap(entries_);
+    for (auto& e : retired_) now.push_back(std::move(e));
+    retired_.clear();
+    for (const Entry* want : previous_) {
+      auto it =
+          std::find_if(now.begin(), now.end(), [&](const auto& e) { return e.get() == want; });
+      if (it != now.end()) entries_.push_back(std::move(*it));
+    }
+  }
+  previous_.clear();
+  now.clear();  // the sources the failed update started stop here
 }
 
 void Manager::on_answer(Entry& entry, Answer answer, bool notify) {

@@ -22,7 +22,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -43,21 +42,8 @@ STEADY = [BASE + 10 + i for i in range(4)]
 CHURNED = [BASE + 20 + i for i in range(4)]
 SRV_COUNT = 1000
 DNSMASQ = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
-
-
-def log(msg):
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-def wait_port(port, timeout=10):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return True
-        except OSError:
-            time.sleep(0.05)
-    return False
+sys.path.insert(0, HERE)
+from soak import log, wait_port  # noqa: E402  (the bench scripts' shared helpers)
 
 
 def write_atomically(path, text):

@@ -88,9 +88,12 @@ class Manager {
   Manager& operator=(const Manager&) = delete;
 
   // Starts a source for each cluster with a discovery block that has none yet (or whose
-  // block changed), and stops the sources of clusters that lost theirs. A source whose
-  // cluster and block stay keeps running, with its set.
+  // block changed); a source whose cluster and block stay keeps running, with its set. The
+  // sources of clusters that lost theirs are set aside until commit() stops them, or
+  // rollback() (the reload that brought `base` failed) puts everything back as it was.
   void update(const config::Config& base);
+  void commit();
+  void rollback();
   // base with each discovered cluster's endpoints: its static ones, then its source's last
   // good set in address order (so that two instances that see the same set build the same
   // tables; a static endpoint wins over a discovered one at the same address). base itself
@@ -111,6 +114,9 @@ class Manager {
   std::function<void()> on_change_;
   SourceFactory factory_;
   std::vector<std::unique_ptr<Entry>> entries_;  // in the base config's cluster order
+  // Since the last update(): the entries it set aside, and the order entries_ had before.
+  std::vector<std::unique_ptr<Entry>> retired_;
+  std::vector<const Entry*> previous_;
   bool change_posted_ = false;
   std::chrono::steady_clock::time_point changed_at_;
   std::shared_ptr<bool> alive_;

@@ -155,8 +155,31 @@ TEST_F(ManagerTest, AReloadKeepsAnUnchangedSourceAndReplacesAChangedOne) {
   auto other = base("b.yaml");
   manager.update(*other);  // another path: a new source, no set until it answers
   EXPECT_EQ(starts, 2);
-  EXPECT_EQ(stops, 1);
+  EXPECT_EQ(stops, 0) << "the old source waits for the reload to commit";
   EXPECT_EQ(manager.compose(other), other);
+  manager.commit();
+  EXPECT_EQ(stops, 1);
+}
+
+TEST_F(ManagerTest, AFailedReloadPutsTheSourcesBackWithTheirSets) {
+  auto a = base();
+  manager.update(*a);
+  manager.commit();
+  send(Result::kSuccess, {ep("127.0.0.2:80")});
+  Fake* before = sources.at("app");
+  manager.update(*base("b.yaml"));  // a reload whose snapshot then fails to build
+  EXPECT_EQ(starts, 2);
+  manager.rollback();
+  EXPECT_EQ(stops, 1) << "the new source stops, the old one runs on";
+  EXPECT_EQ(manager.status().at(0).target, "/tmp/a.yaml");
+  EXPECT_EQ(manager.status().at(0).endpoints, 1u);
+  EXPECT_EQ(addresses(*manager.compose(a)),
+            (std::vector<std::string>{"127.0.0.1:9000", "127.0.0.2:80"}));
+  // The old source still feeds the cluster.
+  sources["app"] = before;
+  send(Result::kSuccess, {ep("127.0.0.3:80")});
+  EXPECT_EQ(addresses(*manager.compose(a)),
+            (std::vector<std::string>{"127.0.0.1:9000", "127.0.0.3:80"}));
 }
 
 }  // namespace
