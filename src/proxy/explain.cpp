@@ -1,6 +1,6 @@
 #include "switchyard/proxy/explain.h"
 
-#include "request_plan.h"
+#include "downstream/request_plan.h"
 #include "switchyard/routing/client_region.h"
 
 namespace switchyard::proxy {
@@ -64,14 +64,14 @@ Explanation explain(const control::Snapshot& snapshot, const ExplainQuery& q) {
     out.bad_query = true;
     return out;
   }
-  RequestHead head;
+  http::RequestHead head;
   head.method_text = q.method;
   head.target = q.path;
-  head.fields.items.push_back(Field{"Host", q.host, FieldId::kHost});
+  head.fields.items.push_back(http::Field{"Host", q.host, http::FieldId::kHost});
   for (const auto& [name, value] : q.headers) {
-    head.fields.items.push_back(Field{name, value, classify_field(name)});
+    head.fields.items.push_back(http::Field{name, value, http::classify_field(name)});
   }
-  const HeadVerdict verdict = check_request_head(head, listener->config->limits);
+  const http::HeadVerdict verdict = http::check_request_head(head, listener->config->limits);
   if (verdict.status != 0) {
     out.status = verdict.status;
     out.reason = verdict.reason;
@@ -84,7 +84,7 @@ Explanation explain(const control::Snapshot& snapshot, const ExplainQuery& q) {
   in.client_addr = *peer;
   std::string key;
   RequestPlan plan;
-  RequestForward forward;
+  http::RequestForward forward;
   plan_request(in, head, verdict, key, plan, forward);
   out.route = plan.route;
   out.cluster = plan.cluster;

@@ -4,7 +4,7 @@
 
 #include "switchyard/common/asio_endpoint.h"
 #include "switchyard/common/logging.h"
-#include "worker.h"
+#include "worker/worker.h"
 
 namespace switchyard::proxy {
 

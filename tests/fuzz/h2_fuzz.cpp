@@ -21,13 +21,13 @@
 #include <memory>
 #include <string>
 
-#include "../../src/proxy/h2_client.h"
-#include "../../src/proxy/h2_session.h"
-#include "../../src/proxy/worker.h"
+#include "downstream/h2_session.h"
 #include "switchyard/balancer/policy.h"
 #include "switchyard/common/logging.h"
 #include "switchyard/config/loader.h"
 #include "switchyard/control/runtime.h"
+#include "upstream/h2_client.h"
+#include "worker/worker.h"
 
 using namespace switchyard;
 

@@ -15,15 +15,15 @@
 #include <string>
 
 #include "switchyard/common/ascii.h"
-#include "switchyard/proxy/http1_parser.h"
-#include "switchyard/proxy/request_rules.h"
-#include "switchyard/proxy/wire.h"
+#include "switchyard/http/http1_parser.h"
+#include "switchyard/http/http1_writer.h"
+#include "switchyard/http/request_rules.h"
 #include "switchyard/routing/router.h"
 
 namespace {
 
 using namespace switchyard;
-using namespace switchyard::proxy;
+using namespace switchyard::http;
 
 const config::Listener& listener() {
   static const config::Listener l = [] {
@@ -143,7 +143,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (parser.parse_head(raw, head) != http1::ParseStatus::kOk) return 0;
   auto verdict = check_request_head(head, limits);
   if (verdict.status != 0) return 0;
-  auto target = routing::parse_target(head.target, head.fields.value(FieldId::kHost));
+  auto target = parse_target(head.target, head.fields.value(FieldId::kHost));
   if (!target.valid) return 0;
   routing::Router router(listener());
   if (router.match(target.host, target.path) == nullptr) std::abort();  // the last route is "any"
@@ -161,14 +161,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   RequestForward fwd;
   plan_request_forward(head, verdict, target, ctx, fwd);
   std::string out;
-  wire::write_request_head(out, head, fwd, target.origin_needs_slash, "backend:80");
+  http1::write_request_head(out, head, fwd, target.origin_needs_slash, "backend:80");
 
   // The body, fed in small pieces with the unparsed tail carried over, as the session does.
   std::string body;
   if (ctx.has_body) {
-    wire::BodyFramer framer;
-    framer.reset(verdict.framing == Framing::kChunked ? wire::BodyMode::kChunked
-                                                      : wire::BodyMode::kLength);
+    http1::BodyFramer framer;
+    framer.reset(verdict.framing == Framing::kChunked ? http1::BodyMode::kChunked
+                                                      : http1::BodyMode::kLength);
     FieldList trailers;
     http1::BodyPieces pieces;
     pieces.trailers = &trailers;
@@ -191,8 +191,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
           body.append(pieces.data[i]);
         }
         std::string trailer_lines;
-        if (parser.done() && framer.mode() == wire::BodyMode::kChunked) {
-          wire::write_trailers(trailer_lines, trailers);
+        if (parser.done() && framer.mode() == http1::BodyMode::kChunked) {
+          http1::write_trailers(trailer_lines, trailers);
           framer.finish(trailer_lines);
         }
         for (size_t i = 0; i < framer.count(); ++i) {

@@ -1,4 +1,4 @@
-#include "proxy/h2_memory.h"
+#include "proxy/h2/h2_memory.h"
 
 #include <gtest/gtest.h>
 

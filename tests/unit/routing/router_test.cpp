@@ -23,7 +23,7 @@ config::Listener listener() {
 }
 
 std::string match(const Router& r, std::string_view target, std::string_view host) {
-  auto t = parse_target(target, host);
+  auto t = http::parse_target(target, host);
   const auto* route = r.match(t.host, t.path);
   return route ? route->cluster : "none";
 }
@@ -47,22 +47,22 @@ TEST(Router, NoRouteWhenNothingMatches) {
   only.path_prefix = "/only/";
   l.routes.push_back(only);
   Router r(l);
-  auto t = parse_target("/other", "x");
+  auto t = http::parse_target("/other", "x");
   EXPECT_EQ(r.match(t.host, t.path), nullptr);
 }
 
 // Absolute-form targets take the host from the target (RFC 9112 §3.2.2).
 TEST(Target, AbsoluteForm) {
-  auto t = parse_target("http://API.example.com:80/v1/x?y=1", "ignored.org");
+  auto t = http::parse_target("http://API.example.com:80/v1/x?y=1", "ignored.org");
   EXPECT_EQ(t.host, "API.example.com");
   EXPECT_EQ(t.path, "/v1/x");
-  auto bare = parse_target("http://example.com", "");
+  auto bare = http::parse_target("http://example.com", "");
   EXPECT_EQ(bare.host, "example.com");
   EXPECT_EQ(bare.path, "/");
-  auto v6 = parse_target("/", "[::1]:8080");
+  auto v6 = http::parse_target("/", "[::1]:8080");
   EXPECT_EQ(v6.host, "[::1]");
-  EXPECT_FALSE(parse_target("garbage", "x").valid);
-  EXPECT_TRUE(parse_target("*", "x").valid);
+  EXPECT_FALSE(http::parse_target("garbage", "x").valid);
+  EXPECT_TRUE(http::parse_target("*", "x").valid);
 }
 
 }  // namespace

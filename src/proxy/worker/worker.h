@@ -1,0 +1,175 @@
+#pragma once
+
+// Private to the proxy module: one event loop thread with its own acceptors, connections,
+// upstream pool, body buffers and view of the current snapshot.
+
+#include <atomic>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "access_log.h"
+#include "io/splice.h"
+#include "io/stream.h"
+#include "switchyard/balancer/front_door.h"
+#include "switchyard/control/runtime.h"
+#include "switchyard/proxy/hedge.h"
+#include "switchyard/proxy/retry.h"
+#include "switchyard/proxy/stats.h"
+
+namespace switchyard::proxy {
+
+// Body bytes move through buffers of this size, taken from the worker's free list only while a
+// body is on its way (an idle keep-alive connection holds none). A response head must fit in
+// one (else 502).
+constexpr size_t kBodyBufferSize = 64 * 1024;
+
+// A pooled body buffer (kBodyBufferSize bytes).
+using BodyBuffer = std::unique_ptr<char[]>;
+
+// A keep-alive connection to one endpoint, owned by an attempt while it carries a request and
+// by the worker's pool between requests.
+struct UpstreamConnection {
+  explicit UpstreamConnection(asio::io_context& ioc) : stream(Socket(ioc.get_executor())) {}
+  Socket& socket() { return stream.socket(); }
+  Stream stream;  // TLS once the handshake is done (clusters with tls)
+  // The TLS context it was made under (null: plaintext), kept alive with it: the pool reuses it
+  // only for requests under that same context.
+  std::shared_ptr<const tls::ClientContext> tls;
+  uint32_t endpoint_id = 0;
+  Clock::time_point idle_since;
+  Clock::time_point idle_deadline;
+};
+
+// A snapshot as one worker uses it: the shared immutable part plus this worker's own mutable
+// picking state per cluster.
+struct WorkerView {
+  std::shared_ptr<const control::Snapshot> snapshot;
+  std::shared_ptr<const SnapshotStats> stats;  // the proxy's counters, same order
+  std::vector<balancer::WorkerCluster> lb;     // by cluster index
+  std::vector<RetryBudget> retry_budgets;      // by cluster index
+  std::vector<LatencyQuantiles> latencies;     // by cluster index: hedge delays at percentiles
+};
+
+// Process-wide state shared by all workers.
+struct SharedCounters {
+  explicit SharedCounters(size_t listeners) : listener_connections(listeners) {}
+  std::vector<std::atomic<uint32_t>> listener_connections;  // by listener index
+  AccessLogWriter* access_log = nullptr;                    // set before start, then read-only
+  StatsRegistry* stats = nullptr;                           // likewise
+};
+
+class Worker;
+
+// Anything the worker must be able to time out, drain and stop: client sessions and tunnels.
+// Kept in an intrusive list so that the periodic sweep and drain cost no allocation.
+class Connection {
+ public:
+  virtual ~Connection() = default;
+  // Every kSweepInterval: deadlines (header, idle, tunnel inactivity) are enforced here.
+  virtual void on_sweep(Clock::time_point now) = 0;
+  // The worker is draining: close now if between requests, else after the current response.
+  virtual void on_drain() = 0;
+  // The worker is stopping: close everything now; pending operations end with an error.
+  virtual void abort() = 0;
+
+  Connection* prev = nullptr;
+  Connection* next = nullptr;
+};
+
+// A client connection's share of its listener's counts (max_connections and the active
+// connections gauge), handed from a session to the tunnel it may become. Worker thread.
+class ConnectionSlot {
+ public:
+  ConnectionSlot() = default;
+  ConnectionSlot(SharedCounters* shared, size_t listener, std::shared_ptr<ListenerStats> stats);
+  ConnectionSlot(ConnectionSlot&& other) noexcept { *this = std::move(other); }
+  ConnectionSlot& operator=(ConnectionSlot&& other) noexcept;
+  ~ConnectionSlot() { release(); }
+
+ private:
+  void release();
+  SharedCounters* shared_ = nullptr;
+  size_t listener_ = 0;
+  std::shared_ptr<ListenerStats> stats_;
+};
+
+class UpstreamPool;
+class H2Pool;
+
+class Worker {
+ public:
+  Worker(size_t index, SharedCounters& shared);
+  ~Worker();
+
+  asio::io_context& ioc() { return ioc_; }
+  size_t index() const { return index_; }
+
+  // Main thread, before start().
+  void add_acceptor(size_t listener_index, Acceptor acceptor);
+  void start();
+  // Any thread: posted to the worker.
+  void publish(std::shared_ptr<const control::Snapshot> snapshot,
+               std::shared_ptr<const SnapshotStats> stats);
+  void drain();
+  void stop();
+  size_t open_connections() const { return open_.load(std::memory_order_relaxed); }
+
+  // --- worker thread only ---
+  const std::shared_ptr<WorkerView>& view() const { return view_; }
+  bool draining() const { return draining_; }
+  SharedCounters& shared() { return shared_; }
+  AccessLog& access_log() { return *access_log_; }
+  UpstreamPool& pool() { return *pool_; }
+  H2Pool& h2_pool() { return *h2_pool_; }
+  // The time of the last sweep (at most kSweepInterval old): deadlines are set from it, so
+  // arming one costs no clock read.
+  Clock::time_point now() const { return now_; }
+
+  BodyBuffer acquire_buffer();
+  void release_buffer(BodyBuffer buffer);
+  PipePool& pipes() { return pipes_; }
+
+  void link(Connection* c);
+  void unlink(Connection* c);
+
+ private:
+  void do_accept(size_t slot);
+  void on_accept(size_t slot, boost::system::error_code ec, Socket socket);
+  void sweep();
+
+  struct ListenSlot {
+    size_t listener_index;
+    Acceptor acceptor;
+  };
+
+  size_t index_;
+  SharedCounters& shared_;
+  // UNSAFE_IO: sockets and timers are only ever touched by this worker's thread (or after it
+  // has been joined), so the reactor needs no locks; the scheduler keeps its lock because the
+  // control thread posts snapshots and drain requests.
+  asio::io_context ioc_{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
+  asio::executor_work_guard<asio::io_context::executor_type> work_;
+  std::vector<ListenSlot> acceptors_;
+  std::shared_ptr<WorkerView> view_;
+  bool draining_ = false;
+  std::unique_ptr<AccessLog> access_log_;
+  std::unique_ptr<UpstreamPool> pool_;
+  std::unique_ptr<H2Pool> h2_pool_;
+  std::vector<BodyBuffer> free_buffers_;
+  PipePool pipes_;
+  Timer sweep_timer_;
+  Timer accept_backoff_;
+  Clock::time_point now_;
+  int sweeps_ = 0;
+  Connection* connections_ = nullptr;  // intrusive list
+  std::atomic<size_t> open_{0};
+  std::thread thread_;
+};
+
+}  // namespace switchyard::proxy
