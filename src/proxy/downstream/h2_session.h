@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "downstream/exchange.h"
 #include "io/stream.h"
 #include "switchyard/common/net.h"
 #include "worker/worker.h"
@@ -25,14 +26,6 @@
 namespace switchyard::proxy {
 
 class H2Stream;
-
-// Who the client is, as the connection established it (HTTP/1.1 sessions find the same).
-struct ClientIdentity {
-  std::string ip;
-  IpAddress addr;
-  std::vector<std::string> uris;  // verified client certificate's URI SANs
-  std::string cert;               // X-Forwarded-Client-Cert value, or empty
-};
 
 class H2Session final : public Connection, public std::enable_shared_from_this<H2Session> {
  public:

@@ -28,14 +28,14 @@ void add_grpc_status(http::H2Fields& out, unsigned http_status, std::string_view
 }  // namespace
 
 H2Stream::H2Stream(H2Session& session, std::shared_ptr<H2Session> keep, int32_t id)
-    : session_(session), keep_(std::move(keep)), id_(id), attempt_(session.worker()) {
-  start_ = Clock::now();
+    : session_(session), keep_(std::move(keep)), id_(id), ex_(session.worker()) {
+  auto view = session_.worker().view();
+  const auto* listener = &view->snapshot->listeners[session_.listener_index()];
+  ex_.begin(std::move(view), listener, Clock::now());
   last_progress_ = session_.worker().now();
-  view_ = session_.worker().view();
-  listener_ = &view_->snapshot->listeners[session_.listener_index()];
 }
 
-H2Stream::~H2Stream() { attempt_.cancel(); }
+H2Stream::~H2Stream() { ex_.attempt.cancel(); }
 
 void H2Stream::touch() { last_progress_ = session_.worker().now(); }
 
@@ -71,7 +71,7 @@ bool H2Stream::add_header(std::string_view name, std::string_view value) {
 void H2Stream::build_head() {
   std::string_view authority, method, path;
   size_t cookies = 0;
-  head_.fields.items.reserve(stored_.size() + 2);
+  ex_.head.fields.items.reserve(stored_.size() + 2);
   auto text = [this](uint32_t at, uint32_t len) {
     return std::string_view(store_).substr(at, len);
   };
@@ -91,63 +91,49 @@ void H2Stream::build_head() {
       continue;
     }
     if (f.id == http::FieldId::kHost && !authority.empty()) continue;  // :authority wins
-    head_.fields.items.push_back(f);
+    ex_.head.fields.items.push_back(f);
   }
   if (!authority.empty())
-    head_.fields.items.push_back(http::Field{"host", authority, http::FieldId::kHost});
+    ex_.head.fields.items.push_back(http::Field{"host", authority, http::FieldId::kHost});
   if (cookies > 0)
-    head_.fields.items.push_back(http::Field{"cookie", cookie_, http::FieldId::kCookie});
-  head_.method_text = method;
-  head_.method = http::parse_method(method);
-  head_.target = path;
-  head_.version = 20;
-  head_.keep_alive = true;
+    ex_.head.fields.items.push_back(http::Field{"cookie", cookie_, http::FieldId::kCookie});
+  ex_.head.method_text = method;
+  ex_.head.method = http::parse_method(method);
+  ex_.head.target = path;
+  ex_.head.version = 20;
+  ex_.head.keep_alive = true;
 }
 
 void H2Stream::on_head(bool end_stream) {
   touch();
   in_trailers_ = true;  // a later header block is the trailers
   end_stream_ = end_stream;
-  has_body_ = !end_stream;
+  ex_.has_body = !end_stream;
   build_head();
   grpc_ = http::grpc::is_grpc(
-      head_.fields.value(http::FieldId::kContentType));  // errors below as gRPC's
+      ex_.head.fields.value(http::FieldId::kContentType));  // errors below as gRPC's
   const auto& lim = limits();
   if (oversized_) return respond_error(431, "request header too large");
-  if (head_.method == http::Method::kConnect)
+  if (ex_.head.method == http::Method::kConnect)
     return respond_error(501, "CONNECT over HTTP/2 is not supported");
-  if (head_.target.size() > http::max_target_bytes(lim))
+  if (ex_.head.target.size() > http::max_target_bytes(lim))
     return respond_error(414, "request target too long");
-  verdict_ = http::check_request_head(head_, lim);
-  if (verdict_.status != 0) return respond_error(verdict_.status, verdict_.reason);
-  if (has_body_ && verdict_.framing == http::Framing::kNone)
-    verdict_.framing = http::Framing::kChunked;
-  if (lim.max_request_body_bytes != 0 && verdict_.framing == http::Framing::kContentLength &&
-      verdict_.content_length > lim.max_request_body_bytes) {
+  ex_.verdict = http::check_request_head(ex_.head, lim);
+  if (ex_.verdict.status != 0) return respond_error(ex_.verdict.status, ex_.verdict.reason);
+  if (ex_.has_body && ex_.verdict.framing == http::Framing::kNone)
+    ex_.verdict.framing = http::Framing::kChunked;
+  if (lim.max_request_body_bytes != 0 && ex_.verdict.framing == http::Framing::kContentLength &&
+      ex_.verdict.content_length > lim.max_request_body_bytes) {
     return respond_error(413, "request body too large");
   }
-  PlanInput in;
-  in.snapshot = view_->snapshot.get();
-  in.listener = listener_;
-  const auto& id = session_.client();
-  in.client_ip = id.ip;
-  in.client_addr = id.addr;
-  in.has_body = has_body_;
-  if (session_.tls()) {
-    in.scheme = "https";
-    in.client_uris = id.uris;
-    in.client_cert = id.cert;
+  if (!ex_.plan_request(session_.client(), session_.tls())) {
+    return respond_error(ex_.plan.status, ex_.plan.reason);
   }
-  plan_request(in, head_, verdict_, hash_key_, plan_, forward_);
-  if (plan_.status != 0) return respond_error(plan_.status, plan_.reason);
-  cluster_ = plan_.cluster;
-  request_ =
-      AttemptRequest{view_.get(), plan_.cluster_index,      plan_.cluster, plan_.route, &head_,
-                     &forward_,   plan_.origin_needs_slash, has_body_,     plan_.pick};
+  request_ = ex_.attempt_request();
   if (grpc_) {
-    if (auto t = http::grpc::parse_timeout(head_.fields.value(http::FieldId::kGrpcTimeout))) {
+    if (auto t = http::grpc::parse_timeout(ex_.head.fields.value(http::FieldId::kGrpcTimeout))) {
       auto ms = std::chrono::ceil<Duration>(*t);
-      const Duration route = plan_.route->timeout;  // 0: none
+      const Duration route = ex_.plan.route->timeout;  // 0: none
       if (route.count() == 0 || ms < route) request_.timeout = std::max(ms, Duration(1));
     }
   }
@@ -163,18 +149,18 @@ void H2Stream::on_head(bool end_stream) {
 // request_body_timeout (408), and a wait for a slot after idle_timeout (503).
 void H2Stream::maybe_start() {
   if (!planned_ || started_ || closed_ || response_started_) return;
-  if (has_body_ && !end_stream_ && body_in_.empty()) return;  // the body's first byte
-  if (!in_flight_ && !session_.claim_request(this)) return;   // queued; started when one ends
+  if (ex_.has_body && !end_stream_ && body_in_.empty()) return;  // the body's first byte
+  if (!in_flight_ && !session_.claim_request(this)) return;      // queued; started when one ends
   in_flight_ = true;
   started_ = true;
-  attempt_.start(request_, this, shared_from_this());
+  ex_.attempt.start(request_, this, shared_from_this());
 }
 
 void H2Stream::start_claimed() {
   in_flight_ = true;  // the session counted it already
   if (closed_ || response_started_ || started_) return release_request();
   started_ = true;
-  attempt_.start(request_, this, shared_from_this());
+  ex_.attempt.start(request_, this, shared_from_this());
 }
 
 void H2Stream::release_request() {
@@ -184,7 +170,7 @@ void H2Stream::release_request() {
 }
 
 bool H2Stream::waiting_for_body() const {
-  return planned_ && !started_ && !closed_ && !response_started_ && has_body_ && !end_stream_ &&
+  return planned_ && !started_ && !closed_ && !response_started_ && ex_.has_body && !end_stream_ &&
          body_in_.empty();
 }
 
@@ -244,7 +230,7 @@ void H2Stream::hand_body() {
   }
   const bool last = end_stream_;
   if (last && !trailers_.items.empty()) pieces_.trailers = &trailers_;
-  attempt_.send_body(pieces_, last);
+  ex_.attempt.send_body(pieces_, last);
 }
 
 // --- the response ------------------------------------------------------------------------------
@@ -253,13 +239,13 @@ void H2Stream::submit(const http::FieldList* fields, unsigned status, bool with_
   http::H2Fields& out = http::H2Fields::scratch();
   out.status(status);
   if (fields != nullptr) out.add_kept(*fields);
-  if (status_ != 0 && listener_->config->debug_headers) {
-    if (const auto* ep = attempt_.endpoint()) {
+  if (ex_.status != 0 && ex_.listener->config->debug_headers) {
+    if (const auto* ep = ex_.attempt.endpoint()) {
       out.add("x-switchyard-endpoint", ep->address_text);
       if (!ep->region.empty()) out.add("x-switchyard-region", ep->region);
     }
-    if (!plan_.pick.client_region.empty())
-      out.add("x-switchyard-client-region", plan_.pick.client_region);
+    if (!ex_.plan.pick.client_region.empty())
+      out.add("x-switchyard-client-region", ex_.plan.pick.client_region);
   }
   response_started_ = true;
   nghttp2_data_provider provider{};
@@ -274,7 +260,7 @@ void H2Stream::on_response_head(http::ResponseHead& head, http::http1::BodyPiece
                                 bool last) {
   touch();
   auto plan = http::plan_response(head, 11, true);
-  status_ = head.status;
+  ex_.status = head.status;
   http::FieldList& fields = head.fields;
   if (plan.mode == http::http1::BodyMode::kLength) {
     // HTTP/2 keeps Content-Length (the writer of HTTP/1.1 would have added it back).
@@ -291,8 +277,8 @@ void H2Stream::on_response_head(http::ResponseHead& head, http::http1::BodyPiece
   resp_trailers_ = last ? body.trailers : nullptr;
   submit(&fields, head.status, body_follows);
   if (!body_follows) {
-    log_request(status_);
-    attempt_.done();
+    log_request(ex_.status);
+    ex_.attempt.done();
   }
 }
 
@@ -318,7 +304,7 @@ ssize_t H2Stream::read_data(uint8_t* buf, size_t length, uint32_t* flags) {
   }
   bool drained = false;
   n = h2::copy_pieces(resp_, piece_, offset_, buf, length, &drained);
-  response_bytes_ += n;
+  ex_.response_bytes += n;
   if (!drained) return static_cast<ssize_t>(n);
   if (resp_last_) {
     *flags |= NGHTTP2_DATA_FLAG_EOF;
@@ -337,8 +323,8 @@ ssize_t H2Stream::read_data(uint8_t* buf, size_t length, uint32_t* flags) {
     }
     resp_ = nullptr;
     resp_last_ = false;
-    log_request(status_);
-    attempt_.done();  // everything is copied out of its buffer
+    log_request(ex_.status);
+    ex_.attempt.done();  // everything is copied out of its buffer
     return static_cast<ssize_t>(n);
   }
   if (!waiting_) {
@@ -350,7 +336,7 @@ ssize_t H2Stream::read_data(uint8_t* buf, size_t length, uint32_t* flags) {
 }
 
 void H2Stream::resume_attempt() {
-  if (attempt_.active()) attempt_.resume();
+  if (ex_.attempt.active()) ex_.attempt.resume();
 }
 
 void H2Stream::on_attempt_failed(unsigned status, std::string_view reason) {
@@ -358,7 +344,7 @@ void H2Stream::on_attempt_failed(unsigned status, std::string_view reason) {
 }
 
 void H2Stream::respond_error(unsigned status, std::string_view reason) {
-  attempt_.cancel();
+  ex_.attempt.cancel();
   if (closed_) return;
   if (response_started_) return reset(NGHTTP2_INTERNAL_ERROR);
   discard_body_ = true;
@@ -366,7 +352,7 @@ void H2Stream::respond_error(unsigned status, std::string_view reason) {
     nghttp2_session_consume(session_.ng(), id_, body_in_.size());
     body_in_.clear();
   }
-  status_ = status;
+  ex_.status = status;
   response_started_ = true;
   http::H2Fields& out = http::H2Fields::scratch();
   if (grpc_) {
@@ -378,7 +364,7 @@ void H2Stream::respond_error(unsigned status, std::string_view reason) {
   } else {
     out.status(status);
     out.add("content-type", "text/plain; charset=utf-8");
-    const bool head_request = head_.method == http::Method::kHead;
+    const bool head_request = ex_.head.method == http::Method::kHead;
     error_body_.assign(reason).push_back('\n');
     out.add_number("content-length", error_body_.size());
     offset_ = 0;
@@ -388,7 +374,7 @@ void H2Stream::respond_error(unsigned status, std::string_view reason) {
     if (head_request) error_body_.clear();
     nghttp2_submit_response(session_.ng(), id_, out.nv(), out.size(),
                             head_request ? nullptr : &provider);
-    response_bytes_ = error_body_.size();
+    ex_.response_bytes = error_body_.size();
   }
   log_request(status);
   session_.flush_soon();
@@ -399,7 +385,7 @@ void H2Stream::respond_error(unsigned status, std::string_view reason) {
 // (UNAVAILABLE, DEADLINE_EXCEEDED); otherwise the stream is reset, a visible truncation.
 void H2Stream::on_response_broken(unsigned status, std::string_view reason) {
   if (!grpc_ || closed_ || !waiting_ || resp_ != nullptr) return reset(NGHTTP2_INTERNAL_ERROR);
-  attempt_.cancel();
+  ex_.attempt.cancel();
   broken_status_ = status;
   broken_reason_.assign(reason);
   resp_last_ = true;
@@ -415,9 +401,9 @@ void H2Stream::on_upgraded(http::ResponseHead&, std::unique_ptr<UpstreamConnecti
 }
 
 void H2Stream::reset(uint32_t error_code) {
-  attempt_.cancel();
+  ex_.attempt.cancel();
   if (closed_) return;
-  log_request(status_ != 0 ? status_ : 502);
+  log_request(ex_.status != 0 ? ex_.status : 502);
   nghttp2_submit_rst_stream(session_.ng(), NGHTTP2_FLAG_NONE, id_, error_code);
   session_.flush_soon();
 }
@@ -435,14 +421,14 @@ void H2Stream::on_sweep(Clock::time_point now) {
     return;
   }
   if (now - last_progress_ < limits().idle_timeout) return;
-  if (attempt_.active() && !response_started_ && end_stream_) return;  // the route timeout's
+  if (ex_.attempt.active() && !response_started_ && end_stream_) return;  // the route timeout's
   reset(NGHTTP2_CANCEL);
 }
 
 void H2Stream::on_closed() {
   if (closed_) return;
   closed_ = true;
-  attempt_.cancel();
+  ex_.attempt.cancel();
   release_request();
   session_.unqueue(this);
   // Body bytes received and never given back: the connection's window gets them now (the
@@ -452,32 +438,18 @@ void H2Stream::on_closed() {
     body_in_.clear();
     body_out_.clear();
   }
-  if (!logged_ && !head_.method_text.empty()) log_request(status_ != 0 ? status_ : 499);
+  if (!ex_.logged && !ex_.head.method_text.empty()) log_request(ex_.status != 0 ? ex_.status : 499);
   keep_.reset();
 }
 
 void H2Stream::log_request(unsigned status) {
-  if (logged_) return;
-  logged_ = true;
+  if (ex_.logged) return;
+  ex_.logged = true;
   // The exchange is over (answered, failed or reset): its place in the connection's in-flight
   // count goes to the next stream waiting.
   release_request();
-  session_.listener_stats().downstream_requests.add(status);
-  const auto& cfg = *view_->snapshot->config;
-  if (!cfg.access_log.enabled) return;
-  AccessEntry entry;
-  entry.listener = listener_->config->name;
-  entry.client = session_.client().ip;
-  entry.method = head_.method_text.empty() ? std::string_view("-") : head_.method_text;
-  entry.target = head_.target.empty() ? std::string_view("-") : head_.target;
-  entry.version = 20;
-  entry.status = status;
-  entry.bytes_sent = response_bytes_;
-  if (cluster_) entry.cluster = cluster_->config().name;
-  if (const auto* ep = attempt_.endpoint()) entry.endpoint = ep->address_text;
-  entry.hedge = attempt_.hedge_outcome();
-  entry.duration = Clock::now() - start_;
-  session_.worker().access_log().append(entry, cfg.access_log.format);
+  ex_.record(status, 20, session_.client().ip, session_.listener_stats(),
+             session_.worker().access_log());
 }
 
 }  // namespace switchyard::proxy

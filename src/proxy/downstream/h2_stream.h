@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "downstream/request_plan.h"
+#include "downstream/exchange.h"
 #include "switchyard/http/request_rules.h"
 #include "upstream/upstream_attempt.h"
 
@@ -80,12 +80,14 @@ class H2Stream final : public AttemptSink, public std::enable_shared_from_this<H
   void log_request(unsigned status);
   void touch();
   void release_request();
-  const config::Limits& limits() const { return listener_->config->limits; }
+  const config::Limits& limits() const { return ex_.listener->config->limits; }
 
   H2Session& session_;
   std::shared_ptr<H2Session> keep_;  // released when the stream closes
   int32_t id_;
   bool closed_ = false;
+
+  DownstreamExchange ex_;  // the plan, the attempt and what was answered
 
   // request
   std::string store_;  // header names and values as received
@@ -97,16 +99,7 @@ class H2Stream final : public AttemptSink, public std::enable_shared_from_this<H
   std::vector<Stored> trailer_stored_;
   http::FieldList trailers_;
   std::string cookie_;  // cookie fields joined (RFC 9113 §8.2.3)
-  std::shared_ptr<WorkerView> view_;
-  const control::ListenerRuntime* listener_ = nullptr;
-  const balancer::ClusterBalancer* cluster_ = nullptr;
-  http::RequestHead head_;
-  http::HeadVerdict verdict_;
-  RequestPlan plan_;
-  http::RequestForward forward_;
-  std::string hash_key_;
   bool grpc_ = false;
-  bool has_body_ = false;
   bool end_stream_ = false;  // the client's END_STREAM arrived
   bool want_body_ = false;   // the attempt waits for body pieces
   bool discard_body_ = false;
@@ -114,14 +107,12 @@ class H2Stream final : public AttemptSink, public std::enable_shared_from_this<H
   std::string body_out_;  // handed to the attempt (pieces_ views it)
   http::http1::BodyPieces pieces_;
   uint64_t body_received_ = 0;
-  Clock::time_point start_;
   Clock::time_point last_progress_;
   AttemptRequest request_;  // planned; sent once maybe_start() lets it go
   bool planned_ = false;
   bool started_ = false;
   bool in_flight_ = false;  // holds one of the connection's max_requests_in_flight
   Clock::time_point waiting_since_;
-  UpstreamAttempt attempt_;
 
   // response
   bool response_started_ = false;
@@ -134,9 +125,6 @@ class H2Stream final : public AttemptSink, public std::enable_shared_from_this<H
   std::string broken_reason_;
   const http::FieldList* resp_trailers_ = nullptr;
   std::string error_body_;
-  unsigned status_ = 0;
-  uint64_t response_bytes_ = 0;
-  bool logged_ = false;
 };
 
 }  // namespace switchyard::proxy

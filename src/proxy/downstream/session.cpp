@@ -27,13 +27,13 @@ Session::Session(Worker& worker, size_t listener_index, Socket socket,
       listener_index_(listener_index),
       client_(std::move(socket)),
       tls_(std::move(tls)),
-      attempt_(worker),
+      ex_(worker),
       body_(worker) {
   error_code ec;
   auto remote = client_.socket().remote_endpoint(ec);
-  client_ip_ = ec ? "unknown" : remote.address().to_string();
+  id_.ip = ec ? "unknown" : remote.address().to_string();
   if (!ec) {
-    if (auto ip = IpAddress::parse(client_ip_)) client_addr_ = *ip;
+    if (auto ip = IpAddress::parse(id_.ip)) id_.addr = *ip;
   }
   listener_stats_ = worker_.view()->stats->listeners[listener_index_];
   slot_ = ConnectionSlot(&worker_.shared(), listener_index_, listener_stats_);
@@ -41,7 +41,7 @@ Session::Session(Worker& worker, size_t listener_index, Socket socket,
 }
 
 Session::~Session() {
-  attempt_.cancel();
+  ex_.attempt.cancel();
   worker_.unlink(this);
 }
 
@@ -57,23 +57,17 @@ void Session::start() {
 void Session::wait_request() {
   phase_ = Phase::kIdle;
   if (close_after_response_ || worker_.draining()) return close_gracefully();
-  view_ = worker_.view();
-  listener_ = &view_->snapshot->listeners[listener_index_];
+  // Nothing of the last request may show in this one's log line or error.
+  ex_.begin(worker_.view(), &worker_.view()->snapshot->listeners[listener_index_], worker_.now());
+  ex_.head.method_text = {};
+  ex_.head.target = {};
+  ex_.head.fields.clear();
   scanned_ = 0;
   timed_out_ = false;
-  // Nothing of the last request may show in this one's log line or error.
-  head_.method_text = {};
-  head_.target = {};
-  head_.fields.clear();
-  cluster_ = nullptr;
   client_region_ = {};
-  status_ = 0;
-  response_bytes_ = 0;
   response_started_ = false;
-  logged_ = false;
-  has_body_ = false;
   awaiting_body_ = false;
-  attempt_.clear();
+  ex_.attempt.clear();
   if (!in_.empty()) {  // pipelined bytes already here
     begin_head();
     return try_head();
@@ -107,15 +101,15 @@ void Session::on_head_bytes(error_code ec, size_t bytes) {
 // between two requests of a keep-alive connection applies to the second).
 void Session::begin_head() {
   phase_ = Phase::kHead;
-  view_ = worker_.view();
-  listener_ = &view_->snapshot->listeners[listener_index_];
-  start_ = Clock::now();
-  head_deadline_ = start_ + limits().header_timeout;
+  ex_.view = worker_.view();
+  ex_.listener = &ex_.view->snapshot->listeners[listener_index_];
+  ex_.start = Clock::now();
+  head_deadline_ = ex_.start + limits().header_timeout;
 }
 
 void Session::try_head() {
   const auto& lim = limits();
-  if (fresh_ && !client_.tls() && listener_->config->speaks(config::ListenerProtocol::kH2)) {
+  if (fresh_ && !client_.tls() && ex_.listener->config->speaks(config::ListenerProtocol::kH2)) {
     // h2c with prior knowledge (RFC 9113 §3.3): the connection starts with the preface.
     constexpr std::string_view kPreface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
     const std::string_view got = in_.view().substr(0, kPreface.size());
@@ -123,7 +117,7 @@ void Session::try_head() {
       if (got.size() < kPreface.size()) return read_head();
       return become_h2();
     }
-    if (!listener_->config->speaks(config::ListenerProtocol::kHttp1)) return close_now();
+    if (!ex_.listener->config->speaks(config::ListenerProtocol::kHttp1)) return close_now();
   }
   size_t end = http::http1::find_head_end(in_.view(), &scanned_);
   client_version_ = 11;
@@ -150,45 +144,32 @@ void Session::on_head(size_t head_size) {
                 lim.max_request_body_bytes == 0
                     ? std::nullopt
                     : std::optional<uint64_t>(lim.max_request_body_bytes));
-  auto parsed = parser_.parse_head(raw, head_);
+  auto parsed = parser_.parse_head(raw, ex_.head);
   in_.consume(head_size);  // the head's bytes stay in place until the request ends
   if (parsed == http::http1::ParseStatus::kBodyLimit) {
     return respond_error(413, "request body too large", true);
   }
   if (parsed != http::http1::ParseStatus::kOk) return respond_error(400, "malformed request", true);
-  client_version_ = head_.version == 10 ? 10 : 11;
-  client_keep_alive_ = head_.keep_alive;
-  verdict_ = http::check_request_head(head_, lim);
-  has_body_ = verdict_.framing == http::Framing::kContentLength ||
-              verdict_.framing == http::Framing::kChunked;
-  if (verdict_.status != 0) return respond_error(verdict_.status, verdict_.reason, true);
-  auto expect = head_.fields.value(http::FieldId::kExpect);
-  expect_continue_ = has_body_ && iequals(trim_ows(expect), "100-continue");
+  client_version_ = ex_.head.version == 10 ? 10 : 11;
+  client_keep_alive_ = ex_.head.keep_alive;
+  ex_.verdict = http::check_request_head(ex_.head, lim);
+  ex_.has_body = ex_.verdict.framing == http::Framing::kContentLength ||
+                 ex_.verdict.framing == http::Framing::kChunked;
+  if (ex_.verdict.status != 0) return respond_error(ex_.verdict.status, ex_.verdict.reason, true);
+  auto expect = ex_.head.fields.value(http::FieldId::kExpect);
+  expect_continue_ = ex_.has_body && iequals(trim_ows(expect), "100-continue");
   continue_sent_ = false;
-  PlanInput in;
-  in.snapshot = view_->snapshot.get();
-  in.listener = listener_;
-  in.client_ip = client_ip_;
-  in.client_addr = client_addr_;
-  in.has_body = has_body_;
-  if (client_.tls()) {
-    in.scheme = "https";
-    in.client_uris = client_uris_;
-    in.client_cert = client_cert_;
+  if (!ex_.plan_request(id_, client_.tls())) {
+    return respond_error(ex_.plan.status, ex_.plan.reason, ex_.plan.close);
   }
-  plan_request(in, head_, verdict_, hash_key_, plan_, forward_);
-  if (plan_.status != 0) return respond_error(plan_.status, plan_.reason, plan_.close);
-  cluster_ = plan_.cluster;
-  client_region_ = plan_.pick.client_region;
+  client_region_ = ex_.plan.pick.client_region;
   // A body announced and none of it here yet: no endpoint is claimed until it starts to flow.
-  if (has_body_ && !parser_.done() && in_.empty()) return await_body();
+  if (ex_.has_body && !parser_.done() && in_.empty()) return await_body();
   start_attempt();
 }
 
 void Session::start_attempt() {
-  attempt_.start(AttemptRequest{view_.get(), plan_.cluster_index, plan_.cluster, plan_.route,
-                                &head_, &forward_, plan_.origin_needs_slash, has_body_, plan_.pick},
-                 this, shared_from_this());
+  ex_.attempt.start(ex_.attempt_request(), this, shared_from_this());
 }
 
 // A client that announces a body and sends none must not hold an endpoint, a pooled connection
@@ -230,7 +211,7 @@ void Session::want_request_body() {
     asio::async_write(client_, asio::buffer(kContinue.data(), kContinue.size()),
                       [self = shared_from_this()](error_code ec, size_t) {
                         if (ec) {
-                          self->attempt_.cancel();
+                          self->ex_.attempt.cancel();
                           return self->close_now();
                         }
                         self->produce_body();
@@ -249,7 +230,7 @@ void Session::produce_body() {
   if (st == http::http1::ParseStatus::kBad)
     return respond_error(400, "malformed request body", true);
   const bool last = parser_.done();
-  if (body_.pieces().count > 0 || last) return attempt_.send_body(body_.pieces(), last);
+  if (body_.pieces().count > 0 || last) return ex_.attempt.send_body(body_.pieces(), last);
   read_body();
 }
 
@@ -278,7 +259,7 @@ void Session::on_body_bytes(error_code ec, size_t bytes) {
   if (ec) {
     // The client failed mid-body: the endpoint got a truncated request, so that connection
     // cannot be reused; nobody is left to answer.
-    attempt_.cancel();
+    ex_.attempt.cancel();
     return close_now();
   }
   body_.commit(bytes);
@@ -292,9 +273,9 @@ void Session::on_response_head(http::ResponseHead& head, http::http1::BodyPieces
   const bool keep_alive =
       client_keep_alive_ && !close_after_response_ && !worker_.draining() && !body_unread();
   auto plan = http::plan_response(head, client_version_, keep_alive);
-  const registry::Endpoint* ep = attempt_.endpoint();
+  const registry::Endpoint* ep = ex_.attempt.endpoint();
   extra_.clear();
-  if (listener_->config->debug_headers) {
+  if (ex_.listener->config->debug_headers) {
     extra_.append("x-switchyard-endpoint: ").append(ep->address_text).append("\r\n");
     if (!ep->region.empty())
       extra_.append("x-switchyard-region: ").append(ep->region).append("\r\n");
@@ -302,7 +283,7 @@ void Session::on_response_head(http::ResponseHead& head, http::http1::BodyPieces
       extra_.append("x-switchyard-client-region: ").append(client_region_).append("\r\n");
     }
   }
-  status_ = head.status;
+  ex_.status = head.status;
   client_keep_alive_ = plan.keep_alive;
   http::http1::ResponseWrite w;
   w.version = client_version_;
@@ -330,7 +311,7 @@ void Session::write_response(http::http1::BodyPieces& body, bool last, bool with
     }
     framer_.finish(trailer_lines_);
   }
-  response_bytes_ += body.bytes;
+  ex_.response_bytes += body.bytes;
   set_deadline(limits().idle_timeout);
   asio::async_write(client_, iov_.fill(framer_),
                     [self = shared_from_this(), last](error_code ec, size_t) {
@@ -340,12 +321,12 @@ void Session::write_response(http::http1::BodyPieces& body, bool last, bool with
 
 void Session::on_response_written(error_code ec, bool last) {
   if (ec) {
-    attempt_.cancel();  // the client left mid-response; the endpoint's stream is mid-message
-    log_request(status_);
+    ex_.attempt.cancel();  // the client left mid-response; the endpoint's stream is mid-message
+    log_request(ex_.status);
     return close_now();
   }
-  if (!last) return attempt_.resume();
-  attempt_.done();
+  if (!last) return ex_.attempt.resume();
+  ex_.attempt.done();
   finish_request();
 }
 
@@ -357,10 +338,10 @@ Socket* Session::splice_target() {
 }
 
 void Session::on_response_spliced(uint64_t bytes, bool last) {
-  response_bytes_ += bytes;
+  ex_.response_bytes += bytes;
   set_deadline(limits().idle_timeout);
   if (!last) return;
-  attempt_.done();
+  ex_.attempt.done();
   finish_request();
 }
 
@@ -369,7 +350,7 @@ void Session::on_attempt_failed(unsigned status, std::string_view reason) {
 }
 
 void Session::on_response_broken(unsigned, std::string_view) {
-  log_request(status_);
+  log_request(ex_.status);
   close_now();
 }
 
@@ -383,7 +364,7 @@ void Session::on_upgraded(http::ResponseHead& head, std::unique_ptr<UpstreamConn
     if (f.id == http::FieldId::kUpgrade) f.drop = true;  // written once, by the writer
   }
   http::http1::write_response_head(out_head_, head, w);
-  status_ = 101;
+  ex_.status = 101;
   log_request(101);
   phase_ = Phase::kClosing;
   auto tunnel = std::make_shared<Tunnel>(worker_, std::move(client_), std::move(conn->stream),
@@ -396,7 +377,7 @@ void Session::on_upgraded(http::ResponseHead& head, std::unique_ptr<UpstreamConn
 // the socket, its listener slot and what was read, and this session ends.
 void Session::become_h2() {
   phase_ = Phase::kClosing;
-  ClientIdentity id{client_ip_, client_addr_, client_uris_, client_cert_};
+  ClientIdentity id{id_.ip, id_.addr, id_.uris, id_.cert};
   auto h2 = std::make_shared<H2Session>(worker_, listener_index_, std::move(client_),
                                         std::move(slot_), std::move(id));
   const std::string early(in_.view());
@@ -405,7 +386,7 @@ void Session::become_h2() {
 }
 
 void Session::finish_request() {
-  log_request(status_);
+  log_request(ex_.status);
   body_.finish(in_, limits().max_request_header_bytes + kHeadReadRoom);  // pipelined bytes
   in_.compact();
   if (!client_keep_alive_) return close_gracefully();
@@ -415,17 +396,17 @@ void Session::finish_request() {
 // --- errors and closing ----------------------------------------------------------------------
 
 void Session::respond_error(unsigned status, std::string_view reason, bool close) {
-  attempt_.cancel();
+  ex_.attempt.cancel();
   if (response_started_) {
-    log_request(status_);
+    log_request(ex_.status);
     return close_now();
   }
   phase_ = Phase::kResponse;
   if (close || close_after_response_ || worker_.draining()) client_keep_alive_ = false;
-  status_ = status;
-  const bool head_request = head_.method == http::Method::kHead && !head_.method_text.empty();
-  response_bytes_ = http::http1::write_error_response(out_head_, client_version_, status, reason,
-                                                      client_keep_alive_, head_request);
+  ex_.status = status;
+  const bool head_request = ex_.head.method == http::Method::kHead && !ex_.head.method_text.empty();
+  ex_.response_bytes = http::http1::write_error_response(out_head_, client_version_, status, reason,
+                                                         client_keep_alive_, head_request);
   response_started_ = true;
   log_request(status);
   deadline_ = worker_.now() + kErrorWriteTimeout;
@@ -438,29 +419,9 @@ void Session::respond_error(unsigned status, std::string_view reason, bool close
 }
 
 void Session::log_request(unsigned status) {
-  if (logged_) return;
-  logged_ = true;
-  listener_stats_->downstream_requests.add(status);
-  const auto& cfg = *view_->snapshot->config;
-  if (!cfg.access_log.enabled) return;
-  AccessEntry entry;
-  entry.listener = listener_->config->name;
-  entry.client = client_ip_;
-  if (!head_.method_text.empty()) {
-    entry.method = head_.method_text;
-    entry.target = head_.target;
-  } else {
-    entry.method = "-";
-    entry.target = "-";
-  }
-  entry.version = client_version_;
-  entry.status = status;
-  entry.bytes_sent = response_bytes_;
-  if (cluster_) entry.cluster = cluster_->config().name;
-  if (const auto* ep = attempt_.endpoint()) entry.endpoint = ep->address_text;
-  entry.hedge = attempt_.hedge_outcome();
-  entry.duration = Clock::now() - start_;
-  worker_.access_log().append(entry, cfg.access_log.format);
+  if (ex_.logged) return;
+  ex_.logged = true;
+  ex_.record(status, client_version_, id_.ip, *listener_stats_, worker_.access_log());
 }
 
 }  // namespace switchyard::proxy

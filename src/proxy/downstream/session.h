@@ -4,6 +4,7 @@
 #include <memory>
 #include <string>
 
+#include "downstream/exchange.h"
 #include "downstream/request_body.h"
 #include "downstream/request_plan.h"
 #include "io/gather_list.h"
@@ -90,21 +91,18 @@ class Session final : public Connection,
   void close_now();
   void log_request(unsigned status);
   void set_deadline(std::chrono::milliseconds timeout);
-  const config::Limits& limits() const { return listener_->config->limits; }
-  bool body_unread() const { return has_body_ && !parser_.done(); }
+  const config::Limits& limits() const { return ex_.listener->config->limits; }
+  bool body_unread() const { return ex_.has_body && !parser_.done(); }
 
   Worker& worker_;
   size_t listener_index_;
   Stream client_;
   std::shared_ptr<const tls::ServerContext> tls_;  // the listener's, when it started
-  // A client certificate's identity (TLS with client certificates): its URI SANs, which routes
-  // may match, and the X-Forwarded-Client-Cert value sent upstream.
-  std::vector<std::string> client_uris_;
-  std::string client_cert_;
+  // The client's address and, with client certificates, its URI SANs (routes may match them)
+  // and the X-Forwarded-Client-Cert value sent upstream.
+  ClientIdentity id_;
   ConnectionSlot slot_;
   std::shared_ptr<ListenerStats> listener_stats_;
-  std::string client_ip_;
-  IpAddress client_addr_;
   Phase phase_ = Phase::kIdle;
   bool close_after_response_ = false;
   bool fresh_ = true;       // no request head seen yet (h2c's preface can only come first)
@@ -112,27 +110,17 @@ class Session final : public Connection,
   Clock::time_point deadline_ = Clock::time_point::max();  // of the pending client operation
 
   // --- per request ---
-  std::shared_ptr<WorkerView> view_;
-  const control::ListenerRuntime* listener_ = nullptr;
-  const balancer::ClusterBalancer* cluster_ = nullptr;
+  DownstreamExchange ex_;  // the plan, the attempt and what was answered
   InBuffer in_;
   size_t scanned_ = 0;  // of in_, while looking for the end of a head
   http::http1::RequestParser parser_;
-  http::RequestHead head_;
-  http::HeadVerdict verdict_;
-  RequestPlan plan_;
-  http::RequestForward forward_;
-  bool has_body_ = false;
   bool expect_continue_ = false;
   bool awaiting_body_ = false;  // the head announced a body; its first bytes are awaited
   bool continue_sent_ = false;
   unsigned client_version_ = 11;
   bool client_keep_alive_ = true;
-  std::string hash_key_;            // capacity reused
   std::string_view client_region_;  // into the head or the snapshot's config
-  Clock::time_point start_;
   Clock::time_point head_deadline_;
-  UpstreamAttempt attempt_;
 
   RequestBody body_;
 
@@ -142,10 +130,7 @@ class Session final : public Connection,
   std::string trailer_lines_;
   http::http1::BodyFramer framer_;
   GatherList iov_;
-  unsigned status_ = 0;
-  uint64_t response_bytes_ = 0;
   bool response_started_ = false;
-  bool logged_ = false;
 };
 
 }  // namespace switchyard::proxy

@@ -19,9 +19,9 @@ constexpr auto kLingerTimeout = std::chrono::seconds(2);
 // offers nothing acceptable is closed (and counted), never answered in plaintext.
 void Session::handshake() {
   phase_ = Phase::kHandshake;
-  start_ = Clock::now();
-  view_ = worker_.view();
-  listener_ = &view_->snapshot->listeners[listener_index_];
+  ex_.start = Clock::now();
+  ex_.view = worker_.view();
+  ex_.listener = &ex_.view->snapshot->listeners[listener_index_];
   set_deadline(limits().header_timeout);
   SSL* ssl = SSL_new(tls_->native());
   if (ssl == nullptr) return close_now();
@@ -35,7 +35,7 @@ void Session::on_handshake(error_code ec) {
   if (ec) {
     listener_stats_->tls_handshakes.add(timed_out_ ? LS::kTlsTimeout : LS::kTlsFailure);
     if (logs::proxy().should_log(spdlog::level::debug)) {
-      logs::proxy().debug("TLS handshake from {} failed: {}", client_ip_,
+      logs::proxy().debug("TLS handshake from {} failed: {}", id_.ip,
                           timed_out_ ? "timeout" : ec.message());
     }
     return close_now();
@@ -50,19 +50,19 @@ void Session::on_handshake(error_code ec) {
       logs::warn_every(logs::proxy(), logs::Reason::kTlsNoClientCertificate,
                        "TLS client {} has no verified certificate on a listener that requires "
                        "one: closed",
-                       client_ip_);
+                       id_.ip);
       return close_now();
     }
     if (id.present && id.verified) {
-      if (!tls::format_client_cert(id, &client_cert_)) {
+      if (!tls::format_client_cert(id, &id_.cert)) {
         listener_stats_->tls_handshakes.add(LS::kTlsFailure);
         logs::warn_every(logs::proxy(), logs::Reason::kTlsBadClientCertificate,
                          "TLS client {}: a control byte in its certificate's subject or SANs: "
                          "closed",
-                         client_ip_);
+                         id_.ip);
         return close_now();
       }
-      client_uris_ = id.uris;
+      id_.uris = id.uris;
     }
   }
   listener_stats_->tls_handshakes.add(LS::kTlsSuccess);
@@ -71,7 +71,7 @@ void Session::on_handshake(error_code ec) {
   unsigned int alpn_len = 0;
   SSL_get0_alpn_selected(client_.ssl(), &alpn, &alpn_len);
   if (alpn_len == 2 && std::memcmp(alpn, "h2", 2) == 0) return become_h2();
-  if (!listener_->config->speaks(config::ListenerProtocol::kHttp1)) return close_now();
+  if (!ex_.listener->config->speaks(config::ListenerProtocol::kHttp1)) return close_now();
   wait_request();
 }
 
@@ -86,7 +86,7 @@ void Session::on_drain() {
 
 void Session::abort() {
   close_after_response_ = true;
-  attempt_.cancel();
+  ex_.attempt.cancel();
   close_now();
 }
 
