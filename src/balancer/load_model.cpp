@@ -2,8 +2,7 @@
 
 #include <algorithm>
 
-#include "../peak_ewma/peak_ewma.h"
-#include "resource_aware.h"
+#include "policies/common/costs.h"
 
 namespace switchyard::balancer::resource_aware {
 
@@ -175,8 +174,8 @@ LoadEstimate LoadModel::describe(const EndpointRef& ref, int64_t now_ns) const {
   LoadEstimate e = estimate(ref, now_ns);
   const auto& s = *ref.load;
   e.latency_ms = s.latency_estimate(now_ns);
-  e.latency_cost = peak_ewma::cost(
-      e.latency_ms, 0, s.active_requests.load(std::memory_order_relaxed), effective_weight(ref));
+  e.latency_cost = latency_cost(e.latency_ms, 0, s.active_requests.load(std::memory_order_relaxed),
+                                effective_weight(ref));
   e.fused_cost = fused_cost(e.latency_cost, e.score);
   return e;
 }

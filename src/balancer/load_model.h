@@ -8,7 +8,7 @@
 #include <cstdint>
 
 #include "switchyard/balancer/cluster_state.h"
-#include "switchyard/balancer/front_door.h"
+#include "switchyard/balancer/policy.h"
 #include "switchyard/config/schema.h"
 
 namespace switchyard::balancer::resource_aware {

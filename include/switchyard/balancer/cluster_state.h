@@ -37,6 +37,22 @@ struct LearnedWeights {
   }
 };
 
+// The resource-aware load estimate of an endpoint (every cluster has one, for admin and
+// metrics; README, "Resource-aware balancing").
+struct LoadEstimate {
+  double cpu = 0;
+  double memory = 0;
+  double connections = 0;
+  double score = 0;
+  double report_age_s = -1;  // < 0: no report yet
+  // The latency signal (README, "Latency-aware balancing"): the peak-EWMA estimate (ms; -1
+  // before the first response), peak_ewma's cost (estimate x (in flight + 1) / weight) and
+  // resource_aware's fused cost (that x (1 + score)).
+  double latency_ms = -1;
+  double latency_cost = 0;
+  double fused_cost = 0;
+};
+
 class WeightLearner;  // src/balancer/weight_learner.h
 
 struct ClusterState {

@@ -115,22 +115,6 @@ struct RegionStatus {
   uint32_t failing = 0;  // endpoints predicted to fail (health < 0.5) or not usable
 };
 
-// The resource-aware load estimate of an endpoint (every cluster has one, for admin and
-// metrics; README, "Resource-aware balancing").
-struct LoadEstimate {
-  double cpu = 0;
-  double memory = 0;
-  double connections = 0;
-  double score = 0;
-  double report_age_s = -1;  // < 0: no report yet
-  // The latency signal (README, "Latency-aware balancing"): the peak-EWMA estimate (ms; -1
-  // before the first response), peak_ewma's cost (estimate x (in flight + 1) / weight) and
-  // resource_aware's fused cost (that x (1 + score)).
-  double latency_ms = -1;
-  double latency_cost = 0;
-  double fused_cost = 0;
-};
-
 // The cap of bounded-load consistent hashing (Mirrokni, Thorup, Zadimoghaddam 2018): with
 // factor c, no endpoint takes more than ceil(c * (in_flight + 1) / usable) requests at once.
 // 0 = no cap (factor 0 turns bounded load off). Used for the cluster and for each region.
@@ -152,6 +136,9 @@ struct PickExplanation {
   // ring or Maglev table; round robin's next turns from a fresh cursor).
   std::vector<const EndpointRef*> order;
 };
+
+struct Group;    // src/balancer/group.h
+class Locality;  // src/balancer/locality.h
 
 class ClusterBalancer {
  public:
@@ -224,23 +211,16 @@ class ClusterBalancer {
   void tick();
 
  private:
-  struct Group;
-  struct Region;
+  friend class Locality;  // picks within its regions' groups through pick_in
   const EndpointRef* pick_in(const Group& group, const PickInput& in, PickMemo& memo,
                              WorkerCluster& worker, int64_t in_flight) const;
   // Control thread (tick): slow-start factors and the panic flag; adaptive weights' samples
-  // and fit; the regions' spills.
+  // and fit.
   void tick_endpoints(uint32_t usable);
   void tick_learning(int64_t now_ns);
-  void summarise_trends(Region& r);
-  void tick_regions();
-  RegionStatus status_of(const Region& r) const;
+  // The priority levels' pick, or the locality layer's for a client with a region.
   const EndpointRef* choose(const PickRequest& req, PickMemo& memo, WorkerCluster& worker,
                             int64_t in_flight, LocalityOutcome& outcome) const;
-  const EndpointRef* fallback(const Region* local, const PickRequest& req, PickMemo& memo,
-                              WorkerCluster& worker, int64_t in_flight,
-                              LocalityOutcome& outcome) const;
-  const Region* find(std::string_view name) const;
   // The group a pick without a locality decision draws from: the active priority level's,
   // or the whole cluster's (one level, or no level has a usable endpoint).
   const Group& base_group() const;
@@ -261,14 +241,9 @@ class ClusterBalancer {
   // usable endpoint (-1: none has one, the whole cluster's group decides).
   std::vector<std::unique_ptr<Group>> levels_;
   std::atomic<int32_t> active_level_{0};
-  // The locality layer (nullptr when the cluster has no locality block).
-  std::vector<std::unique_ptr<Region>> regions_;
-  bool locality_ = false;
-  bool predictive_ = false;
+  // The locality layer (balancer/locality.h; nullptr when the cluster has no locality block).
+  std::unique_ptr<Locality> locality_;
   bool learns_ = false;
-  bool zones_ = false;
-  double min_healthy_ = 0.5;
-  config::Fallback fallback_ = config::Fallback::kNearest;
   size_t groups_ = 0;
 };
 

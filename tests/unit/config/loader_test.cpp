@@ -6,7 +6,7 @@
 #include <sstream>
 
 #include "balancer/policies/consistent_hash/hash_config.h"
-#include "balancer/policies/resource_aware/load_model.h"
+#include "balancer/load_model.h"
 #include "switchyard/balancer/policy.h"
 
 namespace switchyard::config {

@@ -4,7 +4,7 @@
 
 #include <memory>
 
-#include "../../weighted_draw.h"
+#include "../common/weighted_draw.h"
 
 namespace switchyard::balancer::least_request {
 

@@ -6,10 +6,6 @@
 namespace switchyard::balancer::peak_ewma {
 namespace {
 
-// A latency floor: sub-0.1 ms differences are noise, and an estimate of 0 (long idle) must
-// still let the in-flight count decide.
-constexpr double kFloorMs = 0.1;
-
 class Policy final : public balancer::Policy {
  public:
   std::string_view name() const override { return "peak_ewma"; }
@@ -29,13 +25,6 @@ class Policy final : public balancer::Policy {
 
 std::unique_ptr<balancer::Policy> make() { return std::make_unique<Policy>(); }
 
-double cost(double estimate_ms, double unmeasured_ms, int64_t active, double weight) {
-  const double latency = (estimate_ms < 0 ? unmeasured_ms : estimate_ms) + kFloorMs;
-  // latency^1.5: see peak_ewma.h for why not Linkerd's plain product.
-  return latency * std::sqrt(latency) * static_cast<double>(std::max<int64_t>(active, 0) + 1) /
-         std::max(weight, 1e-3);
-}
-
 uint32_t Table::pick(const PickInput& in, const Filter& filter, WorkerLbState& lb) const {
   const uint32_t a = draw_.draw(filter, lb, kNone);
   if (a == kNone) return kNone;
@@ -49,8 +38,8 @@ uint32_t Table::pick(const PickInput& in, const Filter& filter, WorkerLbState& l
   const double ea = ma.load->latency_estimate(now);
   const double eb = mb.load->latency_estimate(now);
   // An unmeasured endpoint borrows the other's estimate: in-flight counts decide.
-  const double ca = cost(ea, eb < 0 ? 0 : eb, active_a, effective_weight(ma));
-  const double cb = cost(eb, ea < 0 ? 0 : ea, active_b, effective_weight(mb));
+  const double ca = latency_cost(ea, eb < 0 ? 0 : eb, active_a, effective_weight(ma));
+  const double cb = latency_cost(eb, ea < 0 ? 0 : ea, active_b, effective_weight(mb));
   return cb < ca ? b : a;
 }
 

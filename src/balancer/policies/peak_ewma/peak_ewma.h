@@ -18,15 +18,12 @@
 
 #include <memory>
 
-#include "../../weighted_draw.h"
+#include "../common/costs.h"
+#include "../common/weighted_draw.h"
 
 namespace switchyard::balancer::peak_ewma {
 
-// The cost of sending one more request to an endpoint: its latency estimate (ms; an
-// unmeasured one borrows `unmeasured_ms`, so that a new endpoint competes on its in-flight
-// count) to the power 1.5, times (active + 1), per unit of weight (the slow-start weight,
-// effective_weight()). Pure.
-double cost(double estimate_ms, double unmeasured_ms, int64_t active, double weight);
+// The cost: latency_cost (policies/common/costs.h).
 
 // Two weighted draws (distinct); the lower cost wins, a tie keeps the first draw (so idle
 // endpoints split by weight). No lock, no allocation: two reads of each endpoint's atomics.

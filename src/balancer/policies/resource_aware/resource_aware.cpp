@@ -50,8 +50,6 @@ double share_weight(double score, double lowest_score, double response_ms, doubl
   return weight * headroom * headroom;
 }
 
-double fused_cost(double latency_cost, double score) { return latency_cost * load_factor(score); }
-
 Table::Table(const config::Cluster& cluster, const Members& members, const ClusterState& state)
     : members_(members),
       model_(config_of(cluster), &state.weights),
@@ -150,8 +148,8 @@ uint32_t Table::duel(uint32_t a, uint32_t b, WorkerLbState& lb, int64_t now, boo
     lb.credit[pick] -= wa + wb;
     return pick;
   }
-  double ca = peak_ewma::cost(ea, eb < 0 ? 0 : eb, active_a, effective_weight(ma));
-  double cb = peak_ewma::cost(eb, ea < 0 ? 0 : ea, active_b, effective_weight(mb));
+  double ca = latency_cost(ea, eb < 0 ? 0 : eb, active_a, effective_weight(ma));
+  double cb = latency_cost(eb, ea < 0 ? 0 : ea, active_b, effective_weight(mb));
   if (v == Verdict::kLoadCounts || (sa >= sb) == (ea >= eb) || std::abs(sa - sb) >= kBelievedGap) {
     // The reports agree with the latency: the seed's weight, slowdown and evidence included
     // (a slower endpoint whose score is also 0.05 or more above the other's has its score
@@ -177,12 +175,6 @@ Verdict fused_verdict(double latency_a, double latency_b, int64_t active_a, int6
   const bool alike = unmeasured || hi <= lo * kAlikeLatency + kResponseFloorMs;
   if (!alike) return Verdict::kLatency;
   return idle ? Verdict::kShare : Verdict::kLoadCounts;
-}
-
-double load_factor(double score) {
-  const double s = std::clamp(score, kMinShareScore, kMaxShareScore);
-  const double inverse_headroom = s / (1 - s);
-  return inverse_headroom * inverse_headroom;
 }
 
 uint32_t Table::pick_seed(const Filter& filter, WorkerLbState& lb, int64_t now) const {

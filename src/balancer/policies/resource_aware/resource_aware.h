@@ -6,8 +6,9 @@
 
 #include <memory>
 
-#include "../../weighted_draw.h"
-#include "load_model.h"
+#include "../../load_model.h"
+#include "../common/costs.h"
+#include "../common/weighted_draw.h"
 #include "switchyard/balancer/policy.h"
 
 namespace switchyard::balancer::resource_aware {
@@ -20,8 +21,6 @@ namespace switchyard::balancer::resource_aware {
 // reported load agrees. Headroom is capacity left per unit used: 4 at s = 0.2, 1 at 0.5, 0.11
 // at 0.9. Squared, the shares separate loads that matter (0.63 vs 0.07: 0.1%) and still share
 // close ones (0.21 / 0.23 / 0.25: 41 / 33 / 26%). Pure; any thread.
-constexpr double kMinShareScore = 0.01;
-constexpr double kMaxShareScore = 0.99;
 constexpr double kResponseFloorMs = 2.0;   // sub-millisecond differences are noise
 constexpr double kLatencyEvidence = 0.05;  // a score this far above the lowest: full weight
 double share_weight(double score, double lowest_score, double response_ms, double best_response_ms,
@@ -35,7 +34,7 @@ double share_weight(double score, double lowest_score, double response_ms, doubl
 //
 // With `score: fused` (the default) the pick is instead two draws by configured weight (three in
 // clusters of three or more) and comparisons (pick_fused in resource_aware.cpp; README,
-// "Latency-aware balancing"): the latency signal (peak_ewma::cost: peak-EWMA latency with failures
+// "Latency-aware balancing"): the latency signal (latency_cost: peak-EWMA latency with failures
 // as penalties, times requests in flight + 1) decides, and the reports' load counts in it where it
 // agrees with the latency; two idle, equally quick endpoints share by the seed's weights. Reports
 // alone cannot see an endpoint that is slower per request (three times slower with the same busy
@@ -77,12 +76,7 @@ constexpr double kBelievedGap = 0.2;
 // Both idle with scores kBelievedGap or more apart: kShare whatever the latencies.
 Verdict fused_verdict(double latency_a, double latency_b, int64_t active_a, int64_t active_b,
                       double score_gap = 0);
-// The load part of the fused cost: 1 / headroom^2 = (s / (1 - s))^2, s the load score clamped to
-// [kMinShareScore, kMaxShareScore] (the seed's weight, inverted: 0.0625 at 0.2, 1 at 0.5, 81 at
-// 0.9).
-double load_factor(double score);
-// What /admin/clusters shows as fused_cost: the latency cost times the load factor.
-double fused_cost(double latency_cost, double score);
+// load_factor and fused_cost: policies/common/costs.h.
 
 std::unique_ptr<Policy> make();
 

@@ -219,10 +219,10 @@ TEST(ResourceAware, ManyEndpointsAreSampled) {
 
 // The load factor is the seed's weight inverted: (s / (1 - s))^2.
 TEST(ResourceAwareFused, LoadFactorAndVerdicts) {
-  EXPECT_DOUBLE_EQ(resource_aware::load_factor(0.5), 1.0);
-  EXPECT_DOUBLE_EQ(resource_aware::load_factor(0.2), 0.0625);
-  EXPECT_NEAR(resource_aware::load_factor(0.9), 81.0, 1e-9);
-  EXPECT_DOUBLE_EQ(resource_aware::fused_cost(10.0, 0.5), 10.0);
+  EXPECT_DOUBLE_EQ(load_factor(0.5), 1.0);
+  EXPECT_DOUBLE_EQ(load_factor(0.2), 0.0625);
+  EXPECT_NEAR(load_factor(0.9), 81.0, 1e-9);
+  EXPECT_DOUBLE_EQ(fused_cost(10.0, 0.5), 10.0);
   using resource_aware::Verdict;
   EXPECT_EQ(resource_aware::fused_verdict(5, 6, 0, 0), Verdict::kShare);   // idle, alike
   EXPECT_EQ(resource_aware::fused_verdict(-1, 6, 0, 0), Verdict::kShare);  // unmeasured
