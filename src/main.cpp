@@ -18,6 +18,7 @@
 #include "switchyard/common/logging.h"
 #include "switchyard/common/stats.h"
 #include "switchyard/config/loader.h"
+#include "switchyard/control/reload.h"
 #include "switchyard/control/runtime.h"
 #include "switchyard/proxy/server.h"
 
@@ -77,19 +78,6 @@ bool parse_args(int argc, char** argv, Options* out) {
   return true;
 }
 
-// Listeners are bound once at start: a reload may change their routes, limits and headers, but
-// not their set, names or addresses.
-std::string listeners_changed(const config::Config& a, const config::Config& b) {
-  if (a.listeners.size() != b.listeners.size()) return "the number of listeners changed";
-  for (size_t i = 0; i < a.listeners.size(); ++i) {
-    if (a.listeners[i].name != b.listeners[i].name ||
-        a.listeners[i].listen_text != b.listeners[i].listen_text) {
-      return "listener '" + b.listeners[i].name + "' changed its name, address or position";
-    }
-  }
-  return "";
-}
-
 class Daemon {
  public:
   Daemon(Options options, std::shared_ptr<const config::Config> config)
@@ -145,47 +133,13 @@ class Daemon {
   // SIGHUP and POST /admin/reload. Control thread.
   admin::ReloadOutcome reload(const char* cause) {
     logs::config().info("{}: reloading {}", cause, options_.config_path);
-    auto result = config::load_file(options_.config_path, balancer::schema());
-    if (result.ok()) {
-      if (auto why = listeners_changed(*config_, *result.config); !why.empty()) {
-        result.errors.push_back({options_.config_path, 1, 1, "listeners",
-                                 why + "; restart switchyard to change listeners"});
-        result.config.reset();
-      }
-    }
+    auto result = control::reload_file(options_.config_path, *config_, runtime_,
+                                       [this](auto snapshot) { proxy_.publish(snapshot); });
+    if (result.ok) config_ = result.config;
     admin::ReloadOutcome outcome;
-    if (!result.ok()) {
-      for (const auto& e : result.errors) {
-        logs::config().error("{}", e.to_string());
-        outcome.errors.push_back(e.to_string());
-      }
-      logs::config().error("reload failed: keeping the running configuration");
-      runtime_.count_reload(false);
-      outcome.version = runtime_.current()->version;
-      return outcome;
-    }
-    if (result.config->workers != config_->workers ||
-        !(result.config->admin.listen == config_->admin.listen) ||
-        result.config->admin.probe_listen_text != config_->admin.probe_listen_text) {
-      logs::config().warn(
-          "workers, admin.listen and admin.probe_listen take effect only after a restart");
-    }
-    std::string why;
-    auto snapshot = runtime_.apply(result.config, &why);
-    if (!snapshot) {
-      logs::config().error("{}: {}", options_.config_path, why);
-      logs::config().error("reload failed: keeping the running configuration");
-      runtime_.count_reload(false);
-      outcome.errors.push_back(options_.config_path + ": " + why);
-      outcome.version = runtime_.current()->version;
-      return outcome;
-    }
-    config_ = result.config;
-    proxy_.publish(snapshot);
-    runtime_.count_reload(true);
-    logs::config().info("reload succeeded");
-    outcome.ok = true;
-    outcome.version = snapshot->version;
+    outcome.ok = result.ok;
+    outcome.version = result.version;
+    outcome.errors = std::move(result.errors);
     return outcome;
   }
 

@@ -37,7 +37,7 @@ struct ClusterBalancer::LoadModelHolder {
   resource_aware::LoadModel model;
 };
 
-ClusterBalancer::ClusterBalancer(const registry::ClusterSnapshot& cluster, const Policy& policy,
+ClusterBalancer::ClusterBalancer(const registry::ClusterMembership& cluster, const Policy& policy,
                                  Owned owned, std::shared_ptr<ClusterState> state,
                                  std::shared_ptr<ClusterStats> stats,
                                  breaker::OutlierDetector* notify)

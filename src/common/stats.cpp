@@ -63,8 +63,8 @@ void Histogram::observe_ns(uint64_t ns) {
   shard.sum_ns.fetch_add(ns, std::memory_order_relaxed);
 }
 
-Histogram::Snapshot Histogram::snapshot() const {
-  Snapshot out;
+Histogram::Reading Histogram::read() const {
+  Reading out;
   uint64_t sum_ns = 0;
   std::array<uint64_t, kMaxBuckets + 1> per{};
   for (uint32_t s = 0; s < shard_count(); ++s) {

@@ -35,7 +35,7 @@ class Builder {
     add(family(name, help, MetricType::Gauge), std::move(labels)).gauge.value = value;
   }
   void histogram(const char* name, const char* help, Labels labels, const stats::Histogram& h) {
-    auto snap = h.snapshot();
+    auto snap = h.read();
     auto& m = add(family(name, help, MetricType::Histogram), std::move(labels));
     m.histogram.sample_count = snap.count;
     m.histogram.sample_sum = snap.sum_seconds;
@@ -69,7 +69,7 @@ class Builder {
 
 }  // namespace
 
-std::string render(const proxy::SnapshotStats& stats, const ProcessCounters& process) {
+std::string render(const proxy::StatsTable& stats, const ProcessCounters& process) {
   const control::Snapshot& snapshot = *stats.snapshot;
   Builder b;
   // Declared up front so that the order of families is stable whatever is configured.

@@ -4,10 +4,10 @@
 
 namespace switchyard::proxy {
 
-std::shared_ptr<const SnapshotStats> StatsRegistry::build(
+std::shared_ptr<const StatsTable> StatsRegistry::build(
     std::shared_ptr<const control::Snapshot> snap) {
   const control::Snapshot& snapshot = *snap;
-  auto out = std::make_shared<SnapshotStats>();
+  auto out = std::make_shared<StatsTable>();
   out->version = snapshot.version;
   out->snapshot = std::move(snap);
   std::map<std::string, std::shared_ptr<ListenerStats>> listeners;

@@ -4,14 +4,14 @@
 
 namespace switchyard::registry {
 
-std::shared_ptr<const Snapshot> Registry::build(std::shared_ptr<const config::Config> cfg) {
-  auto snap = std::make_shared<Snapshot>();
+std::shared_ptr<const Membership> Registry::build(std::shared_ptr<const config::Config> cfg) {
+  auto snap = std::make_shared<Membership>();
   snap->version = next_version_++;
   snap->config = cfg;
   std::map<std::string, uint32_t> live;
   for (size_t ci = 0; ci < cfg->clusters.size(); ++ci) {
     const auto& cc = cfg->clusters[ci];
-    ClusterSnapshot cs;
+    ClusterMembership cs;
     cs.config = &cc;
     cs.index = static_cast<uint32_t>(ci);
     for (size_t ei = 0; ei < cc.endpoints.size(); ++ei) {
@@ -43,7 +43,7 @@ std::shared_ptr<const Snapshot> Registry::build(std::shared_ptr<const config::Co
       }
     }
   }
-  for (const auto& lc : cfg->listeners) snap->listeners.push_back(ListenerSnapshot{&lc, asserted});
+  for (const auto& lc : cfg->listeners) snap->listeners.push_back(ListenerInfo{&lc, asserted});
   // Endpoints that left the config give up their id; one that comes back later gets a new one
   // (and fresh state everywhere).
   ids_ = std::move(live);

@@ -54,7 +54,7 @@ struct Bench {
 
   std::shared_ptr<const config::Config> config;
   registry::Registry registry;
-  std::shared_ptr<const registry::Snapshot> snapshot;
+  std::shared_ptr<const registry::Membership> snapshot;
   std::unique_ptr<balancer::ClusterBalancer> front;
   balancer::WorkerCluster worker;
 };

@@ -149,7 +149,7 @@ class ClusterBalancer {
     std::vector<std::shared_ptr<breaker::EndpointBreaker>> breakers;
     std::vector<std::shared_ptr<EndpointLoad>> loads;
   };
-  ClusterBalancer(const registry::ClusterSnapshot& cluster, const Policy& policy, Owned owned,
+  ClusterBalancer(const registry::ClusterMembership& cluster, const Policy& policy, Owned owned,
                   std::shared_ptr<ClusterState> state, std::shared_ptr<ClusterStats> stats,
                   breaker::OutlierDetector* notify);
   ~ClusterBalancer();
@@ -185,7 +185,7 @@ class ClusterBalancer {
   // --- any thread --------------------------------------------------------------------------
   PickExplanation explain(const PickRequest& req) const;
   const config::Cluster& config() const { return *cluster_.config; }
-  const registry::ClusterSnapshot& cluster() const { return cluster_; }
+  const registry::ClusterMembership& cluster() const { return cluster_; }
   const Members& members() const { return members_; }
   const Policy& policy() const { return policy_; }
   // The hash key routing extracts for this cluster's policy (nullptr: none), and whether a
@@ -225,7 +225,7 @@ class ClusterBalancer {
   // or the whole cluster's (one level, or no level has a usable endpoint).
   const Group& base_group() const;
 
-  const registry::ClusterSnapshot& cluster_;
+  const registry::ClusterMembership& cluster_;
   const Policy& policy_;
   Owned owned_;
   Members members_;

@@ -80,12 +80,12 @@ class Histogram {
   explicit Histogram(std::span<const double> bounds);
   void observe_ns(uint64_t ns);
 
-  struct Snapshot {
+  struct Reading {
     std::array<uint64_t, kMaxBuckets + 1> cumulative{};  // per bound, then +Inf
     uint64_t count = 0;
     double sum_seconds = 0;
   };
-  Snapshot snapshot() const;
+  Reading read() const;
   std::span<const double> bounds() const { return {bounds_.data(), n_bounds_}; }
 
  private:

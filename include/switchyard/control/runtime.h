@@ -31,7 +31,7 @@ namespace switchyard::control {
 
 struct ListenerRuntime {
   const config::Listener* config = nullptr;
-  const registry::ListenerSnapshot* registry = nullptr;  // asserted headers
+  const registry::ListenerInfo* registry = nullptr;  // asserted headers
   routing::Router router;
 };
 
@@ -40,7 +40,7 @@ struct ListenerRuntime {
 struct Snapshot {
   uint64_t version = 0;
   std::shared_ptr<const config::Config> config;
-  std::shared_ptr<const registry::Snapshot> registry;
+  std::shared_ptr<const registry::Membership> registry;
   std::vector<std::unique_ptr<balancer::ClusterBalancer>> clusters;         // by cluster index
   std::vector<std::shared_ptr<const breaker::ClusterStats>> breaker_stats;  // by cluster index
   std::vector<ListenerRuntime> listeners;                                   // by listener index

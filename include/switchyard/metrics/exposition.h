@@ -24,6 +24,6 @@ struct ProcessCounters {
 // the proxy's counters, the balancer's ClusterBalancer (members, regions, load estimates,
 // its counters), the breaker's and health checks' per-endpoint state. Gauges are sampled now.
 // Any thread (the admin thread); takes no lock the request path takes.
-std::string render(const proxy::SnapshotStats& stats, const ProcessCounters& process);
+std::string render(const proxy::StatsTable& stats, const ProcessCounters& process);
 
 }  // namespace switchyard::metrics

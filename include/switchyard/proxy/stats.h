@@ -57,7 +57,7 @@ struct EndpointStats {
 
 // The statistics of one snapshot, in its order, with the snapshot they belong to (readers off
 // the workers, the metrics exposition, take both from here and so always a matching pair).
-struct SnapshotStats {
+struct StatsTable {
   uint64_t version = 0;
   std::shared_ptr<const control::Snapshot> snapshot;
   std::vector<std::shared_ptr<ListenerStats>> listeners;
@@ -69,8 +69,8 @@ struct SnapshotStats {
 // the control thread; current() and access_log_dropped() from any thread.
 class StatsRegistry {
  public:
-  std::shared_ptr<const SnapshotStats> build(std::shared_ptr<const control::Snapshot> snapshot);
-  std::shared_ptr<const SnapshotStats> current() const {
+  std::shared_ptr<const StatsTable> build(std::shared_ptr<const control::Snapshot> snapshot);
+  std::shared_ptr<const StatsTable> current() const {
     std::lock_guard<std::mutex> lock(mutex_);
     return current_;
   }
@@ -82,7 +82,7 @@ class StatsRegistry {
   std::map<std::string, std::shared_ptr<ClusterStats>> clusters_;
   std::map<std::string, std::shared_ptr<EndpointStats>> endpoints_;  // by endpoint key
   mutable std::mutex mutex_;
-  std::shared_ptr<const SnapshotStats> current_;
+  std::shared_ptr<const StatsTable> current_;
   stats::Counters<1> dropped_;
 };
 

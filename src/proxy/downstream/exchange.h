@@ -39,8 +39,14 @@ struct DownstreamExchange {
 
   // What the attempt is to send, as planned.
   AttemptRequest attempt_request() const {
-    return AttemptRequest{view.get(), plan.cluster_index,      plan.cluster, plan.route, &head,
-                          &forward,   plan.origin_needs_slash, has_body,     plan.pick};
+    return AttemptRequest{&view->clusters[plan.cluster_index],
+                          plan.cluster,
+                          plan.route,
+                          &head,
+                          &forward,
+                          plan.origin_needs_slash,
+                          has_body,
+                          plan.pick};
   }
 
   // The request is over: counts it under `status_sent` for its listener and writes its

@@ -127,14 +127,14 @@ void UpstreamAttempt::start(const AttemptRequest& request, AttemptSink* sink,
                                 (http::idempotent(req_.head->method) || retries.non_idempotent))) &&
                (fwd.framing != http::Framing::kContentLength ||
                 fwd.content_length <= retries.max_body_bytes);
-  stats_ = req_.view->stats->clusters[req_.cluster_index].get();
+  stats_ = req_.cluster->stats;
   memo_.reset();
   if (req_.avoid != nullptr) {  // a backup try: not where the first one went
     memo_.tried = req_.avoid->tried;
     memo_.tried_count = req_.avoid->tried_count;
   }
   hedge_state_ = HedgeState::kNone;
-  if (!req_.hedged_try) req_.view->retry_budgets[req_.cluster_index].on_request();
+  if (!req_.hedged_try) req_.cluster->retry_budget.on_request();
   try_once();
   if (active_ && retries_done_ == 0) arm_hedge();
 }
@@ -149,7 +149,7 @@ void UpstreamAttempt::arm_hedge() {
       !http::idempotent(req_.head->method)) {
     return;
   }
-  const Duration delay = hedge_delay(*hedge, req_.view->latencies[req_.cluster_index]);
+  const Duration delay = hedge_delay(*hedge, req_.cluster->latencies);
   if (delay.count() <= 0) return;
   hedge_state_ = HedgeState::kArmed;
   hedge_timer_.expires_at(try_start_ + delay);
@@ -232,7 +232,7 @@ void UpstreamAttempt::try_once() {
   const auto now = Clock::now();
   req_.pick.now_ns =
       std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch()).count();
-  req_.balancer->pick(req_.pick, memo_, req_.view->lb[req_.cluster_index], pick_);
+  req_.balancer->pick(req_.pick, memo_, req_.cluster->lb, pick_);
   if (pick_.ref == nullptr) return end_failed(pick_.status, pick_.reason);
   reached_ = false;
   got_bytes_ = false;
@@ -249,7 +249,7 @@ void UpstreamAttempt::try_once() {
   // A request that must not be sent twice only goes on a pooled connection that is known to
   // be open (a peek), so that it is never lost to an idle-close race.
   const bool careful = !http::idempotent(req_.head->method) && !req_.route->retries.non_idempotent;
-  tls_ = req_.view->snapshot->cluster_tls[req_.cluster_index];
+  tls_ = req_.cluster->tls;
   if (req_.balancer->config().protocol != config::UpstreamProtocol::kHttp1) return h2_try();
   h2_mode_ = false;
   conn_ = worker_.pool().take(pick_.ref->endpoint->id, careful, tls_.get());
@@ -496,7 +496,7 @@ bool UpstreamAttempt::accept_final_head() {
       std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch()).count();
   req_.balancer->observe_head(pick_, status, ms, now_ns);
   if (status < 500 && status != 429) {
-    req_.view->latencies[req_.cluster_index].add(ms);  // hedge delays at a percentile
+    req_.cluster->latencies.add(ms);  // hedge delays at a percentile
   }
   // Load reports are for the proxy, never for the client (DESIGN.md, Backend load reports):
   // the first one counts, a repeat is dropped with it (plan_response drops them all).
@@ -856,8 +856,7 @@ bool UpstreamAttempt::try_retry(RetryReason reason, unsigned status) {
 // One more try of this request, counted and within the cluster's retry budget (README,
 // "Retries"): false, and counted as refused, when the budget is spent.
 bool UpstreamAttempt::take_retry_token() {
-  if (!req_.view->retry_budgets[req_.cluster_index].allow(
-          stats_->active_retries.load(std::memory_order_relaxed))) {
+  if (!req_.cluster->retry_budget.allow(stats_->active_retries.load(std::memory_order_relaxed))) {
     stats_->counters.add(ClusterStats::kRetryBudgetExhausted);
     return false;
   }
@@ -895,7 +894,7 @@ void UpstreamAttempt::release_endpoint() {
 }
 
 EndpointStats& UpstreamAttempt::endpoint_stats() const {
-  return *req_.view->stats->endpoints[req_.cluster_index][pick_.ref->index];
+  return *(*req_.cluster->endpoint_stats)[pick_.ref->index];
 }
 
 void UpstreamAttempt::release_retry() {

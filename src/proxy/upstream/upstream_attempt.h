@@ -56,8 +56,7 @@ class AttemptSink {
 
 // What the client side decided about the request before it goes upstream.
 struct AttemptRequest {
-  WorkerView* view = nullptr;
-  size_t cluster_index = 0;
+  ClusterView* cluster = nullptr;  // the routed cluster, as this worker sees it
   const balancer::ClusterBalancer* balancer = nullptr;  // the routed cluster's front door
   const config::Route* route = nullptr;
   const http::RequestHead* head = nullptr;

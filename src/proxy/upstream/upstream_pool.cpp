@@ -80,7 +80,7 @@ void UpstreamPool::warm_fallbacks() {
   for (size_t ci = 0; ci < snapshot.clusters.size(); ++ci) {
     const auto& cluster = *snapshot.clusters[ci];
     if (cluster.config().locality == std::nullopt) continue;
-    if (snapshot.cluster_tls[ci]) continue;  // a warm TLS connection would need its handshake
+    if (view->clusters[ci].tls) continue;  // a warm TLS connection would need its handshake
     const auto& up = cluster.config().upstream;
     const uint32_t want = std::min<uint32_t>(kWarmConnections, up.max_idle_per_endpoint);
     for (const auto& listener : snapshot.config->listeners) {

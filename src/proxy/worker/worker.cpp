@@ -81,24 +81,27 @@ void Worker::start() {
 }
 
 void Worker::publish(std::shared_ptr<const control::Snapshot> snapshot,
-                     std::shared_ptr<const SnapshotStats> stats) {
+                     std::shared_ptr<const StatsTable> stats) {
   asio::post(ioc_, [this, snapshot = std::move(snapshot), stats = std::move(stats)] {
     auto view = std::make_shared<WorkerView>();
     std::random_device rd;
-    for (const auto& cluster : snapshot->clusters) {
+    view->clusters.resize(snapshot->clusters.size());
+    for (size_t i = 0; i < snapshot->clusters.size(); ++i) {
+      const auto& cluster = snapshot->clusters[i];
+      auto& cv = view->clusters[i];
+      cv.balancer = cluster.get();
+      cv.tls = snapshot->cluster_tls[i];
+      cv.stats = stats->clusters[i].get();
+      cv.endpoint_stats = &stats->endpoints[i];
       // Workers start their picking state (the round-robin cycle, the PRNG) at different
       // points.
-      cluster->prepare(view->lb.emplace_back(),
-                       (uint64_t(rd()) << 32) ^ rd() ^ (uint64_t(index_) << 48));
-      // A cluster that persists keeps its saved retry tokens.
-      auto& budget = view->retry_budgets.emplace_back();
-      auto& latency = view->latencies.emplace_back();
+      cluster->prepare(cv.lb, (uint64_t(rd()) << 32) ^ rd() ^ (uint64_t(index_) << 48));
+      // A cluster that persists keeps its saved retry tokens and latency quantiles.
       if (view_) {
-        const auto& old = view_->snapshot->clusters;
-        for (size_t i = 0; i < old.size(); ++i) {
-          if (old[i]->config().name != cluster->config().name) continue;
-          budget = view_->retry_budgets[i];
-          latency = view_->latencies[i];
+        for (const auto& old : view_->clusters) {
+          if (old.balancer->config().name != cluster->config().name) continue;
+          cv.retry_budget = old.retry_budget;
+          cv.latencies = old.latencies;
         }
       }
     }

@@ -46,14 +46,26 @@ struct UpstreamConnection {
   Clock::time_point idle_deadline;
 };
 
-// A snapshot as one worker uses it: the shared immutable part plus this worker's own mutable
-// picking state per cluster.
+// One cluster as one worker uses it: the snapshot's front door, upstream TLS context and
+// counters for it, and this worker's own mutable state for it (the picking state, the retry
+// budget, the latency quantiles that set hedge delays). An attempt holds a pointer to one.
+struct ClusterView {
+  const balancer::ClusterBalancer* balancer = nullptr;
+  std::shared_ptr<const tls::ClientContext> tls;  // null: plaintext
+  ClusterStats* stats = nullptr;                  // the proxy's counters
+  const std::vector<std::shared_ptr<EndpointStats>>* endpoint_stats = nullptr;  // by index
+  balancer::WorkerCluster lb;
+  RetryBudget retry_budget;
+  LatencyQuantiles latencies;
+};
+
+// The current snapshot as one worker uses it: the shared immutable part and a view per cluster
+// (by cluster index; the vector never grows after it is built, so pointers into it hold as long
+// as the view does).
 struct WorkerView {
   std::shared_ptr<const control::Snapshot> snapshot;
-  std::shared_ptr<const SnapshotStats> stats;  // the proxy's counters, same order
-  std::vector<balancer::WorkerCluster> lb;     // by cluster index
-  std::vector<RetryBudget> retry_budgets;      // by cluster index
-  std::vector<LatencyQuantiles> latencies;     // by cluster index: hedge delays at percentiles
+  std::shared_ptr<const StatsTable> stats;  // keeps the counters the clusters point at
+  std::vector<ClusterView> clusters;
 };
 
 // Process-wide state shared by all workers.
@@ -115,7 +127,7 @@ class Worker {
   void start();
   // Any thread: posted to the worker.
   void publish(std::shared_ptr<const control::Snapshot> snapshot,
-               std::shared_ptr<const SnapshotStats> stats);
+               std::shared_ptr<const StatsTable> stats);
   void drain();
   void stop();
   size_t open_connections() const { return open_.load(std::memory_order_relaxed); }

@@ -149,8 +149,8 @@ class Cluster {
   Spec spec_;
   std::shared_ptr<const config::Config> config_;
   registry::Registry registry_;
-  std::shared_ptr<const registry::Snapshot> snapshot_;
-  registry::ClusterSnapshot endpoints_;
+  std::shared_ptr<const registry::Membership> snapshot_;
+  registry::ClusterMembership endpoints_;
   std::vector<std::shared_ptr<health::EndpointHealth>> health_;
   std::vector<std::shared_ptr<breaker::EndpointBreaker>> breakers_;
   std::vector<std::shared_ptr<EndpointLoad>> loads_;

@@ -23,7 +23,7 @@ std::shared_ptr<const config::Config> load(const std::string& endpoints) {
 
 // A runtime and the proxy's statistics over it, as the daemon wires them.
 struct Fixture {
-  std::shared_ptr<const proxy::SnapshotStats> apply(const std::string& endpoints) {
+  std::shared_ptr<const proxy::StatsTable> apply(const std::string& endpoints) {
     return stats.build(runtime.apply(load(endpoints)));
   }
   boost::asio::io_context ioc;
@@ -76,7 +76,7 @@ TEST(Histogram, CumulativeBuckets) {
   h.observe_ns(1'000'000);  // exactly 1 ms: in the first bucket
   h.observe_ns(5'000'000);
   h.observe_ns(50'000'000);
-  auto s = h.snapshot();
+  auto s = h.read();
   EXPECT_EQ(s.cumulative[0], 1u);
   EXPECT_EQ(s.cumulative[1], 2u);
   EXPECT_EQ(s.cumulative[2], 3u);
