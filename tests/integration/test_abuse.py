@@ -15,7 +15,7 @@ import tempfile
 import time
 import unittest
 
-from harness import SWITCHYARD, ProxyTestCase, config, request
+from harness import SWITCHYARD, ProxyTestCase, config, request, time_scale
 from test_admin_views import admin
 from test_health import wait_for
 from test_http2 import PREFACE, RawH2Origin, frame, get_block, goaway_code, read_frames
@@ -261,7 +261,7 @@ class UnreadStderrTest(unittest.TestCase):
                                 stdout=subprocess.DEVNULL, stderr=w, stdin=subprocess.DEVNULL)
         os.close(w)
         self.addCleanup(lambda: (proc.kill(), proc.wait(), os.close(r)))
-        text, deadline = b"", time.monotonic() + 10
+        text, deadline = b"", time.monotonic() + 10 * time_scale()
         while b"serving with" not in text and time.monotonic() < deadline:
             text += os.read(r, 65536)
         port = int(re.search(rb"listener 'ingress' listening on [\d.]+:(\d+)", text).group(1))

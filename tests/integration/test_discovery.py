@@ -16,7 +16,7 @@ import threading
 import time
 import urllib.request
 
-from harness import Process, ProxyTestCase, free_port, request, spread, wait_for
+from harness import Process, ProxyTestCase, free_port, request, spread, wait_for, time_scale
 
 DNSMASQ = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
 
@@ -180,7 +180,7 @@ class Dnsmasq(Process):
                           f"--addn-hosts={hosts_path}", *records])
         self.port = port
         # Bound once it answers a query (it logs nothing we can wait for without --log-queries).
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 5 * time_scale()
         while time.monotonic() < deadline:
             if self.answers():
                 return

@@ -327,7 +327,7 @@ class UpgradeAllowListTest(ProxyTestCase):
             s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade"
                       b"\r\n\r\n")
             data = b""
-            deadline = time.monotonic() + 5
+            deadline = time.monotonic() + 5 * time_scale()
             while len(data) < len(early) + 60 and time.monotonic() < deadline:
                 chunk = s.recv(65536)
                 if not chunk:

@@ -206,7 +206,7 @@ class Http2Test(ProxyTestCase):
                          [(3, b"\x00\x00\x00\x01")], "body longer than content-length")
         answered = exchange(lit(b"host", b"other.example"))
         self.assertEqual([k for k, _ in answered], [1], answered)
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 5 * time_scale()
         while len([h for h in rec.heads if h]) < 1 and time.monotonic() < deadline:
             time.sleep(0.02)
         # What reached the endpoint: the host case, and perhaps the content-length case's head

@@ -5,7 +5,7 @@ import threading
 import time
 import urllib.request
 
-from harness import ProxyTestCase, config, request
+from harness import ProxyTestCase, config, request, time_scale
 
 
 def admin_get(sy, path):
@@ -158,7 +158,7 @@ class ReloadTest(ProxyTestCase):
                 break
         t = threading.Thread(target=slow_request)
         t.start()
-        deadline = time.monotonic() + 3
+        deadline = time.monotonic() + 3 * time_scale()
         while time.monotonic() < deadline and '"active_requests":1' not in admin_get(
                 sy, "/admin/clusters")[1].replace(" ", ""):
             time.sleep(0.02)

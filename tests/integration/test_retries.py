@@ -2,7 +2,7 @@
 import http.client
 import urllib.request
 
-from harness import ProxyTestCase, SocketBackend, config, free_port
+from harness import ProxyTestCase, SocketBackend, config, free_port, time_scale
 
 
 def statuses(port, n, method="GET", body=None):
@@ -175,7 +175,7 @@ class BodyReplayTest(ProxyTestCase):
         self.assertEqual(sorted(results), [200] * 3 + [502] * 3)
         self.assertEqual(self.drop.dropped, 3)
         import time
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 5 * time_scale()
         while time.monotonic() < deadline and \
                 len([l for l in self.good.stdout if "REQUEST POST" in l]) < 3:
             time.sleep(0.02)
