@@ -11,7 +11,7 @@ DEPS := cmake ninja-build g++ ccache pkg-config python3 curl procps \
         prometheus wrk chromium docker-compose libssl-dev openssl \
         libnghttp2-dev nghttp2-client python3-grpcio libc-ares-dev dnsmasq-base
 
-.PHONY: all build deps run test unit integration bench asan tsan fuzz fuzz-build clean test-container
+.PHONY: all build deps run test unit integration bench asan tsan fuzz fuzz-build clean test-container container-deps
 FUZZ_RUNS ?= 10000000
 
 all: build
@@ -93,9 +93,12 @@ tsan: deps
 # The image (docker/Dockerfile) built and run with the demo backends, on a Docker engine this
 # starts itself if none is running (tests/container/run.sh). Not part of `make test`: the image
 # build compiles switchyard once more inside it (several minutes on two cores).
-CONTAINER_DEPS := docker.io debootstrap
-test-container:
+CONTAINER_DEPS := docker.io docker-compose debootstrap
+container-deps:
 	@$(MAKE) --no-print-directory deps DEPS="$(CONTAINER_DEPS) curl python3"
+
+# Exits 77 (make reports an error) when the machine has no Docker engine to be had.
+test-container: container-deps
 	tests/container/run.sh
 
 clean:
