@@ -137,10 +137,11 @@ done
 for name in east-a east-b west-a west-b; do
   grep -q "$name" <<<"$seen" || fail "round robin did not reach $name: $seen"
 done
-curl -fsS --max-time 5 "http://127.0.0.1:$ADMIN/metrics" | grep -q '^switchyard_upstream_requests_total' ||
-  fail "no metrics on the admin port"
+# Output captured first: under pipefail, grep -q closing the pipe early fails curl (SIGPIPE).
+metrics=$(curl -fsS --max-time 5 "http://127.0.0.1:$ADMIN/metrics") || fail "GET /metrics"
+grep -q '^switchyard_upstream_requests_total' <<<"$metrics" || fail "no metrics on the admin port"
 # The access-log thread drains the workers' rings in its own time: poll for the lines.
-access_logged() { docker logs sy-test-proxy 2>/dev/null | grep -q '"status":200'; }
+access_logged() { local out; out=$(docker logs sy-test-proxy 2>&1); grep -q '"status":200' <<<"$out"; }
 wait_for 15 "a JSON access log on stdout" access_logged
 log "20 requests through the container reached all four backends; metrics and access log present"
 
