@@ -31,8 +31,8 @@ struct ListenerInfo {
 struct Membership {
   uint64_t version = 0;
   std::shared_ptr<const config::Config> config;
-  std::vector<ClusterMembership> clusters;    // same order as config->clusters
-  std::vector<ListenerInfo> listeners;  // same order as config->listeners
+  std::vector<ClusterMembership> clusters;  // same order as config->clusters
+  std::vector<ListenerInfo> listeners;      // same order as config->listeners
 };
 
 // Builds snapshots: gives every endpoint an id that stays while its (cluster, address) stays

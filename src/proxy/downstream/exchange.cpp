@@ -2,10 +2,10 @@
 
 namespace switchyard::proxy {
 
-void DownstreamExchange::begin(std::shared_ptr<WorkerView> v, const control::ListenerRuntime* l,
+void DownstreamExchange::begin(const std::shared_ptr<WorkerView>& v, size_t listener_index,
                                Clock::time_point t) {
-  view = std::move(v);
-  listener = l;
+  view = v;
+  listener = &v->snapshot->listeners[listener_index];
   cluster = nullptr;
   has_body = false;
   start = t;

@@ -30,8 +30,9 @@ struct ClientIdentity {
 struct DownstreamExchange {
   explicit DownstreamExchange(Worker& worker) : attempt(worker) {}
 
-  // A new request on this connection: its snapshot and listener, its clock, nothing answered.
-  void begin(std::shared_ptr<WorkerView> v, const control::ListenerRuntime* l, Clock::time_point t);
+  // A new request on this connection: the worker's current snapshot and the connection's
+  // listener in it, its clock, nothing answered.
+  void begin(const std::shared_ptr<WorkerView>& v, size_t listener_index, Clock::time_point t);
 
   // The head passed the request rules (verdict set): routes and plans it. False: answer
   // plan.status (plan.reason; plan.close ends an HTTP/1.1 connection) instead of forwarding.

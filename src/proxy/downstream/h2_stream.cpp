@@ -29,9 +29,7 @@ void add_grpc_status(http::H2Fields& out, unsigned http_status, std::string_view
 
 H2Stream::H2Stream(H2Session& session, std::shared_ptr<H2Session> keep, int32_t id)
     : session_(session), keep_(std::move(keep)), id_(id), ex_(session.worker()) {
-  auto view = session_.worker().view();
-  const auto* listener = &view->snapshot->listeners[session_.listener_index()];
-  ex_.begin(std::move(view), listener, Clock::now());
+  ex_.begin(session_.worker().view(), session_.listener_index(), Clock::now());
   last_progress_ = session_.worker().now();
 }
 

@@ -58,7 +58,7 @@ void Session::wait_request() {
   phase_ = Phase::kIdle;
   if (close_after_response_ || worker_.draining()) return close_gracefully();
   // Nothing of the last request may show in this one's log line or error.
-  ex_.begin(worker_.view(), &worker_.view()->snapshot->listeners[listener_index_], worker_.now());
+  ex_.begin(worker_.view(), listener_index_, worker_.now());
   ex_.head.method_text = {};
   ex_.head.target = {};
   ex_.head.fields.clear();
@@ -101,9 +101,7 @@ void Session::on_head_bytes(error_code ec, size_t bytes) {
 // between two requests of a keep-alive connection applies to the second).
 void Session::begin_head() {
   phase_ = Phase::kHead;
-  ex_.view = worker_.view();
-  ex_.listener = &ex_.view->snapshot->listeners[listener_index_];
-  ex_.start = Clock::now();
+  ex_.begin(worker_.view(), listener_index_, Clock::now());
   head_deadline_ = ex_.start + limits().header_timeout;
 }
 

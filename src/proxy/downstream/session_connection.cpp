@@ -19,9 +19,7 @@ constexpr auto kLingerTimeout = std::chrono::seconds(2);
 // offers nothing acceptable is closed (and counted), never answered in plaintext.
 void Session::handshake() {
   phase_ = Phase::kHandshake;
-  ex_.start = Clock::now();
-  ex_.view = worker_.view();
-  ex_.listener = &ex_.view->snapshot->listeners[listener_index_];
+  ex_.begin(worker_.view(), listener_index_, Clock::now());
   set_deadline(limits().header_timeout);
   SSL* ssl = SSL_new(tls_->native());
   if (ssl == nullptr) return close_now();

@@ -5,8 +5,8 @@
 #include <fstream>
 #include <sstream>
 
-#include "balancer/policies/consistent_hash/hash_config.h"
 #include "balancer/load_model.h"
+#include "balancer/policies/consistent_hash/hash_config.h"
 #include "switchyard/balancer/policy.h"
 
 namespace switchyard::config {

@@ -51,7 +51,7 @@ TEST(PeakEwmaCost, LatencyToTheOneAndAHalfTimesInFlightPerWeight) {
   const double l = 10.0 * std::sqrt(10.0);  // 9.9 + the 0.1 ms floor, ^1.5
   EXPECT_DOUBLE_EQ(latency_cost(9.9, 0, 0, 1), l);
   EXPECT_DOUBLE_EQ(latency_cost(9.9, 0, 4, 1), 5 * l);
-  EXPECT_DOUBLE_EQ(latency_cost(9.9, 0, 4, 2), 2.5 * l);  // weight 2: half the cost
+  EXPECT_DOUBLE_EQ(latency_cost(9.9, 0, 4, 2), 2.5 * l);                  // weight 2: half the cost
   EXPECT_DOUBLE_EQ(latency_cost(-1, 4.9, 1, 1), 2 * 5 * std::sqrt(5.0));  // borrowed
 }
 
