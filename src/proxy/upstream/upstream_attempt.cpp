@@ -1,40 +1,10 @@
 #include "upstream/upstream_attempt.h"
 
-#include <boost/asio/write.hpp>
-#include <cstring>
-
-#include "switchyard/common/asio_endpoint.h"
 #include "switchyard/common/logging.h"
 #include "switchyard/http/response_rules.h"
-#include "upstream/upstream_pool.h"
 
 namespace switchyard::proxy {
-namespace {
-
 using boost::system::error_code;
-
-// A Content-Length body with at least this much still to come after the first read is
-// spliced (when the sink allows it): below it, the pipe round trips cost more than the copies.
-constexpr uint64_t kSpliceMinBytes = kBodyBufferSize;
-
-bool closed(const error_code& ec) {
-  return ec == asio::error::eof || ec == asio::error::connection_reset ||
-         ec == asio::error::broken_pipe || ec == asio::error::connection_aborted ||
-         ec == asio::error::not_connected;
-}
-
-http::http1::BodyMode mode_for(http::Framing framing) {
-  switch (framing) {
-    case http::Framing::kContentLength:
-      return http::http1::BodyMode::kLength;
-    case http::Framing::kChunked:
-      return http::http1::BodyMode::kChunked;
-    default:
-      return http::http1::BodyMode::kNone;
-  }
-}
-
-}  // namespace
 
 // What the client is told of a failure: the status and the reason.
 std::pair<unsigned, std::string_view> UpstreamAttempt::failure_text(Failure kind) {
@@ -85,12 +55,14 @@ class UpstreamAttempt::HedgeSink final : public AttemptSink {
 
 UpstreamAttempt::UpstreamAttempt(Worker& worker)
     : worker_(worker),
+      http1_(*this),
+      h2_(*this),
       timer_(worker.ioc().get_executor()),
       hedge_timer_(worker.ioc().get_executor()) {}
 
 UpstreamAttempt::~UpstreamAttempt() {
-  h2_release();
-  end_splice(false);
+  http1_.drop();
+  h2_.drop();
   release_endpoint();
   release_retry();
   if (buffer_) worker_.release_buffer(std::move(buffer_));
@@ -102,13 +74,9 @@ void UpstreamAttempt::start(const AttemptRequest& request, AttemptSink* sink,
   if (req_.timeout.count() <= 0) req_.timeout = req_.route->timeout;
   sink_ = sink;
   owner_ = std::move(owner);
-  active_ = true;
+  phase_ = Phase::kAwaitingHead;
   retries_done_ = 0;
   stale_replayed_ = false;
-  head_delivered_ = false;
-  head_parsed_ = false;
-  broken_after_head_ = false;
-  upstream_done_ = false;
   body_done_ = !req_.has_body;
   body_touched_ = false;
   replaying_ = false;
@@ -120,8 +88,9 @@ void UpstreamAttempt::start(const AttemptRequest& request, AttemptSink* sink,
   // whatever the method, because a stream it refuses (GOAWAY past it, REFUSED_STREAM) was not
   // processed and goes again (RFC 9113 §8.7).
   const bool h2_upstream = req_.balancer->config().protocol != config::UpstreamProtocol::kHttp1;
+  exchange_ = h2_upstream ? static_cast<UpstreamExchange*>(&h2_) : &http1_;
   refusals_ = 0;
-  refused_on_ = nullptr;
+  h2_.reset_refusals();
   replay_ok_ = req_.has_body && retries.max_body_bytes > 0 &&
                (h2_upstream || (retries.attempts > 0 &&
                                 (http::idempotent(req_.head->method) || retries.non_idempotent))) &&
@@ -136,7 +105,7 @@ void UpstreamAttempt::start(const AttemptRequest& request, AttemptSink* sink,
   hedge_state_ = HedgeState::kNone;
   if (!req_.hedged_try) req_.cluster->retry_budget.on_request();
   try_once();
-  if (active_ && retries_done_ == 0) arm_hedge();
+  if (active() && retries_done_ == 0) arm_hedge();
 }
 
 // --- hedging -----------------------------------------------------------------------------------
@@ -158,9 +127,9 @@ void UpstreamAttempt::arm_hedge() {
 }
 
 void UpstreamAttempt::on_hedge_timer(boost::system::error_code ec, uint64_t generation) {
-  if (ec || generation != hedge_generation_ || !active_ || hedge_state_ != HedgeState::kArmed)
+  if (ec || generation != hedge_generation_ || !active() || hedge_state_ != HedgeState::kArmed)
     return;
-  if (head_parsed_ || head_delivered_ || upstream_done_) return;  // answered meanwhile
+  if (phase_ != Phase::kAwaitingHead) return;  // answered meanwhile
   // A backup try is a retry as far as the budget goes: it cannot multiply an outage's load.
   if (!take_retry_token()) {
     hedge_state_ = HedgeState::kNone;
@@ -197,8 +166,7 @@ void UpstreamAttempt::hedge_answered(http::ResponseHead& head, http::http1::Body
     // not fail; it was slower).
     ++generation_;
     disarm_timer();
-    end_splice(false);
-    drop_connection();
+    exchange_->drop();
     release_endpoint();
   }
   hedge_state_ = HedgeState::kHedgeWon;
@@ -237,87 +205,18 @@ void UpstreamAttempt::try_once() {
   reached_ = false;
   got_bytes_ = false;
   timed_out_ = false;
-  connect_timed_out_ = false;
-  connecting_ = false;
-  read_pending_ = false;
-  write_pending_ = false;
   head_pending_ = true;
+  phase_ = Phase::kAwaitingHead;
+  trailers_.clear();
   try_start_ = now;
   // The route timeout runs from the end of the request (Envoy's rule): while the body streams,
   // each upstream write gets it instead.
   if (body_done_ || replaying_) arm_timer(exchange_deadline(try_start_));
-  // A request that must not be sent twice only goes on a pooled connection that is known to
-  // be open (a peek), so that it is never lost to an idle-close race.
-  const bool careful = !http::idempotent(req_.head->method) && !req_.route->retries.non_idempotent;
   tls_ = req_.cluster->tls;
-  if (req_.balancer->config().protocol != config::UpstreamProtocol::kHttp1) return h2_try();
-  h2_mode_ = false;
-  conn_ = worker_.pool().take(pick_.ref->endpoint->id, careful, tls_.get());
-  reused_ = conn_ != nullptr;
-  if (conn_) return begin_send();
-  connect();
+  exchange_->begin();
 }
 
-void UpstreamAttempt::connect() {
-  conn_ = std::make_unique<UpstreamConnection>(worker_.ioc());
-  conn_->endpoint_id = pick_.ref->endpoint->id;
-  conn_->tls = tls_;
-  reused_ = false;
-  auto connect_deadline = Clock::now() + req_.balancer->config().upstream.connect_timeout;
-  const bool route_sooner = timer_armed_ && deadline_ < connect_deadline;
-  if (!route_sooner) arm_timer(connect_deadline, /*for_connect=*/true);
-  connecting_ = true;
-  conn_->socket().async_connect(to_endpoint(pick_.ref->endpoint->address),
-                                [this, keep = owner_.lock(), g = generation_](error_code ec) {
-                                  if (g != generation_) return;
-                                  connecting_ = false;
-                                  on_connect(ec);
-                                });
-}
-
-void UpstreamAttempt::on_connect(error_code ec) {
-  if (connect_timed_out_) {
-    connect_timed_out_ = false;
-    timed_out_ = false;  // connect_timeout is a connect failure, not the route's timeout
-    if (!ec) ec = asio::error::timed_out;
-  }
-  if (ec) {
-    endpoint_stats().connect_failures.add(0);
-    if (logs::proxy().should_log(spdlog::level::debug)) {
-      logs::proxy().debug("connect to {} failed: {}", endpoint()->address_text, ec.message());
-    }
-    return fail(ec, Failure::kConnect);
-  }
-  conn_->socket().set_option(tcp::no_delay(true), ec);
-  if (tls_ != nullptr) return handshake();
-  connected();
-}
-
-// Upstream TLS: the handshake is part of connecting (under connect_timeout; a failure is a
-// connect failure, retried like one).
-void UpstreamAttempt::handshake() {
-  SSL* ssl = tls_->new_ssl(tls::host_of(pick_.ref->endpoint->address_text));
-  if (ssl == nullptr) return fail(asio::error::no_memory, Failure::kConnect);
-  conn_->stream.use_tls(ssl);
-  connecting_ = true;
-  conn_->stream.async_handshake(asio::ssl::stream_base::client, [this, keep = owner_.lock(),
-                                                                 g = generation_](error_code ec) {
-    if (g != generation_) return;
-    connecting_ = false;
-    if (connect_timed_out_) {
-      connect_timed_out_ = false;
-      timed_out_ = false;
-      if (!ec) ec = asio::error::timed_out;
-    }
-    if (ec) {
-      endpoint_stats().connect_failures.add(0);
-      logs::warn_every(logs::proxy(), logs::Reason::kUpstreamTls,
-                       "TLS handshake with {} failed: {}", endpoint()->address_text, ec.message());
-      return fail(ec, Failure::kConnect);
-    }
-    connected();
-  });
-}
+// --- for the exchanges -------------------------------------------------------------------------
 
 void UpstreamAttempt::connected() {
   req_.balancer->connect_result(pick_, true);
@@ -326,164 +225,39 @@ void UpstreamAttempt::connected() {
   } else {
     disarm_timer();
   }
-  begin_send();
 }
 
-// --- sending ---------------------------------------------------------------------------------
-
-void UpstreamAttempt::begin_send() {
-  http::http1::write_request_head(out_head_, *req_.head, *req_.forward, req_.origin_needs_slash,
-                                  pick_.ref->endpoint->address_text);
-  head_pending_ = true;
-  if (!req_.has_body || replaying_) return write();
-  if (pieces_ != nullptr) return write();  // a fresh connection for pieces not yet sent
-  sink_->want_request_body();
-}
-
-void UpstreamAttempt::send_body(http::http1::BodyPieces& pieces, bool last) {
-  pieces_ = &pieces;
-  body_done_ = last;
-  body_touched_ = true;
-  if (replay_ok_) {
-    if (replay_.size() + pieces.bytes > req_.route->retries.max_body_bytes) {
-      replay_ok_ = false;  // too large to keep (a chunked body of unknown length)
-      replay_.clear();
-    } else {
-      for (size_t i = 0; i < pieces.count; ++i) replay_.append(pieces.data[i]);
-    }
-  }
-  write();
-}
-
-void UpstreamAttempt::write() {
-  if (h2_mode_) {  // the stream's body provider takes the pieces
-    h2_piece_ = 0;
-    h2_offset_ = 0;
-    // An endpoint that never opens its window must not hold the request forever.
-    if (!body_done_ && !timer_armed_) arm_timer(exchange_deadline(Clock::now()));
-    return h2_->resume_body(h2_id_);
-  }
-  framer_.reset(req_.has_body ? mode_for(req_.forward->framing) : http::http1::BodyMode::kNone);
-  framer_.begin(head_pending_ ? std::string_view(out_head_) : std::string_view());
-  bool last = !req_.has_body;
-  if (replaying_) {
-    framer_.add(replay_);
-    last = true;
-  } else if (req_.has_body && pieces_ != nullptr) {
-    for (size_t i = 0; i < pieces_->count; ++i) framer_.add(pieces_->data[i]);
-    last = body_done_;
-  }
-  if (last && framer_.mode() == http::http1::BodyMode::kChunked) {
-    trailer_lines_.clear();
-    if (!replaying_ && pieces_ != nullptr && pieces_->trailers != nullptr) {
-      http::http1::write_trailers(trailer_lines_, *pieces_->trailers);
-    }
-    framer_.finish(trailer_lines_);
-  }
-  if (!last && !timer_armed_) arm_timer(exchange_deadline(Clock::now()));  // a stalled endpoint
-  write_pending_ = true;
-  asio::async_write(
-      conn_->stream, iov_.fill(framer_),
-      [this, keep = owner_.lock(), g = generation_, last](error_code ec, size_t bytes) {
-        if (g != generation_) return;
-        write_pending_ = false;
-        on_written(ec, bytes, last);
-      });
-}
-
-void UpstreamAttempt::on_written(error_code ec, size_t bytes, bool last) {
-  if (bytes > 0) reached_ = true;
-  progressed();
-  if (ec) return fail(ec, closed(ec) ? Failure::kClosed : Failure::kOther);
-  head_pending_ = false;
-  if (last) {
-    body_done_ = true;
-    // The request is complete: the route timeout starts now.
-    arm_timer(exchange_deadline(Clock::now()));
-    return read_response_head();
-  }
+void UpstreamAttempt::want_body() {
   disarm_timer();  // waiting for the client is the client's idle_timeout, not ours
   sink_->want_request_body();
 }
 
-// --- receiving -------------------------------------------------------------------------------
-
-void UpstreamAttempt::read_response_head() {
-  if (!buffer_) buffer_ = worker_.acquire_buffer();
-  fill_ = 0;
-  parsed_ = 0;
-  scanned_ = 0;
-  head_delivered_ = false;
-  head_parsed_ = false;
-  broken_after_head_ = false;
-  upstream_done_ = false;
-  trailers_.clear();
-  pieces_out_.clear();
-  pieces_out_.trailers = &trailers_;
-  parser_.start(kBodyBufferSize, std::nullopt, req_.head->method == http::Method::kHead);
-  do_read_head();
+void UpstreamAttempt::request_sent() {
+  body_done_ = true;
+  arm_timer(exchange_deadline(Clock::now()));
 }
 
-void UpstreamAttempt::do_read_head() {
-  read_pending_ = true;
-  conn_->stream.async_read_some(
-      asio::buffer(buffer_.get() + fill_, kBodyBufferSize - fill_),
-      [this, keep = owner_.lock(), g = generation_](error_code ec, size_t bytes) {
-        if (g != generation_) return;
-        read_pending_ = false;
-        on_head_read(ec, bytes);
-      });
-}
-
-void UpstreamAttempt::on_head_read(error_code ec, size_t bytes) {
-  if (ec) return fail(ec, closed(ec) ? Failure::kClosed : Failure::kOther);
-  got_bytes_ = true;
-  progressed();
-  fill_ += bytes;
-  for (;;) {
-    std::string_view rest(buffer_.get() + parsed_, fill_ - parsed_);
-    size_t end = http::http1::find_head_end(rest, &scanned_);
-    if (end == SIZE_MAX) return fail({}, Failure::kInvalid);
-    if (end == 0) {
-      if (fill_ == kBodyBufferSize) return fail({}, Failure::kInvalid);  // head too large
-      return do_read_head();
-    }
-    std::string_view raw = rest.substr(0, end);
-    if (http::has_obs_fold(raw) ||
-        parser_.parse_head(raw, head_) != http::http1::ParseStatus::kOk) {
-      return fail({}, Failure::kInvalid);
-    }
-    parsed_ += end;
-    scanned_ = 0;
-    if (head_.status >= 100 && head_.status < 200 && head_.status != 101) {
-      // Interim responses (100, 103 Early Hints) are not forwarded; the final one follows.
-      parser_.start(kBodyBufferSize, std::nullopt, req_.head->method == http::Method::kHead);
-      continue;
-    }
-    return on_response_head();
+void UpstreamAttempt::respond(bool last) {
+  const bool with_head = phase_ == Phase::kHeadHeld;
+  if (last) {
+    upstream_finished();
+  } else if (with_head) {
+    phase_ = Phase::kStreaming;
   }
+  if (with_head) return sink_->on_response_head(head_, pieces_out_, last);
+  sink_->on_response_body(pieces_out_, last);
 }
 
-void UpstreamAttempt::on_response_head() {
-  const unsigned status = head_.status;
-  endpoint_stats().upstream_requests.add(status);
-  if (status == 101) {
-    if (req_.forward->upgrade.empty()) return fail({}, Failure::kInvalid);  // nothing offered
-    req_.balancer->report(pick_, true);
-    disarm_timer();
-    release_endpoint();
-    release_retry();
-    active_ = false;
-    ++generation_;
-    auto conn = std::move(conn_);
-    std::string_view early(buffer_.get() + parsed_, fill_ - parsed_);
-    sink_->on_upgraded(head_, std::move(conn), early);  // copies `early` before returning
-    worker_.release_buffer(std::move(buffer_));
-    owner_.reset();
-    return;
-  }
-  if (!accept_final_head()) return;
-  parse_body();
+void UpstreamAttempt::upgraded(std::unique_ptr<UpstreamConnection> conn, std::string_view early) {
+  req_.balancer->report(pick_, true);
+  disarm_timer();
+  release_endpoint();
+  release_retry();
+  phase_ = Phase::kIdle;
+  ++generation_;
+  sink_->on_upgraded(head_, std::move(conn), early);  // copies `early` before returning
+  worker_.release_buffer(std::move(buffer_));
+  owner_.reset();
 }
 
 // A final response head (either protocol): latency, the load report, the breaker's outcome,
@@ -504,218 +278,68 @@ bool UpstreamAttempt::accept_final_head() {
   accept_load_report(head_.fields);
   req_.balancer->report(pick_, status < 500);
   if (try_retry(RetryReason::kStatus, status)) return false;
-  head_parsed_ = true;
+  phase_ = Phase::kHeadHeld;
   if (hedge_state_ != HedgeState::kNone) cancel_hedge(HedgeState::kPrimaryWon);
   return true;
 }
 
-void UpstreamAttempt::parse_body() {
-  // Until the head goes to the client, pieces accumulate (views into the buffer, which is not
-  // compacted meanwhile): see the coalescing below.
-  if (head_delivered_) pieces_out_.clear();
-  http::http1::ParseStatus st = http::http1::ParseStatus::kOk;
-  size_t used = parser_.parse_body(std::string_view(buffer_.get() + parsed_, fill_ - parsed_),
-                                   pieces_out_, &st);
-  parsed_ += used;
-  if (st == http::http1::ParseStatus::kBad || st == http::http1::ParseStatus::kBodyLimit) {
-    return fail({}, Failure::kInvalid);
-  }
-  const bool last = parser_.done();
-  if (last) upstream_finished();
-  if (!head_delivered_) {
-    // A small Content-Length body that has not all arrived with its head (a server that
-    // writes the head, then sends the file) is waited for, so that the client gets head and
-    // body in one write rather than two.
-    if (!last && head_.content_length && !head_.chunked && !pieces_out_.full() &&
-        parsed_ + *parser_.remaining() <= kBodyBufferSize) {
-      return read_body();
-    }
-    head_delivered_ = true;
-    return sink_->on_response_head(head_, pieces_out_, last);
-  }
-  if (pieces_out_.count > 0 || last) return sink_->on_response_body(pieces_out_, last);
-  read_body();  // nothing to hand over yet
-}
-
-void UpstreamAttempt::resume() {
-  if (hedge_state_ == HedgeState::kHedgeWon) return hedge_->resume();
-  if (!active_ || upstream_done_) return;
-  if (h2_mode_) return h2_resume();
-  if (broken_after_head_) return fail({}, Failure::kClosed);  // the head went out: now say so
-  if (parsed_ < fill_) return parse_body();                   // pieces left over from the last read
-  read_body();
-}
-
-void UpstreamAttempt::read_body() {
-  if (head_delivered_ && parsed_ == fill_ && start_splice()) return;
-  if (head_delivered_ && parsed_ > 0) {  // keep an incomplete chunk header; drop the rest
-    std::memmove(buffer_.get(), buffer_.get() + parsed_, fill_ - parsed_);
-    fill_ -= parsed_;
-    parsed_ = 0;
-  }
-  size_t room = kBodyBufferSize - fill_;
-  // A Content-Length body is read exactly: nothing past it (the connection may be reused).
-  if (auto remaining = parser_.remaining()) {
-    room = std::min<uint64_t>(room, *remaining - (fill_ - parsed_));
-  }
-  if (room == 0) return fail({}, Failure::kInvalid);  // a chunk header or trailer over 64 KiB
-  read_pending_ = true;
-  conn_->stream.async_read_some(
-      asio::buffer(buffer_.get() + fill_, room),
-      [this, keep = owner_.lock(), g = generation_](error_code ec, size_t bytes) {
-        if (g != generation_) return;
-        read_pending_ = false;
-        on_body_read(ec, bytes);
-      });
-}
-
-void UpstreamAttempt::on_body_read(error_code ec, size_t bytes) {
-  if (ec == asio::error::eof && head_.close_delimited && !timed_out_) {
-    if (parser_.parse_eof() != http::http1::ParseStatus::kOk) return fail(ec, Failure::kClosed);
-    conn_.reset();  // the end of the body was the end of the connection
-    pieces_out_.clear();
-    upstream_finished();
-    return sink_->on_response_body(pieces_out_, true);
-  }
-  if (ec) return fail(ec, closed(ec) ? Failure::kClosed : Failure::kOther);
-  progressed();
-  fill_ += bytes;
-  parse_body();
-}
-
-// --- zero-copy bodies ----------------------------------------------------------------------
-
-bool UpstreamAttempt::start_splice() {
-  if (!head_.content_length || head_.chunked) return false;
-  auto remaining = parser_.remaining();
-  if (!remaining || *remaining < kSpliceMinBytes) return false;
-  if (conn_->stream.tls()) return false;  // TLS bytes are decrypted in user space
-  Socket* to = sink_->splice_target();
-  if (to == nullptr) return false;
-  pipe_ = worker_.pipes().acquire();
-  if (pipe_.read_fd < 0) return false;  // out of pipes: copy as usual
-  splice_to_ = to;
-  splice_left_ = *remaining;
-  pipe_fill_ = 0;
-  spliced_ = 0;
-  run_splice();
+bool UpstreamAttempt::resend_unprocessed() {
+  constexpr uint32_t kMaxRefusals = 2;
+  if (refusals_ >= kMaxRefusals || !can_resend() || !take_retry_token()) return false;
+  ++refusals_;
+  if (req_.has_body && body_touched_) replaying_ = true;
+  ++generation_;  // nothing of the refused try's may touch the next one
   return true;
 }
 
-// Moves bytes endpoint -> pipe -> client until one side would block, then waits for it. The
-// endpoint side waits only while the pipe has room; the client side only while it has bytes.
-void UpstreamAttempt::run_splice() {
-  const int from = conn_->socket().native_handle();
-  const int to = splice_to_->native_handle();
-  bool from_blocked = false;
-  bool to_blocked = false;
-  uint64_t moved_out = 0;
-  for (int round = 0; round < 64; ++round) {
-    bool progress = false;
-    if (splice_left_ > 0 && pipe_fill_ < pipe_.capacity && !from_blocked) {
-      size_t n = 0;
-      size_t want =
-          static_cast<size_t>(std::min<uint64_t>(splice_left_, pipe_.capacity - pipe_fill_));
-      switch (splice_some(from, pipe_.write_fd, want, &n)) {
-        case SpliceStep::kProgress:
-          pipe_fill_ += n;
-          splice_left_ -= n;
-          progress = true;
-          break;
-        case SpliceStep::kWouldBlock:
-          from_blocked = true;
-          break;
-        case SpliceStep::kEnd:  // the endpoint closed before the end of its body
-        case SpliceStep::kError:
-          end_splice(false);
-          return fail(asio::error::eof, Failure::kClosed);
-      }
-    }
-    if (pipe_fill_ > 0 && !to_blocked) {
-      size_t n = 0;
-      switch (splice_some(pipe_.read_fd, to, pipe_fill_, &n)) {
-        case SpliceStep::kProgress:
-          pipe_fill_ -= n;
-          moved_out += n;
-          progress = true;
-          break;
-        case SpliceStep::kWouldBlock:
-          to_blocked = true;
-          break;
-        case SpliceStep::kEnd:
-        case SpliceStep::kError:  // the client went away
-          end_splice(false);
-          return fail(asio::error::broken_pipe, Failure::kOther);
-      }
-    }
-    if (splice_left_ == 0 && pipe_fill_ == 0) {
-      spliced_ += moved_out;
-      end_splice(true);
-      parsed_ = fill_ = 0;
-      upstream_finished();
-      return sink_->on_response_spliced(moved_out, true);
-    }
-    if (!progress) break;
-  }
-  spliced_ += moved_out;
-  if (moved_out > 0) {
-    progressed();
-    sink_->on_response_spliced(moved_out, false);
-  }
-  auto resume = [this, keep = owner_.lock(), g = generation_](error_code ec) {
-    if (g != generation_) return;
-    read_pending_ = false;
-    if (ec) {
-      end_splice(false);
-      return fail(ec, timed_out_ ? Failure::kTimeout : Failure::kOther);
-    }
-    run_splice();
-  };
-  read_pending_ = true;  // a wait on either socket: the route timer cancels it
-  if (pipe_fill_ > 0 && (to_blocked || pipe_fill_ == pipe_.capacity || splice_left_ == 0)) {
-    splice_to_->async_wait(Socket::wait_write, resume);
-  } else {
-    conn_->socket().async_wait(Socket::wait_read, resume);
-  }
-}
-
-void UpstreamAttempt::end_splice(bool clean) {
-  if (pipe_.read_fd < 0) return;
-  worker_.pipes().release(pipe_, clean && pipe_fill_ == 0);
-  pipe_ = Pipe{};
-  pipe_fill_ = 0;
-  splice_to_ = nullptr;
-}
-
 void UpstreamAttempt::upstream_finished() {
-  upstream_done_ = true;
+  phase_ = Phase::kDone;
   if (!trailers_.items.empty()) accept_load_report(trailers_);  // gRPC sends them last
   disarm_timer();
   stats_->upstream_duration.observe_ns(static_cast<uint64_t>(
       std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - try_start_).count()));
   release_endpoint();
   release_retry();
-  const bool reusable = conn_ && head_.keep_alive && !head_.close_delimited && parsed_ == fill_;
-  if (reusable) {
-    const auto& up = req_.balancer->config().upstream;
-    worker_.pool().put(std::move(conn_), up.idle_timeout, up.max_idle_per_endpoint);
+  exchange_->finish();
+}
+
+// --- the sink's calls ---------------------------------------------------------------------------
+
+void UpstreamAttempt::send_body(http::http1::BodyPieces& pieces, bool last) {
+  pieces_ = &pieces;
+  body_done_ = last;
+  body_touched_ = true;
+  if (replay_ok_) {
+    if (replay_.size() + pieces.bytes > req_.route->retries.max_body_bytes) {
+      replay_ok_ = false;  // too large to keep (a chunked body of unknown length)
+      replay_.clear();
+    } else {
+      for (size_t i = 0; i < pieces.count; ++i) replay_.append(pieces.data[i]);
+    }
   }
-  drop_connection();
+  exchange_->send_body();
+}
+
+void UpstreamAttempt::resume() {
+  if (hedge_state_ == HedgeState::kHedgeWon) return hedge_->resume();
+  if (phase_ == Phase::kIdle || phase_ == Phase::kDone) return;
+  if (phase_ == Phase::kBroken) return fail({}, Failure::kClosed);  // the head went out: say so
+  exchange_->resume();
 }
 
 void UpstreamAttempt::done() {
   if (hedge_state_ == HedgeState::kHedgeWon) hedge_->done();
-  if (!active_) return;
+  if (!active()) return;
   let_go();
 }
 
 // Ends the attempt: pending handlers see a stale generation, and everything it held goes back.
 void UpstreamAttempt::let_go() {
-  active_ = false;
+  phase_ = Phase::kIdle;
   ++generation_;
   disarm_timer();
   if (hedge_state_ == HedgeState::kArmed) cancel_hedge(HedgeState::kNone);
-  drop_connection();
+  exchange_->drop();
   release_endpoint();
   release_retry();
   if (buffer_) worker_.release_buffer(std::move(buffer_));
@@ -727,16 +351,11 @@ void UpstreamAttempt::cancel() {
     const bool won = hedge_state_ == HedgeState::kHedgeWon;
     cancel_hedge(won ? HedgeState::kHedgeWon : HedgeState::kPrimaryWon);
   }
-  if (!active_) return;
-  active_ = false;
+  if (!active()) return;
+  phase_ = Phase::kIdle;
   ++generation_;  // handlers still pending see a stale generation and return
   disarm_timer();
-  end_splice(false);
-  if (conn_) {
-    error_code ignored;
-    conn_->socket().close(ignored);
-  }
-  drop_connection();
+  exchange_->abort();
   release_endpoint();
   release_retry();
   owner_.reset();
@@ -750,7 +369,7 @@ void UpstreamAttempt::cancel() {
 bool UpstreamAttempt::can_resend() const {
   if (!req_.has_body || replaying_) return true;
   // HTTP/2 can replay the part kept so far and then go on with the rest as it comes.
-  if (replay_ok_ && (body_done_ || h2_mode_)) return true;
+  if (replay_ok_ && (body_done_ || exchange_->resends_partial_body())) return true;
   return !body_touched_ || (head_pending_ && pieces_ != nullptr);
 }
 
@@ -760,12 +379,11 @@ void UpstreamAttempt::fail(error_code ec, Failure kind) {
     logs::proxy().debug("upstream {} failed: {}", endpoint() ? endpoint()->address_text : "-",
                         ec ? ec.message() : "invalid response");
   }
-  if (head_delivered_) {
+  if (head_out()) {
     // The head is on its way to the client: the only honest signal left is a visible
     // truncation (the connection closed; an HTTP/2 stream reset, or a gRPC status).
-    end_splice(false);
-    drop_connection();
-    active_ = false;
+    exchange_->drop();
+    phase_ = Phase::kIdle;
     ++generation_;
     disarm_timer();
     release_endpoint();
@@ -774,24 +392,22 @@ void UpstreamAttempt::fail(error_code ec, Failure kind) {
     const auto [status, reason] = failure_text(kind);
     return sink_->on_response_broken(status, reason);
   }
-  if (head_parsed_ && !head_delivered_) {
+  if (phase_ == Phase::kHeadHeld) {
     // The head was held back for the rest of a small body (coalescing): the response had
     // started, as far as the endpoint is concerned. The client gets what came, then sees the
     // connection close (as if the head had gone out at once).
-    broken_after_head_ = true;
-    head_delivered_ = true;
+    phase_ = Phase::kBroken;
     return sink_->on_response_head(head_, pieces_out_, false);
   }
   const bool may_repeat = http::idempotent(req_.head->method) || req_.route->retries.non_idempotent;
   // A pooled connection that the endpoint closed while it sat idle fails before any response
   // byte. If nothing of the request got through (the write failed), or the request may be
   // sent twice, it goes again once on a fresh connection to the same endpoint.
-  if (kind == Failure::kClosed && reused_ && !got_bytes_ && !stale_replayed_ &&
+  if (kind == Failure::kClosed && exchange_->reused() && !got_bytes_ && !stale_replayed_ &&
       (!reached_ || may_repeat) && can_resend()) {
     stale_replayed_ = true;
     if (reached_ && replay_ok_ && body_done_ && req_.has_body) replaying_ = true;
-    conn_.reset();
-    return connect();
+    return exchange_->reconnect();
   }
   if (pick_.ref != nullptr) {
     if (kind == Failure::kConnect) req_.balancer->connect_result(pick_, false);
@@ -804,7 +420,7 @@ void UpstreamAttempt::fail(error_code ec, Failure kind) {
     hedge_state_ = HedgeState::kPrimaryFailed;
     ++generation_;
     disarm_timer();
-    drop_connection();
+    exchange_->drop();
     release_endpoint();
     return;
   }
@@ -845,7 +461,7 @@ bool UpstreamAttempt::try_retry(RetryReason reason, unsigned status) {
   }
   ++generation_;  // a pending timer of the failed try must not touch the next one
   disarm_timer();
-  drop_connection();  // mid-message or failed: never reused
+  exchange_->drop();  // mid-message or failed: never reused
   release_endpoint();
   replaying_ = req_.has_body && body_touched_;
   stale_replayed_ = false;
@@ -931,24 +547,16 @@ void UpstreamAttempt::disarm_timer() {
 }
 
 void UpstreamAttempt::on_timer(error_code ec, uint64_t generation) {
-  if (ec || generation != timer_generation_ || !active_) return;
+  if (ec || generation != timer_generation_ || !active()) return;
   timer_armed_ = false;
   if (req_.timeout.count() == 0 && !timer_for_connect_) {  // a stream: was it quiet for long?
     const auto quiet_until = progress_at_ + req_.balancer->config().upstream.idle_timeout;
     if (quiet_until > Clock::now()) return arm_timer(quiet_until);
   }
   timed_out_ = true;
-  // HTTP/2: no operation of the attempt's own is pending (the stream, or the wait for a
-  // connection, is given up by the failure itself).
-  if (h2_mode_) return fail(asio::error::timed_out, Failure::kTimeout);
-  if (connecting_ && timer_for_connect_) connect_timed_out_ = true;
-  if (read_pending_ || write_pending_ || connecting_) {
-    // The pending operation ends with operation_aborted; its handler sees timed_out_.
-    error_code ignored;
-    if (splice_to_) splice_to_->cancel(ignored);  // a splice waiting for the client
-    if (conn_) conn_->socket().close(ignored);
-    return;
-  }
+  // An operation of the exchange's own that is pending ends with the failure; else it is
+  // the attempt's to report.
+  if (exchange_->interrupt(timer_for_connect_)) return;
   fail(asio::error::timed_out, Failure::kTimeout);
 }
 

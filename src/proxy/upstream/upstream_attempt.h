@@ -1,23 +1,22 @@
 #pragma once
 
-// One request's trip to its cluster: pick an endpoint, take a pooled connection or connect,
-// send the head and body, read the response head and stream its body back, and when a try
-// fails, replay it or retry it on another endpoint when that is safe (RFC 9110 §9.2.2). It maps
-// failures to the status the client gets (502, 503, 504). Its downstream side is the
-// AttemptSink interface, which has no HTTP/1.1 or Beast type in it: an HTTP/1.1 session is one
-// sink, an HTTP/2 stream can be another.
+// One request's trip to its cluster, whatever the protocol on either side: pick an endpoint,
+// have the cluster's exchange (upstream_exchange.h: HTTP/1.1 or HTTP/2) carry the try, and
+// when a try fails, replay it or retry it on another endpoint when that is safe (RFC 9110
+// §9.2.2), or let a hedge race it. It runs the try's timer and maps failures to the status the
+// client gets (502, 503, 504). Its downstream side is the AttemptSink interface, which has no
+// HTTP/1.1 or Beast type in it: an HTTP/1.1 session is one sink, an HTTP/2 stream another.
 
 #include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
 
-#include "io/gather_list.h"
 #include "switchyard/http/http1_parser.h"
-#include "switchyard/http/http1_writer.h"
 #include "switchyard/http/message.h"
 #include "switchyard/http/request_rules.h"
-#include "upstream/h2_client.h"
+#include "upstream/h2_exchange.h"
+#include "upstream/http1_exchange.h"
 #include "worker/worker.h"
 
 namespace switchyard::proxy {
@@ -73,7 +72,7 @@ struct AttemptRequest {
   const balancer::PickMemo* avoid = nullptr;
 };
 
-class UpstreamAttempt final : private H2ClientStream {
+class UpstreamAttempt final {
  public:
   explicit UpstreamAttempt(Worker& worker);
   ~UpstreamAttempt();
@@ -91,7 +90,7 @@ class UpstreamAttempt final : private H2ClientStream {
   // The client went away or the worker stops: drop whatever is in flight.
   void cancel();
 
-  bool active() const { return active_; }
+  bool active() const { return phase_ != Phase::kIdle; }
   // Forgets the last exchange (its endpoint) before the next request starts.
   void clear() {
     pick_.ref = nullptr;
@@ -108,30 +107,27 @@ class UpstreamAttempt final : private H2ClientStream {
   std::string_view hedge_outcome() const;
 
  private:
-  enum class Failure { kConnect, kClosed, kTimeout, kInvalid, kOther };
+  // The exchanges carry a try on the wire and report back through the section "for the
+  // exchanges" below; nothing else of theirs is reached from here but UpstreamExchange.
+  friend class Http1Exchange;
+  friend class H2Exchange;
+
+  using Failure = TryFailure;
   static std::pair<unsigned, std::string_view> failure_text(Failure kind);
 
+  // Where the response of the current request stands. The request side is the body state
+  // below (an HTTP/2 response may come while the request body still streams).
+  enum class Phase : uint8_t {
+    kIdle,          // no request, or it ended (failed, upgraded, or done)
+    kAwaitingHead,  // a try is under way: connecting, sending, or waiting for the final head
+    kHeadHeld,      // the final head is accepted, not yet handed over (a small body is awaited)
+    kStreaming,     // the head went to the sink; body pieces follow as the sink takes them
+    kBroken,        // the try failed while the head was held: what came goes out, then the close
+    kDone,          // the endpoint sent the whole response; the sink writes the last pieces
+  };
+
   void try_once();
-  void connect();
-  void on_connect(boost::system::error_code ec);
-  void handshake();
-  void connected();
-  void begin_send();
-  void write();
-  void on_written(boost::system::error_code ec, size_t bytes, bool last);
-  void read_response_head();
-  void do_read_head();
-  void on_head_read(boost::system::error_code ec, size_t bytes);
-  void on_response_head();
-  void parse_body();
-  void read_body();
-  void on_body_read(boost::system::error_code ec, size_t bytes);
-  void upstream_finished();
-  bool start_splice();
-  void run_splice();
-  void end_splice(bool clean);
   bool can_resend() const;
-  void fail(boost::system::error_code ec, Failure kind);
   bool try_retry(RetryReason reason, unsigned status);
   bool take_retry_token();
   // Counts a retry (and this request among those in flight that retried); true.
@@ -140,29 +136,40 @@ class UpstreamAttempt final : private H2ClientStream {
   void let_go();
   void release_endpoint();
   void accept_load_report(const http::FieldList& fields);
-  bool accept_final_head();
-  EndpointStats& endpoint_stats() const;
   void release_retry();
-  // --- HTTP/2 endpoints (upstream_attempt_h2.cpp) ---
-  void h2_try();
-  // A stream the endpoint did not process (REFUSED_STREAM, or past a GOAWAY): sent again on
-  // another connection, whatever its method, within the retry budget. False: it cannot be.
-  bool h2_retry_unprocessed();
-  void h2_submit();
-  void h2_on_head();
-  void h2_hand();
-  void h2_resume();
-  void h2_release();
-  void h2_ready(bool ok) override;
-  void h2_header(std::string_view name, std::string_view value) override;
-  void h2_headers_end() override;
-  void h2_data(const uint8_t* data, size_t size) override;
-  void h2_end_stream() override;
-  void h2_closed(uint32_t error_code) override;
-  void h2_deliver() override;
-  ssize_t h2_read_body(uint8_t* buf, size_t length, uint32_t* flags) override;
-  // Drops this try's connection (HTTP/1.1) or stream (HTTP/2).
-  void drop_connection();
+
+  // --- for the exchanges ---
+  // The try's connection is up (a fresh one): the breaker hears it, and the route timer runs
+  // when the request is already whole.
+  void connected();
+  // The exchange sent everything the sink handed over and wants more body.
+  void want_body();
+  // The request went out whole: the route timeout runs from now (Envoy's rule).
+  void request_sent();
+  // A final response head is in head_ (either protocol): latency, the load report, the
+  // breaker's outcome, and a retry on its status. False when a retry took over.
+  bool accept_final_head();
+  // Hands pieces_out_ to the sink (with the head the first time); last: the response is whole.
+  void respond(bool last);
+  // The endpoint sent the whole response: timers, counters and the endpoint go; the exchange
+  // pools its connection (or ends its stream).
+  void upstream_finished();
+  // The endpoint answered 101: the connection and the bytes after the head go to the sink.
+  void upgraded(std::unique_ptr<UpstreamConnection> conn, std::string_view early);
+  // A try the endpoint did not process (HTTP/2 REFUSED_STREAM, or past a GOAWAY) may go again
+  // whatever its method (RFC 9113 §8.7), within the retry budget and at most twice per
+  // request. True: the exchange starts the try again on another connection.
+  bool resend_unprocessed();
+  void fail(boost::system::error_code ec, Failure kind);
+  EndpointStats& endpoint_stats() const;
+  // The response buffer, from the worker's pool (one per attempt while a request runs).
+  char* response_buffer() {
+    if (!buffer_) buffer_ = worker_.acquire_buffer();
+    return buffer_.get();
+  }
+  bool head_accepted() const { return phase_ >= Phase::kHeadHeld; }
+  bool head_out() const { return phase_ >= Phase::kStreaming; }
+  bool current(const UpstreamExchange* exchange) const { return active() && exchange_ == exchange; }
 
   Clock::time_point exchange_deadline(Clock::time_point from);
   // Bytes moved to or from the endpoint: a stream's silence starts again.
@@ -170,7 +177,6 @@ class UpstreamAttempt final : private H2ClientStream {
     if (req_.timeout.count() == 0) progress_at_ = Clock::now();
   }
   void arm_timer(Clock::time_point at, bool for_connect = false);
-
   void disarm_timer();
   void on_timer(boost::system::error_code ec, uint64_t generation);
 
@@ -195,7 +201,7 @@ class UpstreamAttempt final : private H2ClientStream {
   AttemptRequest req_;
   AttemptSink* sink_ = nullptr;
   std::weak_ptr<void> owner_;  // handlers hold it strongly while they are pending
-  bool active_ = false;
+  Phase phase_ = Phase::kIdle;
   // Bumped whenever a try ends: a handler of an earlier try finds a different value and
   // returns without touching anything.
   uint64_t generation_ = 0;
@@ -203,84 +209,42 @@ class UpstreamAttempt final : private H2ClientStream {
   ClusterStats* stats_ = nullptr;  // the proxy's counters of the routed cluster
   balancer::PickMemo memo_;        // the endpoints tried so far
   balancer::Pick pick_;            // this try's endpoint (kept after the try, for the log)
-  std::unique_ptr<UpstreamConnection> conn_;
   // The cluster's upstream TLS context for this try (shared: a reload cannot free it under a
   // connect or handshake in progress).
   std::shared_ptr<const tls::ClientContext> tls_;
-  bool reused_ = false;     // conn_ came from the pool
+  // Both exchanges live here (no allocation per try or per HTTP/2 stream); exchange_ is the
+  // routed cluster's protocol's.
+  Http1Exchange http1_;
+  H2Exchange h2_;
+  UpstreamExchange* exchange_ = &http1_;
   bool reached_ = false;    // some bytes of this try were written: it may have been processed
   bool got_bytes_ = false;  // some response bytes arrived on this try
   bool stale_replayed_ = false;
   bool retry_counted_ = false;
-  bool connecting_ = false;
-  bool read_pending_ = false;
-  bool write_pending_ = false;
+  bool report_taken_ = false;  // this response's load report was counted
   uint32_t retries_done_ = 0;
+  uint32_t refusals_ = 0;  // tries of this request the endpoint did not process
 
   // request side
-  std::string out_head_;
-  http::http1::BodyFramer framer_;
-  GatherList iov_;
-  std::string trailer_lines_;
   http::http1::BodyPieces* pieces_ = nullptr;  // the sink's pieces of the write in progress
-  bool head_pending_ = false;                  // out_head_ not written yet on this try
+  bool head_pending_ = false;                  // the request head is not written yet on this try
   bool body_done_ = false;                     // the sink handed over the last piece
   bool body_touched_ = false;                  // some of the body was taken from the sink
   std::string replay_;                         // the body, kept for a retry while it fits
   bool replay_ok_ = false;                     // replay_ holds every body byte taken so far
   bool replaying_ = false;                     // this try sends replay_, not the sink's pieces
 
-  // response side
+  // response side (filled by the exchange, handed to the sink)
   BodyBuffer buffer_;
-  size_t fill_ = 0;    // bytes in buffer_
-  size_t parsed_ = 0;  // bytes of buffer_ the parser has consumed
-  size_t scanned_ = 0;
-  http::http1::ResponseParser parser_;
   http::ResponseHead head_;
   http::FieldList trailers_;
   http::http1::BodyPieces pieces_out_;
-  bool head_delivered_ = false;
-  bool head_parsed_ = false;        // the final head is parsed (it may be held back)
-  bool broken_after_head_ = false;  // failed while the head was held back: report after it
-  bool upstream_done_ = false;
-  bool report_taken_ = false;  // this response's load report was counted
-
-  // zero-copy (splice) state of the response body
-  Pipe pipe_;
-  Socket* splice_to_ = nullptr;
-  size_t pipe_fill_ = 0;
-  uint64_t splice_left_ = 0;
-  uint64_t spliced_ = 0;
-
-  // HTTP/2 state of the current try
-  struct H2Span {
-    uint32_t name, name_len, value, value_len;
-  };
-  bool h2_mode_ = false;
-  std::shared_ptr<H2Client> h2_;
-  std::shared_ptr<void> h2_keep_;  // the owner, while a stream is open
-  int32_t h2_id_ = 0;
-  std::string h2_store_;  // response head, then trailer names and values
-  std::vector<H2Span> h2_spans_;
-  size_t h2_trailers_from_ = SIZE_MAX;  // index of the first trailer span
-  bool h2_head_ready_ = false;          // the final head's block is complete
-  bool h2_ended_ = false;               // END_STREAM from the endpoint
-  bool h2_closed_ = false;
-  uint32_t h2_error_ = 0;
-  bool h2_want_body_ = false;  // the body provider ran dry: ask the sink for more
-  size_t h2_handed_ = 0;       // bytes at the front of buffer_ the sink holds
-  size_t h2_piece_ = 0;        // request body position in pieces_ / replay_
-  size_t h2_offset_ = 0;
-  bool h2_overflow_ = false;              // more DATA than the window allows
-  uint32_t refusals_ = 0;                 // streams of this request the endpoint did not process
-  const H2Client* refused_on_ = nullptr;  // identity only: the connection that refused it
 
   Timer timer_;
   uint64_t timer_generation_ = 0;
   bool timer_armed_ = false;
   bool timer_for_connect_ = false;
   bool timed_out_ = false;
-  bool connect_timed_out_ = false;
   Clock::time_point deadline_;
   Clock::time_point try_start_;
   Clock::time_point progress_at_;  // routes without a timeout: the endpoint's last bytes
