@@ -1,8 +1,6 @@
 #include "downstream/h2_session.h"
 
 #include <algorithm>
-#include <boost/asio/post.hpp>
-#include <boost/asio/write.hpp>
 #include <cstring>
 
 #include "downstream/h2_stream.h"
@@ -74,30 +72,9 @@ void H2Session::start(std::string_view early) {
   read();
 }
 
-// --- input -------------------------------------------------------------------------------------
+// --- the I/O loop's hooks (h2/h2_io.h) ----------------------------------------------------------
 
-void H2Session::read() {
-  if (closed_ || reading_) return;
-  reading_ = true;
-  client_.async_read_some(asio::buffer(in_.get(), kBodyBufferSize),
-                          [self = shared_from_this()](error_code ec, size_t bytes) {
-                            self->reading_ = false;
-                            self->on_read(ec, bytes);
-                          });
-}
-
-void H2Session::on_read(error_code ec, size_t bytes) {
-  if (closed_) return;
-  if (ec) return close_now();  // the client left (or the sweep cancelled an idle connection)
-  if (!feed(reinterpret_cast<const uint8_t*>(in_.get()), bytes)) return;
-  flush();
-  read();
-}
-
-bool H2Session::feed(const uint8_t* data, size_t size) {
-  in_nghttp2_ = true;
-  const ssize_t n = nghttp2_session_mem_recv(ng_, data, size);
-  in_nghttp2_ = false;
+bool H2Session::io_received(ssize_t n) {
   if (n < 0) {
     if (logs::proxy().should_log(spdlog::level::debug)) {
       logs::proxy().debug("HTTP/2 from {}: {}", id_.ip, nghttp2_strerror(static_cast<int>(n)));
@@ -114,53 +91,31 @@ bool H2Session::feed(const uint8_t* data, size_t size) {
     }
     going_away_ = true;
     flush();
-    if (!writing_) close_now();
+    if (!writing()) close_now();
     return false;
   }
   return !closed_;
 }
 
-// --- output ------------------------------------------------------------------------------------
-
-// The streams' responses of one turn of the event loop go out in one write.
-void H2Session::flush_soon() {
-  if (flush_posted_ || closed_) return;
-  flush_posted_ = true;
-  asio::post(client_.get_executor(), [self = shared_from_this()] {
-    self->flush_posted_ = false;
-    self->flush();
-  });
-}
-
-void H2Session::flush() {
-  if (closed_ || in_nghttp2_ || writing_) return;
-  in_nghttp2_ = true;
-  const bool ok = h2::gather_output(ng_, out_);
-  in_nghttp2_ = false;
-  if (!ok) return close_now();
-  if (!out_.empty()) write();
+// The streams' responses of one turn of the event loop went out: the streams waiting for that
+// refill, queued ones start, and a finished connection closes.
+void H2Session::io_flushed() {
   run_resumes();
   run_starts();
   maybe_close();
 }
 
-void H2Session::write() {
-  writing_ = true;
+// A client that stops reading holds a write for at most the listener's idle_timeout (the
+// sweep closes it).
+void H2Session::io_writing(bool on) {
   write_deadline_ =
-      worker_.now() +
-      worker_.view()->snapshot->listeners[listener_index_].config->limits.idle_timeout;
-  asio::async_write(client_, asio::buffer(out_),
-                    [self = shared_from_this()](error_code ec, size_t) { self->on_written(ec); });
+      on ? worker_.now() +
+               worker_.view()->snapshot->listeners[listener_index_].config->limits.idle_timeout
+         : Clock::time_point::max();
 }
 
-void H2Session::on_written(error_code ec) {
-  writing_ = false;
-  write_deadline_ = Clock::time_point::max();
-  out_.clear();
-  if (closed_) return;
-  if (ec) return close_now();
-  flush();
-  if (going_away_ && !writing_) close_now();
+void H2Session::io_written() {
+  if (going_away_ && !writing()) close_now();
 }
 
 void H2Session::resume_after_send(std::shared_ptr<H2Stream> stream) {
@@ -208,7 +163,7 @@ void H2Session::run_resumes() {
 }
 
 void H2Session::maybe_close() {
-  if (closed_ || writing_) return;
+  if (closed_ || writing()) return;
   if (nghttp2_session_want_read(ng_) == 0 && nghttp2_session_want_write(ng_) == 0) close_now();
 }
 
@@ -243,7 +198,7 @@ void H2Session::on_sweep(Clock::time_point now) {
       going_away_ = true;
       nghttp2_session_terminate_session(ng_, NGHTTP2_NO_ERROR);
       flush();
-      if (!writing_) close_now();
+      if (!writing()) close_now();
     }
     return;
   }

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "downstream/exchange.h"
+#include "h2/h2_io.h"
 #include "io/stream.h"
 #include "switchyard/common/net.h"
 #include "worker/worker.h"
@@ -27,7 +28,9 @@ namespace switchyard::proxy {
 
 class H2Stream;
 
-class H2Session final : public Connection, public std::enable_shared_from_this<H2Session> {
+class H2Session final : public Connection,
+                        public h2::Io<H2Session>,
+                        public std::enable_shared_from_this<H2Session> {
  public:
   // Request body bytes a stream may have in flight (its receive window).
   static constexpr int32_t kStreamWindow = 256 * 1024;
@@ -52,10 +55,7 @@ class H2Session final : public Connection, public std::enable_shared_from_this<H
   size_t listener_index() const { return listener_index_; }
   ListenerStats& listener_stats() { return *listener_stats_; }
   bool tls() const { return tls_; }
-  // Sends what nghttp2 has queued; deferred while inside nghttp2 or while a write is pending.
-  void flush();
-  // flush() once the current handler is done (many streams' frames in one write).
-  void flush_soon();
+  // flush() and flush_soon() are the I/O loop's (h2/h2_io.h).
   // After the current send: the stream's attempt may refill its response pieces.
   void resume_after_send(std::shared_ptr<H2Stream> stream);
   // limits.max_requests_in_flight: true when the stream may start its request now (it holds a
@@ -75,11 +75,17 @@ class H2Session final : public Connection, public std::enable_shared_from_this<H
   static int on_stream_close(nghttp2_session*, int32_t, uint32_t, void*);
 
  private:
-  void read();
-  void on_read(boost::system::error_code ec, size_t bytes);
-  bool feed(const uint8_t* data, size_t size);
-  void write();
-  void on_written(boost::system::error_code ec);
+  // The I/O loop's hooks (h2/h2_io.h).
+  friend class h2::Io<H2Session>;
+  Stream& io_stream() { return client_; }
+  nghttp2_session* io_session() { return ng_; }
+  bool io_closed() const { return closed_; }
+  void io_close() { close_now(); }
+  bool io_received(ssize_t result);
+  void io_flushed();
+  void io_writing(bool on);
+  void io_written();
+
   void run_resumes();
   void run_starts();
   void maybe_close();
@@ -100,14 +106,8 @@ class H2Session final : public Connection, public std::enable_shared_from_this<H
   std::vector<std::shared_ptr<H2Stream>> resumes_;
   std::vector<H2Stream*> queue_;  // planned streams waiting for an in-flight slot, in order
   uint32_t in_flight_ = 0;        // streams whose request is with an endpoint
-  BodyBuffer in_;
-  std::string out_;
-  bool reading_ = false;
-  bool writing_ = false;
-  bool in_nghttp2_ = false;  // inside mem_recv or mem_send: no flush from callbacks
   bool closed_ = false;
   bool going_away_ = false;
-  bool flush_posted_ = false;
   Clock::time_point idle_since_;
   Clock::time_point write_deadline_ = Clock::time_point::max();
 

@@ -236,34 +236,20 @@ void H2Client::note(H2ClientStream* owner) {
 
 // --- I/O -----------------------------------------------------------------------------------------
 
-void H2Client::read() {
-  if (closed_ || reading_) return;
-  reading_ = true;
-  stream_.async_read_some(asio::buffer(in_.get(), kBodyBufferSize),
-                          [self = shared_from_this()](error_code ec, size_t bytes) {
-                            self->reading_ = false;
-                            self->on_read(ec, bytes);
-                          });
-}
-
-void H2Client::on_read(error_code ec, size_t bytes) {
-  if (closed_) return;
-  if (ec) return close();
-  auto keep = shared_from_this();
-  in_nghttp2_ = true;
-  const ssize_t n =
-      nghttp2_session_mem_recv(ng_, reinterpret_cast<const uint8_t*>(in_.get()), bytes);
-  in_nghttp2_ = false;
+bool H2Client::io_received(ssize_t n) {
   deliver();
   if (n < 0) {
     logs::proxy().debug("HTTP/2 from {}: {}", host_, nghttp2_strerror(static_cast<int>(n)));
     flush();
-    return close();
+    close();
+    return false;
   }
-  flush();
-  if (nghttp2_session_want_read(ng_) == 0 && nghttp2_session_want_write(ng_) == 0 && !writing_)
-    return close();
-  read();
+  // Told GOAWAY and every stream done, or terminated: nothing more will come.
+  if (nghttp2_session_want_read(ng_) == 0 && nghttp2_session_want_write(ng_) == 0 && !writing()) {
+    close();
+    return false;
+  }
+  return true;
 }
 
 // One owner at a time, taken off the list first: an owner may cancel (and so unlist) others
@@ -277,39 +263,6 @@ void H2Client::deliver() {
     owner->h2_deliver();
   }
   delivering_ = false;
-}
-
-// Streams' submits, window updates and resets of one turn of the event loop go out in one
-// write: the flush runs once, after whatever is running now.
-void H2Client::flush_soon() {
-  if (flush_posted_ || closed_) return;
-  flush_posted_ = true;
-  asio::post(stream_.get_executor(), [self = shared_from_this()] {
-    self->flush_posted_ = false;
-    self->flush();
-  });
-}
-
-void H2Client::flush() {
-  if (closed_ || in_nghttp2_ || writing_ || ng_ == nullptr) return;
-  in_nghttp2_ = true;
-  const bool ok = h2::gather_output(ng_, out_);
-  in_nghttp2_ = false;
-  if (!ok) return close();
-  if (!out_.empty()) write();
-  deliver();  // body providers may have asked their owners for more (flushed after this write)
-}
-
-void H2Client::write() {
-  writing_ = true;
-  asio::async_write(stream_, asio::buffer(out_),
-                    [self = shared_from_this()](error_code ec, size_t) {
-                      self->writing_ = false;
-                      self->out_.clear();
-                      if (self->closed_) return;
-                      if (ec) return self->close();
-                      self->flush();
-                    });
 }
 
 bool H2Client::sweep(Clock::time_point now) {

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "h2/h2_io.h"
 #include "io/stream.h"
 #include "worker/worker.h"
 
@@ -43,7 +44,7 @@ class H2ClientStream {
   virtual ssize_t h2_read_body(uint8_t* buf, size_t length, uint32_t* flags) = 0;
 };
 
-class H2Client : public std::enable_shared_from_this<H2Client> {
+class H2Client : public h2::Io<H2Client>, public std::enable_shared_from_this<H2Client> {
  public:
   // The window each stream's response may fill before its owner hands it on (one body buffer).
   static constexpr int32_t kStreamWindow = static_cast<int32_t>(kBodyBufferSize);
@@ -81,9 +82,7 @@ class H2Client : public std::enable_shared_from_this<H2Client> {
   // The owner gives up the stream (RST_STREAM CANCEL, unless it is over); nothing more is
   // reported to it.
   void cancel(int32_t id, H2ClientStream* owner);
-  void flush();
-  // flush() once the current handler is done (many streams' frames in one write).
-  void flush_soon();
+  // flush() and flush_soon() are the I/O loop's (h2/h2_io.h).
   // Calls owner->h2_deliver() once the current read or send is done (or now, when idle).
   void note(H2ClientStream* owner);
   // Idle probe and idle close; false once the connection is gone (the pool forgets it).
@@ -104,9 +103,17 @@ class H2Client : public std::enable_shared_from_this<H2Client> {
   void on_connect(boost::system::error_code ec);
   void start_session();
   void fail_waiters();
-  void read();
-  void on_read(boost::system::error_code ec, size_t bytes);
-  void write();
+  // The I/O loop's hooks (h2/h2_io.h).
+  friend class h2::Io<H2Client>;
+  Stream& io_stream() { return stream_; }
+  nghttp2_session* io_session() { return ng_; }
+  bool io_closed() const { return closed_; }
+  void io_close() { close(); }
+  bool io_received(ssize_t result);
+  void io_flushed() { deliver(); }  // body providers may have asked their owners for more
+  void io_writing(bool) {}
+  void io_written() {}
+
   void deliver();
   H2ClientStream* owner_of(int32_t id);
 
@@ -123,16 +130,10 @@ class H2Client : public std::enable_shared_from_this<H2Client> {
   std::vector<H2ClientStream*> touched_;  // owners with news from the current read
   // Streams submitted whose HEADERS have not gone out yet (nghttp2 has not opened them).
   std::vector<std::pair<int32_t, H2ClientStream*>> pending_;
-  BodyBuffer in_;
-  std::string out_;
   bool connecting_ = false;
   bool ready_ = false;
   bool closed_ = false;
-  bool reading_ = false;
-  bool writing_ = false;
-  bool in_nghttp2_ = false;
   bool delivering_ = false;
-  bool flush_posted_ = false;
   bool goaway_ = false;
   bool retired_ = false;
   uint32_t active_ = 0;
