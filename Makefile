@@ -9,7 +9,7 @@ DEPS := cmake ninja-build g++ ccache pkg-config python3 curl procps \
         prometheus-cpp-dev libgtest-dev libgmock-dev libbenchmark-dev \
         clang libclang-rt-14-dev libhttp-parser-dev \
         prometheus wrk chromium docker-compose libssl-dev openssl \
-        libnghttp2-dev nghttp2-client python3-grpcio libc-ares-dev dnsmasq-base
+        libnghttp2-dev nghttp2-client python3-grpcio python3-h2 libc-ares-dev dnsmasq-base
 
 .PHONY: all build deps run test unit integration bench asan tsan fuzz fuzz-build clean test-container container-deps
 FUZZ_RUNS ?= 10000000
