@@ -2,8 +2,10 @@
 
 #include <boost/asio/socket_base.hpp>
 
+#include "listener/listener.h"
 #include "switchyard/common/asio_endpoint.h"
 #include "switchyard/common/logging.h"
+#include "upstream/upstream_pools.h"
 #include "worker/worker.h"
 
 namespace switchyard::proxy {
@@ -35,6 +37,7 @@ struct ProxyServer::Impl {
     shared.stats = &stats;
     for (size_t i = 0; i < cfg.workers; ++i) {
       workers.push_back(std::make_unique<Worker>(i, shared));
+      workers.back()->set_upstream(std::make_unique<UpstreamPools>(*workers.back()));
     }
   }
   ~Impl() {
@@ -76,7 +79,7 @@ bool ProxyServer::bind() {
         return false;
       }
       if (addr.port() == 0) addr.set_port(acceptor.local_endpoint().port());
-      worker->add_acceptor(li, std::move(acceptor));
+      worker->add_listener(std::make_unique<Listener>(*worker, li, std::move(acceptor)));
     }
     logs::proxy().info("listener '{}' listening on {} ({} workers)", listener.name,
                        addr.to_string(), impl_->workers.size());

@@ -27,6 +27,7 @@
 #include "switchyard/config/loader.h"
 #include "switchyard/control/runtime.h"
 #include "upstream/h2_client.h"
+#include "upstream/upstream_pools.h"
 #include "worker/worker.h"
 
 using namespace switchyard;
@@ -83,6 +84,7 @@ struct Env {
   Env() : runtime(control), worker(0, shared) {
     std::signal(SIGPIPE, SIG_IGN);  // as the daemon: a peer that left is an error code
     logs::init("error");
+    worker.set_upstream(std::make_unique<proxy::UpstreamPools>(worker));
     auto loaded = config::load_string(kConfig, "fuzz.yaml", balancer::schema());
     if (!loaded.ok()) std::abort();
     auto snapshot = runtime.apply(loaded.config);

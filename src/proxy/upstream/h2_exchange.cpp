@@ -5,6 +5,7 @@
 #include "h2/h2_wire.h"
 #include "switchyard/http/h2_fields.h"
 #include "upstream/upstream_attempt.h"
+#include "upstream/upstream_pools.h"
 
 namespace switchyard::proxy {
 
@@ -23,8 +24,9 @@ void H2Exchange::begin() {
   const auto* ep = a_.pick_.ref->endpoint;
   const auto& up = a_.req_.balancer->config().upstream;
   keep_ = a_.owner_.lock();  // the connection holds only a plain pointer to this exchange
-  conn_ = a_.worker_.h2_pool().acquire(ep->id, ep->address, ep->address_text, a_.tls_,
-                                       up.connect_timeout, up.idle_timeout, refused_on_);
+  conn_ = UpstreamPools::of(a_.worker_)
+              .h2.acquire(ep->id, ep->address, ep->address_text, a_.tls_, up.connect_timeout,
+                          up.idle_timeout, refused_on_);
   if (conn_->ready()) return submit();
   conn_->wait(this);
 }

@@ -6,7 +6,7 @@
 #include "switchyard/common/asio_endpoint.h"
 #include "switchyard/common/logging.h"
 #include "upstream/upstream_attempt.h"
-#include "upstream/upstream_pool.h"
+#include "upstream/upstream_pools.h"
 
 namespace switchyard::proxy {
 namespace {
@@ -49,7 +49,8 @@ void Http1Exchange::begin() {
   // be open (a peek), so that it is never lost to an idle-close race.
   const auto& req = a_.req_;
   const bool careful = !http::idempotent(req.head->method) && !req.route->retries.non_idempotent;
-  conn_ = a_.worker_.pool().take(a_.pick_.ref->endpoint->id, careful, a_.tls_.get());
+  conn_ =
+      UpstreamPools::of(a_.worker_).http1.take(a_.pick_.ref->endpoint->id, careful, a_.tls_.get());
   reused_ = conn_ != nullptr;
   if (conn_) return begin_send();
   connect();
@@ -320,7 +321,8 @@ void Http1Exchange::finish() {
   const bool reusable = conn_ && head.keep_alive && !head.close_delimited && parsed_ == fill_;
   if (reusable) {
     const auto& up = a_.req_.balancer->config().upstream;
-    a_.worker_.pool().put(std::move(conn_), up.idle_timeout, up.max_idle_per_endpoint);
+    UpstreamPools::of(a_.worker_)
+        .http1.put(std::move(conn_), up.idle_timeout, up.max_idle_per_endpoint);
   }
   conn_.reset();
 }

@@ -5,11 +5,7 @@
 #include <boost/asio/post.hpp>
 #include <random>
 
-#include "downstream/session.h"
-#include "switchyard/common/logging.h"
 #include "switchyard/common/stats.h"
-#include "upstream/h2_client.h"
-#include "upstream/upstream_pool.h"
 
 namespace switchyard::proxy {
 namespace {
@@ -19,7 +15,6 @@ constexpr size_t kMaxFreeBuffers = 256;
 // path nothing. Deadlines are honoured to within one interval.
 constexpr auto kSweepInterval = std::chrono::milliseconds(250);
 constexpr int kSweepsPerPoolSweep = 4;  // the idle pool and warm connections: every second
-constexpr auto kAcceptBackoff = std::chrono::milliseconds(50);
 }  // namespace
 
 ConnectionSlot::ConnectionSlot(SharedCounters* shared, size_t listener,
@@ -50,10 +45,7 @@ Worker::Worker(size_t index, SharedCounters& shared)
     : index_(index),
       shared_(shared),
       work_(asio::make_work_guard(ioc_)),
-      pool_(std::make_unique<UpstreamPool>(*this)),
-      h2_pool_(std::make_unique<H2Pool>(*this)),
       sweep_timer_(ioc_.get_executor()),
-      accept_backoff_(ioc_.get_executor()),
       now_(Clock::now()) {
   access_log_ = std::make_unique<AccessLog>(
       shared.access_log ? &shared.access_log->ring(index) : nullptr, shared.stats);
@@ -61,14 +53,18 @@ Worker::Worker(size_t index, SharedCounters& shared)
 
 Worker::~Worker() { stop(); }
 
-void Worker::add_acceptor(size_t listener_index, Acceptor acceptor) {
-  acceptors_.push_back(ListenSlot{listener_index, std::move(acceptor)});
+void Worker::add_listener(std::unique_ptr<Listening> listener) {
+  listeners_.push_back(std::move(listener));
+}
+
+void Worker::close_listeners() {
+  for (auto& l : listeners_) l->close();
 }
 
 void Worker::start() {
   asio::post(ioc_, [this] {
     stats::set_thread_shard(static_cast<uint32_t>(index_ + 1));
-    for (size_t slot = 0; slot < acceptors_.size(); ++slot) do_accept(slot);
+    for (auto& l : listeners_) l->start();
     sweep();
   });
   thread_ = std::thread([this] {
@@ -114,11 +110,8 @@ void Worker::publish(std::shared_ptr<const control::Snapshot> snapshot,
 void Worker::drain() {
   asio::post(ioc_, [this] {
     draining_ = true;
-    for (auto& a : acceptors_) {
-      boost::system::error_code ec;
-      a.acceptor.close(ec);
-    }
-    pool_->clear();  // idle connections only; HTTP/2 ones carry the draining requests
+    close_listeners();
+    if (upstream_) upstream_->drain();
     for (Connection* c = connections_; c != nullptr;) {
       Connection* next = c->next;  // on_drain may unlink c
       c->on_drain();
@@ -136,52 +129,16 @@ void Worker::stop() {
   // pending operations complete with an error, then run the loop until they have. Connections
   // then end through their normal path instead of inside ~io_context.
   draining_ = true;
-  for (auto& a : acceptors_) {
-    boost::system::error_code ec;
-    a.acceptor.close(ec);
-  }
+  close_listeners();
   for (Connection* c = connections_; c != nullptr;) {
     Connection* next = c->next;
     c->abort();
     c = next;
   }
-  pool_->clear();
-  h2_pool_->clear();
+  if (upstream_) upstream_->stop();
   sweep_timer_.cancel();
-  accept_backoff_.cancel();
   ioc_.restart();
   ioc_.run();
-}
-
-void Worker::do_accept(size_t slot) {
-  acceptors_[slot].acceptor.async_accept([this, slot](boost::system::error_code ec, Socket socket) {
-    on_accept(slot, ec, std::move(socket));
-  });
-}
-
-void Worker::on_accept(size_t slot, boost::system::error_code ec, Socket socket) {
-  if (ec == asio::error::operation_aborted || draining_) return;
-  if (ec) {
-    // Out of descriptors or a transient kernel error: back off briefly instead of spinning.
-    logs::warn_every(logs::proxy(), logs::Reason::kAccept, "accept failed: {}", ec.message());
-    accept_backoff_.expires_after(kAcceptBackoff);
-    accept_backoff_.async_wait([this, slot](boost::system::error_code) { do_accept(slot); });
-    return;
-  }
-  size_t listener = acceptors_[slot].listener_index;
-  const auto& limits = view_->snapshot->listeners[listener].config->limits;
-  auto& count = shared_.listener_connections[listener];
-  if (count.fetch_add(1, std::memory_order_relaxed) >= limits.max_connections) {
-    count.fetch_sub(1, std::memory_order_relaxed);
-    boost::system::error_code ignored;
-    socket.close(ignored);  // over max_connections: refuse this one, keep serving the rest
-  } else {
-    socket.set_option(tcp::no_delay(true), ec);
-    std::make_shared<Session>(*this, listener, std::move(socket),
-                              view_->snapshot->listener_tls[listener])
-        ->start();
-  }
-  do_accept(slot);
 }
 
 void Worker::sweep() {
@@ -193,8 +150,7 @@ void Worker::sweep() {
   }
   if (++sweeps_ >= kSweepsPerPoolSweep) {
     sweeps_ = 0;
-    pool_->sweep(now_);
-    h2_pool_->sweep(now_);
+    if (upstream_) upstream_->sweep(now_);
   }
   sweep_timer_.expires_after(kSweepInterval);
   sweep_timer_.async_wait([this](boost::system::error_code ec) {

@@ -111,8 +111,25 @@ class ConnectionSlot {
   std::shared_ptr<ListenerStats> stats_;
 };
 
-class UpstreamPool;
-class H2Pool;
+// A listening socket this worker serves (listener/Listener): started on the worker's thread
+// when it starts, closed when it drains or stops.
+class Listening {
+ public:
+  virtual ~Listening() = default;
+  virtual void start() = 0;
+  virtual void close() = 0;
+};
+
+// What a room above keeps per worker (the upstream connection pools, upstream/upstream_pools.h):
+// swept every second, emptied of what carries no request when the worker drains and of
+// everything when it stops.
+class WorkerPart {
+ public:
+  virtual ~WorkerPart() = default;
+  virtual void sweep(Clock::time_point now) = 0;
+  virtual void drain() = 0;
+  virtual void stop() = 0;
+};
 
 class Worker {
  public:
@@ -123,7 +140,8 @@ class Worker {
   size_t index() const { return index_; }
 
   // Main thread, before start().
-  void add_acceptor(size_t listener_index, Acceptor acceptor);
+  void add_listener(std::unique_ptr<Listening> listener);
+  void set_upstream(std::unique_ptr<WorkerPart> upstream) { upstream_ = std::move(upstream); }
   void start();
   // Any thread: posted to the worker.
   void publish(std::shared_ptr<const control::Snapshot> snapshot,
@@ -137,8 +155,7 @@ class Worker {
   bool draining() const { return draining_; }
   SharedCounters& shared() { return shared_; }
   AccessLog& access_log() { return *access_log_; }
-  UpstreamPool& pool() { return *pool_; }
-  H2Pool& h2_pool() { return *h2_pool_; }
+  WorkerPart& upstream() { return *upstream_; }
   // The time of the last sweep (at most kSweepInterval old): deadlines are set from it, so
   // arming one costs no clock read.
   Clock::time_point now() const { return now_; }
@@ -151,14 +168,8 @@ class Worker {
   void unlink(Connection* c);
 
  private:
-  void do_accept(size_t slot);
-  void on_accept(size_t slot, boost::system::error_code ec, Socket socket);
   void sweep();
-
-  struct ListenSlot {
-    size_t listener_index;
-    Acceptor acceptor;
-  };
+  void close_listeners();
 
   size_t index_;
   SharedCounters& shared_;
@@ -167,16 +178,14 @@ class Worker {
   // control thread posts snapshots and drain requests.
   asio::io_context ioc_{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
   asio::executor_work_guard<asio::io_context::executor_type> work_;
-  std::vector<ListenSlot> acceptors_;
+  std::vector<std::unique_ptr<Listening>> listeners_;
   std::shared_ptr<WorkerView> view_;
   bool draining_ = false;
   std::unique_ptr<AccessLog> access_log_;
-  std::unique_ptr<UpstreamPool> pool_;
-  std::unique_ptr<H2Pool> h2_pool_;
+  std::unique_ptr<WorkerPart> upstream_;
   std::vector<BodyBuffer> free_buffers_;
   PipePool pipes_;
   Timer sweep_timer_;
-  Timer accept_backoff_;
   Clock::time_point now_;
   int sweeps_ = 0;
   Connection* connections_ = nullptr;  // intrusive list
