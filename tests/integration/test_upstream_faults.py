@@ -62,8 +62,8 @@ def read_request(c, buf):
     return path, rest[:n], rest[n:]
 
 
-class Http1Origin:
-    """An HTTP/1.1 endpoint whose answer depends on the path (see serve_one)."""
+class Origin:
+    """A loopback endpoint serving each connection on a thread of its own (_serve)."""
 
     def __init__(self):
         self.sock = socket.socket()
@@ -79,6 +79,13 @@ class Http1Origin:
             except OSError:
                 return
             threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    def _serve(self, c):
+        raise NotImplementedError
+
+
+class Http1Origin(Origin):
+    """An HTTP/1.1 endpoint whose answer depends on the path (see serve_one)."""
 
     def _serve(self, c):
         c.settimeout(10)
@@ -159,23 +166,8 @@ class Http1Origin:
         return True
 
 
-class H2Origin:
+class H2Origin(Origin):
     """An h2c endpoint (python3-h2) whose answer depends on the path (see answer)."""
-
-    def __init__(self):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.address = f"127.0.0.1:{self.sock.getsockname()[1]}"
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
 
     def _serve(self, c):
         c.settimeout(10)
