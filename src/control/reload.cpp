@@ -21,8 +21,10 @@ ReloadResult reload_file(const std::string& path, const config::Config& running,
                          const std::function<void(std::shared_ptr<const Snapshot>)>& publish) {
   ReloadResult out;
   auto failed = [&] {
-    logs::config().error("reload failed: keeping the running configuration");
+    // Counted before it is said, as a success is: whoever reads "reload failed" and then
+    // scrapes /metrics sees the failure counted.
     runtime.count_reload(false);
+    logs::config().error("reload failed: keeping the running configuration");
     out.version = runtime.current()->version;
     return out;
   };
