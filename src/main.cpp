@@ -144,9 +144,10 @@ class Daemon {
   }
 
   void begin_drain(int signo) {
+    // Not ready before it is said: whoever reads "draining" then sees /readyz answer 503.
+    admin_state_.ready = false;
     logs::main().info("{}: draining (up to {})", signo == SIGTERM ? "SIGTERM" : "SIGINT",
                       format_duration(config_->drain_timeout));
-    admin_state_.ready = false;
     signals_.cancel();
     proxy_.drain();
     drain_deadline_ = std::chrono::steady_clock::now() + config_->drain_timeout;
