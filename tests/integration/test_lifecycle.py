@@ -61,10 +61,14 @@ class AdminTest(ProxyTestCase):
             request(sy.port, "GET", "/")
         request(sy.port, "GET", "/status?code=404")
         # A request is counted once its response is written, which may finish just after the
-        # client has read it: poll briefly (bounded) before asserting.
-        for _ in range(40):
+        # client has read it, on whichever worker took its connection: poll until all four are
+        # counted, to a deadline scaled for load.
+        counted = ('switchyard_downstream_requests_total{code="200",listener="ingress"} 3',
+                   'switchyard_downstream_requests_total{code="404",listener="ingress"} 1')
+        deadline = time.monotonic() + 2.0 * time_scale()
+        while True:
             status, text = admin_get(sy, "/metrics")
-            if 'switchyard_downstream_requests_total{code="404",listener="ingress"} 1' in text:
+            if all(line in text for line in counted) or time.monotonic() > deadline:
                 break
             time.sleep(0.05)
         self.assertEqual(status, 200)
