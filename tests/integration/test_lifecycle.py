@@ -5,7 +5,7 @@ import threading
 import time
 import urllib.request
 
-from harness import ProxyTestCase, config, request, time_scale
+from harness import ProxyTestCase, config, request, time_scale, wait_for
 
 
 def admin_get(sy, path):
@@ -65,12 +65,13 @@ class AdminTest(ProxyTestCase):
         # counted, to a deadline scaled for load.
         counted = ('switchyard_downstream_requests_total{code="200",listener="ingress"} 3',
                    'switchyard_downstream_requests_total{code="404",listener="ingress"} 1')
-        deadline = time.monotonic() + 2.0 * time_scale()
-        while True:
-            status, text = admin_get(sy, "/metrics")
-            if all(line in text for line in counted) or time.monotonic() > deadline:
-                break
-            time.sleep(0.05)
+        scrape = {}
+
+        def all_counted():
+            scrape["status"], scrape["text"] = admin_get(sy, "/metrics")
+            return all(line in scrape["text"] for line in counted)
+        wait_for(all_counted, 2.0)
+        status, text = scrape["status"], scrape["text"]
         self.assertEqual(status, 200)
         self.assertIn('switchyard_downstream_requests_total{code="200",listener="ingress"} 3',
                       text)
